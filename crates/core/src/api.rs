@@ -1,0 +1,254 @@
+//! The generator control API's JSON types, shared by the generator (which serves them) and the
+//! gateway (which forwards and aggregates them). A [`StartRequest`] is validated once into
+//! [`GeneratorSettings`]; errors name the offending field.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::event::Level;
+use crate::synth::{parse_level_weights, Weighted};
+
+/// Highest rate one start request may ask for.
+pub const MAX_RATE_PER_SECOND: u64 = 5_000_000;
+/// Longest run one start request may ask for (one week).
+pub const MAX_DURATION_SECONDS: u64 = 7 * 24 * 3600;
+
+/// Body of `POST /api/v1/generator/start`. Every field is optional.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StartRequest {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rate_per_second: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub duration_seconds: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scenario: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub formats: Option<BTreeMap<String, u32>>,
+    /// Level mix as `INFO:70,WARN:20,ERROR:10`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub level_weights: Option<String>,
+}
+
+/// A request field that is not acceptable.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{field}: {message}")]
+pub struct FieldError {
+    pub field: String,
+    pub message: String,
+}
+
+impl FieldError {
+    pub fn new(field: impl Into<String>, message: impl Into<String>) -> Self {
+        Self {
+            field: field.into(),
+            message: message.into(),
+        }
+    }
+}
+
+/// Validated generation settings.
+#[derive(Debug, Clone)]
+pub struct GeneratorSettings {
+    pub rate_per_second: u64,
+    pub duration: Option<Duration>,
+    pub levels: Option<Weighted<Level>>,
+}
+
+/// The scenarios this build implements.
+pub const SCENARIOS: &[&str] = &["steady"];
+/// The formats this build implements.
+pub const FORMATS: &[&str] = &["json"];
+
+impl StartRequest {
+    /// Parses a request body; an empty body is the default request.
+    pub fn from_json(body: &[u8]) -> Result<Self, FieldError> {
+        if body.iter().all(u8::is_ascii_whitespace) {
+            return Ok(Self::default());
+        }
+        serde_json::from_slice(body).map_err(|e| {
+            let text = e.to_string();
+            let field = text
+                .split('`')
+                .nth(1)
+                .filter(|_| text.starts_with("unknown field"))
+                .unwrap_or("body");
+            FieldError::new(field, text.clone())
+        })
+    }
+
+    /// Checks every field; `default_rate` applies when no rate is given.
+    pub fn validate(&self, default_rate: u64) -> Result<GeneratorSettings, FieldError> {
+        let rate_per_second = self.rate_per_second.unwrap_or(default_rate);
+        if !(1..=MAX_RATE_PER_SECOND).contains(&rate_per_second) {
+            return Err(FieldError::new(
+                "rate_per_second",
+                format!("must be between 1 and {MAX_RATE_PER_SECOND}, got {rate_per_second}"),
+            ));
+        }
+        let duration = match self.duration_seconds {
+            None => None,
+            Some(s) if (1..=MAX_DURATION_SECONDS).contains(&s) => Some(Duration::from_secs(s)),
+            Some(s) => {
+                return Err(FieldError::new(
+                    "duration_seconds",
+                    format!("must be between 1 and {MAX_DURATION_SECONDS} or null, got {s}"),
+                ))
+            }
+        };
+        if let Some(scenario) = &self.scenario {
+            if !SCENARIOS.contains(&scenario.as_str()) {
+                return Err(FieldError::new(
+                    "scenario",
+                    format!("unknown scenario {scenario:?}; available: {}", SCENARIOS.join(", ")),
+                ));
+            }
+        }
+        if let Some(formats) = &self.formats {
+            if let Some(unknown) = formats.keys().find(|f| !FORMATS.contains(&f.as_str())) {
+                return Err(FieldError::new(
+                    "formats",
+                    format!("unknown format {unknown:?}; available: {}", FORMATS.join(", ")),
+                ));
+            }
+            if formats.values().all(|w| *w == 0) {
+                return Err(FieldError::new("formats", "at least one weight must be positive"));
+            }
+        }
+        let levels = match &self.level_weights {
+            None => None,
+            Some(text) => Some(parse_level_weights(text).map_err(|e| FieldError::new("level_weights", e))?),
+        };
+        Ok(GeneratorSettings {
+            rate_per_second,
+            duration,
+            levels,
+        })
+    }
+}
+
+/// Circuit breaker state as reported in status.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum BreakerState {
+    #[default]
+    Closed,
+    HalfOpen,
+    Open,
+}
+
+/// Status of one generator instance. Totals count since the instance started; `seq` values the
+/// instance has used are exactly `1..=generated_total`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct InstanceStatus {
+    pub instance_id: String,
+    pub running: bool,
+    pub target_rate: u64,
+    pub current_rate: f64,
+    pub generated_total: u64,
+    pub sent_total: u64,
+    pub failed_total: u64,
+    pub rate_limited_total: u64,
+    /// Handed to Kafka, neither acknowledged nor failed yet.
+    pub in_flight: u64,
+    pub circuit_breaker_state: BreakerState,
+}
+
+/// Status over all instances, as the gateway answers it.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ClusterStatus {
+    pub running: bool,
+    pub target_rate: u64,
+    pub current_rate: f64,
+    pub generated_total: u64,
+    pub sent_total: u64,
+    pub failed_total: u64,
+    pub rate_limited_total: u64,
+    pub in_flight: u64,
+    pub circuit_breaker_state: BreakerState,
+    pub instances: Vec<InstanceStatus>,
+    /// Instances that did not answer, with the error.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub unreachable: Vec<Unreachable>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Unreachable {
+    pub url: String,
+    pub error: String,
+}
+
+impl ClusterStatus {
+    /// Sums instances; the breaker reads as the worst state of any instance.
+    pub fn aggregate(instances: Vec<InstanceStatus>, unreachable: Vec<Unreachable>) -> Self {
+        let mut status = ClusterStatus::default();
+        for i in &instances {
+            status.running |= i.running;
+            status.target_rate += i.target_rate;
+            status.current_rate += i.current_rate;
+            status.generated_total += i.generated_total;
+            status.sent_total += i.sent_total;
+            status.failed_total += i.failed_total;
+            status.rate_limited_total += i.rate_limited_total;
+            status.in_flight += i.in_flight;
+            status.circuit_breaker_state = worst(status.circuit_breaker_state, i.circuit_breaker_state);
+        }
+        status.instances = instances;
+        status.unreachable = unreachable;
+        status
+    }
+}
+
+fn worst(a: BreakerState, b: BreakerState) -> BreakerState {
+    use BreakerState::*;
+    match (a, b) {
+        (Open, _) | (_, Open) => Open,
+        (HalfOpen, _) | (_, HalfOpen) => HalfOpen,
+        _ => Closed,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn empty_body_is_default() {
+        let settings = StartRequest::from_json(b" ").expect("ok").validate(1000).expect("ok");
+        assert_eq!(settings.rate_per_second, 1000);
+        assert!(settings.duration.is_none());
+    }
+
+    #[test]
+    fn errors_name_the_field() {
+        let err = |body: &str| {
+            StartRequest::from_json(body.as_bytes())
+                .and_then(|r| r.validate(1000).map(|_| ()))
+                .expect_err("rejected")
+                .field
+        };
+        assert_eq!(err(r#"{"rate_per_second": 0}"#), "rate_per_second");
+        assert_eq!(err(r#"{"duration_seconds": 0}"#), "duration_seconds");
+        assert_eq!(err(r#"{"scenario": "chaos"}"#), "scenario");
+        assert_eq!(err(r#"{"formats": {"xml": 1}}"#), "formats");
+        assert_eq!(err(r#"{"level_weights": "INFO:x"}"#), "level_weights");
+        assert_eq!(err(r#"{"rate": 5}"#), "rate");
+        assert_eq!(err(r#"{"rate_per_second": "fast"}"#), "body");
+    }
+
+    #[test]
+    fn aggregate_sums_and_takes_worst_breaker() {
+        let a = InstanceStatus { sent_total: 3, running: true, ..Default::default() };
+        let b = InstanceStatus {
+            sent_total: 4,
+            circuit_breaker_state: BreakerState::Open,
+            ..Default::default()
+        };
+        let s = ClusterStatus::aggregate(vec![a, b], vec![]);
+        assert_eq!(s.sent_total, 7);
+        assert!(s.running);
+        assert_eq!(s.circuit_breaker_state, BreakerState::Open);
+    }
+}

@@ -1,0 +1,106 @@
+//! The normalised log event: what every input format becomes and what the collector stores.
+
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+
+/// Severity of a log event, ordered from least to most severe.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum Level {
+    Trace,
+    Debug,
+    Info,
+    Warn,
+    Error,
+    Fatal,
+}
+
+impl Level {
+    pub const ALL: [Level; 6] = [
+        Level::Trace,
+        Level::Debug,
+        Level::Info,
+        Level::Warn,
+        Level::Error,
+        Level::Fatal,
+    ];
+
+    /// The canonical upper-case name, as stored and exported.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Level::Trace => "TRACE",
+            Level::Debug => "DEBUG",
+            Level::Info => "INFO",
+            Level::Warn => "WARN",
+            Level::Error => "ERROR",
+            Level::Fatal => "FATAL",
+        }
+    }
+}
+
+impl fmt::Display for Level {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A level name that is none of the known ones.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown level {0:?} (expected one of TRACE, DEBUG, INFO, WARN, ERROR, FATAL)")]
+pub struct UnknownLevel(pub String);
+
+impl FromStr for Level {
+    type Err = UnknownLevel;
+
+    /// Case-insensitive; accepts the common aliases WARNING, ERR, CRITICAL and CRIT.
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let level = match s.len() {
+            3 if s.eq_ignore_ascii_case("err") => Level::Error,
+            4 if s.eq_ignore_ascii_case("info") => Level::Info,
+            4 if s.eq_ignore_ascii_case("warn") => Level::Warn,
+            4 if s.eq_ignore_ascii_case("crit") => Level::Fatal,
+            5 if s.eq_ignore_ascii_case("trace") => Level::Trace,
+            5 if s.eq_ignore_ascii_case("debug") => Level::Debug,
+            5 if s.eq_ignore_ascii_case("error") => Level::Error,
+            5 if s.eq_ignore_ascii_case("fatal") => Level::Fatal,
+            7 if s.eq_ignore_ascii_case("warning") => Level::Warn,
+            8 if s.eq_ignore_ascii_case("critical") => Level::Fatal,
+            _ => return Err(UnknownLevel(s.to_owned())),
+        };
+        Ok(level)
+    }
+}
+
+/// One log event in normalised form. Timestamps are milliseconds since the Unix epoch (UTC).
+#[derive(Debug, Clone, PartialEq)]
+pub struct LogEvent {
+    pub timestamp_ms: i64,
+    pub level: Level,
+    pub service: String,
+    pub component: Option<String>,
+    pub host: Option<String>,
+    pub message: String,
+    pub trace_id: Option<String>,
+    pub span_id: Option<String>,
+    pub parent_id: Option<String>,
+    /// Free-form attributes as a JSON object text (kept verbatim, stored as `jsonb`).
+    pub attributes: Option<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn levels_parse_case_insensitively_with_aliases() {
+        assert_eq!("info".parse::<Level>(), Ok(Level::Info));
+        assert_eq!("Warning".parse::<Level>(), Ok(Level::Warn));
+        assert_eq!("CRITICAL".parse::<Level>(), Ok(Level::Fatal));
+        assert!("verbose".parse::<Level>().is_err());
+        for level in Level::ALL {
+            assert_eq!(level.as_str().parse::<Level>(), Ok(level));
+        }
+    }
+}

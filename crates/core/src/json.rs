@@ -1,0 +1,309 @@
+//! The JSON wire form of a [`LogEvent`]:
+//! `{"timestamp": RFC 3339 string or epoch milliseconds, "level", "service", "component", "host",
+//! "message", "trace_id", "span_id", "parent_id", "attributes": {...}}`.
+//!
+//! Decoding never panics: anything that is not a valid event becomes a [`DecodeError`] whose
+//! [`reason`](DecodeError::reason) is the short label used for dead-lettering and metrics.
+
+use std::borrow::Cow;
+
+use chrono::{DateTime, SecondsFormat};
+use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
+
+use crate::event::{Level, LogEvent};
+
+/// Why bytes could not be decoded into a [`LogEvent`].
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DecodeError {
+    #[error("payload is not valid UTF-8: {0}")]
+    InvalidUtf8(String),
+    #[error("payload is not a JSON object: {0}")]
+    InvalidJson(String),
+    #[error("field has the wrong type: {0}")]
+    InvalidField(String),
+    #[error("required field `{0}` is missing or empty")]
+    MissingField(&'static str),
+    #[error("invalid timestamp {0:?} (expected RFC 3339 or epoch milliseconds)")]
+    InvalidTimestamp(String),
+    #[error("invalid level: {0}")]
+    InvalidLevel(String),
+}
+
+impl DecodeError {
+    /// A short, stable label (bounded cardinality) for the `reason` metric label and DLQ header.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            DecodeError::InvalidUtf8(_) => "invalid_utf8",
+            DecodeError::InvalidJson(_) => "invalid_json",
+            DecodeError::InvalidField(_) => "invalid_field",
+            DecodeError::MissingField(_) => "missing_field",
+            DecodeError::InvalidTimestamp(_) => "invalid_timestamp",
+            DecodeError::InvalidLevel(_) => "invalid_level",
+        }
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum WireTimestamp<'a> {
+    Millis(i64),
+    Float(f64),
+    Text(#[serde(borrow)] Cow<'a, str>),
+}
+
+#[derive(Deserialize)]
+struct WireIn<'a> {
+    #[serde(default, borrow)]
+    timestamp: Option<WireTimestamp<'a>>,
+    #[serde(default, borrow)]
+    level: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    service: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    component: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    host: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    message: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    trace_id: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    span_id: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    parent_id: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    attributes: Option<&'a RawValue>,
+}
+
+#[derive(Serialize)]
+struct WireOut<'a> {
+    timestamp: String,
+    level: &'static str,
+    service: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    component: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    host: Option<&'a str>,
+    message: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    trace_id: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    span_id: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    parent_id: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    attributes: Option<&'a RawValue>,
+}
+
+/// Earliest accepted event time: 1970-01-01T00:00:00Z.
+pub const MIN_TIMESTAMP_MS: i64 = 0;
+/// Latest accepted event time: 9999-12-31T23:59:59.999Z.
+pub const MAX_TIMESTAMP_MS: i64 = 253_402_300_799_999;
+
+/// JSON text PostgreSQL's `jsonb` accepts: it refuses `\u0000` and lone surrogates, which
+/// serde's raw values let through, so text with escapes is parsed and checked.
+fn storable_json(raw: &str) -> Result<String, DecodeError> {
+    if !raw.contains("\\u") {
+        return Ok(raw.to_owned());
+    }
+    fn has_nul(value: &serde_json::Value) -> bool {
+        match value {
+            serde_json::Value::String(s) => s.contains('\0'),
+            serde_json::Value::Array(items) => items.iter().any(has_nul),
+            serde_json::Value::Object(map) => map.iter().any(|(k, v)| k.contains('\0') || has_nul(v)),
+            _ => false,
+        }
+    }
+    let value: serde_json::Value = serde_json::from_str(raw)
+        .map_err(|e| DecodeError::InvalidField(format!("attributes: {e}")))?;
+    if has_nul(&value) {
+        return Err(DecodeError::InvalidField("attributes: contains a NUL character".into()));
+    }
+    Ok(value.to_string())
+}
+
+/// Formats epoch milliseconds as RFC 3339 UTC with millisecond precision.
+pub fn format_timestamp(ms: i64) -> String {
+    match DateTime::from_timestamp_millis(ms) {
+        Some(t) => t.to_rfc3339_opts(SecondsFormat::Millis, true),
+        None => ms.to_string(),
+    }
+}
+
+/// Parses an RFC 3339 timestamp into epoch milliseconds.
+pub fn parse_rfc3339_ms(text: &str) -> Option<i64> {
+    DateTime::parse_from_rfc3339(text)
+        .ok()
+        .map(|t| t.timestamp_millis())
+}
+
+/// Appends the JSON form of `event` to `out`.
+pub fn encode_into(event: &LogEvent, out: &mut Vec<u8>) -> Result<(), serde_json::Error> {
+    let attributes = match event.attributes.as_deref() {
+        Some(text) => Some(serde_json::from_str::<&RawValue>(text)?),
+        None => None,
+    };
+    let wire = WireOut {
+        timestamp: format_timestamp(event.timestamp_ms),
+        level: event.level.as_str(),
+        service: &event.service,
+        component: event.component.as_deref(),
+        host: event.host.as_deref(),
+        message: &event.message,
+        trace_id: event.trace_id.as_deref(),
+        span_id: event.span_id.as_deref(),
+        parent_id: event.parent_id.as_deref(),
+        attributes,
+    };
+    serde_json::to_writer(out, &wire)
+}
+
+/// The JSON form of `event`.
+pub fn encode(event: &LogEvent) -> Result<Vec<u8>, serde_json::Error> {
+    let mut out = Vec::with_capacity(384);
+    encode_into(event, &mut out)?;
+    Ok(out)
+}
+
+fn non_empty(field: Option<Cow<'_, str>>) -> Option<String> {
+    field.filter(|v| !v.is_empty()).map(Cow::into_owned)
+}
+
+/// Decodes one event from its JSON bytes.
+pub fn decode(bytes: &[u8]) -> Result<LogEvent, DecodeError> {
+    let text = std::str::from_utf8(bytes).map_err(|e| DecodeError::InvalidUtf8(e.to_string()))?;
+    let wire: WireIn<'_> = serde_json::from_str(text).map_err(|e| {
+        if e.classify() == serde_json::error::Category::Data && text.trim_start().starts_with('{')
+        {
+            DecodeError::InvalidField(e.to_string())
+        } else {
+            DecodeError::InvalidJson(e.to_string())
+        }
+    })?;
+    let timestamp_ms = match wire.timestamp {
+        None => return Err(DecodeError::MissingField("timestamp")),
+        Some(WireTimestamp::Millis(ms)) => ms,
+        Some(WireTimestamp::Float(ms)) if ms.is_finite() && ms.abs() < 9.0e15 => ms as i64,
+        Some(WireTimestamp::Float(ms)) => return Err(DecodeError::InvalidTimestamp(ms.to_string())),
+        Some(WireTimestamp::Text(text)) => parse_rfc3339_ms(&text)
+            .ok_or_else(|| DecodeError::InvalidTimestamp(text.into_owned()))?,
+    };
+    if !(MIN_TIMESTAMP_MS..=MAX_TIMESTAMP_MS).contains(&timestamp_ms) {
+        return Err(DecodeError::InvalidTimestamp(timestamp_ms.to_string()));
+    }
+    let level = match wire.level.as_deref() {
+        None | Some("") => return Err(DecodeError::MissingField("level")),
+        Some(text) => text
+            .parse::<Level>()
+            .map_err(|e| DecodeError::InvalidLevel(e.to_string()))?,
+    };
+    let service = non_empty(wire.service).ok_or(DecodeError::MissingField("service"))?;
+    let attributes = match wire.attributes.map(RawValue::get) {
+        None | Some("null") => None,
+        Some(raw) => Some(storable_json(raw)?),
+    };
+    Ok(LogEvent {
+        timestamp_ms,
+        level,
+        service,
+        component: non_empty(wire.component),
+        host: non_empty(wire.host),
+        message: wire.message.map(Cow::into_owned).unwrap_or_default(),
+        trace_id: non_empty(wire.trace_id),
+        span_id: non_empty(wire.span_id),
+        parent_id: non_empty(wire.parent_id),
+        attributes,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn sample() -> LogEvent {
+        LogEvent {
+            timestamp_ms: 1_763_900_000_123,
+            level: Level::Warn,
+            service: "orders".into(),
+            component: Some("api".into()),
+            host: Some("host-1".into()),
+            message: "slow \"query\"\ttook 812 ms".into(),
+            trace_id: Some("4bf92f3577b34da6a3ce929d0e0e4736".into()),
+            span_id: Some("00f067aa0ba902b7".into()),
+            parent_id: None,
+            attributes: Some(r#"{"table":"orders","rows":3}"#.into()),
+        }
+    }
+
+    #[test]
+    fn round_trips() {
+        let event = sample();
+        let bytes = encode(&event).expect("encodes");
+        assert_eq!(decode(&bytes), Ok(event));
+    }
+
+    #[test]
+    fn accepts_epoch_millis_and_aliases() {
+        let e = decode(br#"{"timestamp":1700000000000,"level":"warning","service":"a"}"#)
+            .expect("valid");
+        assert_eq!(e.timestamp_ms, 1_700_000_000_000);
+        assert_eq!(e.level, Level::Warn);
+        assert_eq!(e.message, "");
+    }
+
+    #[test]
+    fn classifies_bad_input() {
+        let cases: &[(&[u8], &str)] = &[
+            (b"\xff\xfe{}", "invalid_utf8"),
+            (b"not json", "invalid_json"),
+            (b"[1,2]", "invalid_json"),
+            (b"{\"level\":", "invalid_json"),
+            (br#"{"level":5,"service":"a","timestamp":1}"#, "invalid_field"),
+            (br#"{"level":"INFO","service":"a"}"#, "missing_field"),
+            (br#"{"level":"INFO","timestamp":1}"#, "missing_field"),
+            (br#"{"service":"a","timestamp":1}"#, "missing_field"),
+            (br#"{"level":"LOUD","service":"a","timestamp":1}"#, "invalid_level"),
+            (br#"{"level":"INFO","service":"a","timestamp":"yesterday"}"#, "invalid_timestamp"),
+            (br#"{"level":"INFO","service":"a","timestamp":-5}"#, "invalid_timestamp"),
+            (br#"{"level":"INFO","service":"a","timestamp":99999999999999999}"#, "invalid_timestamp"),
+            (br#"{"level":"INFO","service":"a","timestamp":1,"attributes":{"x":"\u0000"}}"#, "invalid_field"),
+            (br#"{"level":"INFO","service":"a","timestamp":1,"attributes":{"x":"\ud800"}}"#, "invalid_field"),
+        ];
+        for (input, reason) in cases {
+            let err = decode(input).expect_err("must be rejected");
+            assert_eq!(err.reason(), *reason, "input {:?}: {err}", String::from_utf8_lossy(input));
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn decode_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..512)) {
+            let _ = decode(&bytes);
+        }
+
+        #[test]
+        fn round_trips_arbitrary_text(
+            message in ".*",
+            service in "[a-z][a-z0-9-]{0,20}",
+            ts in 0i64..4_102_444_800_000,
+            level in 0usize..6,
+        ) {
+            let event = LogEvent {
+                timestamp_ms: ts,
+                level: Level::ALL[level],
+                service,
+                component: None,
+                host: None,
+                message,
+                trace_id: None,
+                span_id: None,
+                parent_id: None,
+                attributes: None,
+            };
+            let bytes = encode(&event).expect("encodes");
+            prop_assert_eq!(decode(&bytes), Ok(event));
+        }
+    }
+}

@@ -1,0 +1,17 @@
+//! logstream's domain logic, free of I/O so it can be unit-tested, fuzzed and benchmarked.
+//!
+//! - [`api`]: the generator control API's request and status types, validated once.
+//! - [`event`]: the normalised log event every format is turned into.
+//! - [`json`]: the JSON wire form of an event (encode for the generator, decode for the collector).
+//! - [`synth`]: realistic synthetic events for the generator.
+//! - [`window`]: event-time window keys and counts.
+//! - [`copy`]: PostgreSQL `COPY ... FROM STDIN` text encoding of field values.
+
+pub mod api;
+pub mod copy;
+pub mod event;
+pub mod json;
+pub mod synth;
+pub mod window;
+
+pub use event::{Level, LogEvent};

@@ -1,0 +1,245 @@
+//! Realistic synthetic log events: several services with their components, levels drawn by
+//! weight, per-service message templates with variable parts, and W3C-sized trace/span ids.
+//!
+//! Deterministic for a given seed, so tests and benchmarks are repeatable.
+
+use std::fmt::Write as _;
+
+use rand::rngs::SmallRng;
+use rand::{Rng, SeedableRng};
+
+use crate::event::{Level, LogEvent};
+
+/// A weighted choice among `T`s. Weights are relative; zero-weight entries are never chosen.
+#[derive(Debug, Clone)]
+pub struct Weighted<T> {
+    items: Vec<T>,
+    cumulative: Vec<u32>,
+}
+
+/// The weights given cannot be drawn from.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("weights must not all be zero and must sum to at most 4294967295")]
+pub struct InvalidWeights;
+
+impl<T> Weighted<T> {
+    pub fn new(entries: impl IntoIterator<Item = (T, u32)>) -> Result<Self, InvalidWeights> {
+        let mut items = Vec::new();
+        let mut cumulative = Vec::new();
+        let mut total: u32 = 0;
+        for (item, weight) in entries {
+            if weight == 0 {
+                continue;
+            }
+            total = total.checked_add(weight).ok_or(InvalidWeights)?;
+            items.push(item);
+            cumulative.push(total);
+        }
+        if items.is_empty() {
+            return Err(InvalidWeights);
+        }
+        Ok(Self { items, cumulative })
+    }
+
+    pub fn pick<R: Rng>(&self, rng: &mut R) -> &T {
+        let total = *self.cumulative.last().unwrap_or(&1);
+        let x = rng.random_range(0..total);
+        let index = self.cumulative.partition_point(|&c| c <= x);
+        &self.items[index.min(self.items.len() - 1)]
+    }
+}
+
+/// Parses level weights written as `INFO:70,WARN:20,ERROR:10`.
+pub fn parse_level_weights(text: &str) -> Result<Weighted<Level>, String> {
+    let mut entries = Vec::new();
+    for part in text.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        let (name, weight) = part
+            .split_once(':')
+            .ok_or_else(|| format!("{part:?} is not LEVEL:WEIGHT"))?;
+        let level = name.trim().parse::<Level>().map_err(|e| e.to_string())?;
+        let weight = weight
+            .trim()
+            .parse::<u32>()
+            .map_err(|_| format!("weight {weight:?} of {name} is not a whole number"))?;
+        entries.push((level, weight));
+    }
+    Weighted::new(entries).map_err(|e| e.to_string())
+}
+
+/// The default level mix: mostly INFO, some WARN, a few ERROR.
+pub fn default_level_weights() -> Weighted<Level> {
+    Weighted {
+        items: vec![
+            Level::Trace,
+            Level::Debug,
+            Level::Info,
+            Level::Warn,
+            Level::Error,
+            Level::Fatal,
+        ],
+        cumulative: vec![1, 10, 80, 94, 99, 100],
+    }
+}
+
+struct ServiceProfile {
+    name: &'static str,
+    components: &'static [&'static str],
+    entity: &'static str,
+}
+
+const SERVICES: &[(ServiceProfile, u32)] = &[
+    (ServiceProfile { name: "orders", components: &["api", "db", "worker"], entity: "order" }, 30),
+    (ServiceProfile { name: "users", components: &["api", "auth", "cache"], entity: "user" }, 20),
+    (ServiceProfile { name: "payments", components: &["api", "gateway", "fraud"], entity: "payment" }, 15),
+    (ServiceProfile { name: "inventory", components: &["api", "sync"], entity: "sku" }, 15),
+    (ServiceProfile { name: "shipping", components: &["api", "tracker"], entity: "shipment" }, 10),
+    (ServiceProfile { name: "search", components: &["api", "indexer"], entity: "query" }, 10),
+];
+
+/// The names of the services the synthesizer produces.
+pub fn service_names() -> impl Iterator<Item = &'static str> {
+    SERVICES.iter().map(|(p, _)| p.name)
+}
+
+const PATHS: &[&str] = &["/api/v1/items", "/api/v1/cart", "/api/v1/checkout", "/health", "/api/v1/profile"];
+const TABLES: &[&str] = &["orders", "customers", "line_items", "stock", "sessions"];
+const DECLINES: &[&str] = &["insufficient funds", "card expired", "suspected fraud", "issuer unavailable"];
+const REGIONS: &[&str] = &["eu-west-1", "us-east-1", "ap-south-1"];
+
+/// Produces synthetic events.
+pub struct Synthesizer {
+    rng: SmallRng,
+    host: String,
+    services: Weighted<&'static ServiceProfile>,
+    levels: Weighted<Level>,
+}
+
+impl Synthesizer {
+    pub fn new(seed: u64, host: impl Into<String>) -> Self {
+        Self {
+            rng: SmallRng::seed_from_u64(seed),
+            host: host.into(),
+            services: Weighted::new(SERVICES.iter().map(|(p, w)| (p, *w)))
+                .unwrap_or_else(|_| unreachable!("static weights are valid")),
+            levels: default_level_weights(),
+        }
+    }
+
+    pub fn with_levels(mut self, levels: Weighted<Level>) -> Self {
+        self.levels = levels;
+        self
+    }
+
+    fn hex(&mut self, bytes: usize) -> String {
+        let mut s = String::with_capacity(bytes * 2);
+        for _ in 0..bytes {
+            let _ = write!(s, "{:02x}", self.rng.random::<u8>());
+        }
+        s
+    }
+
+    fn pick<T: Copy>(&mut self, items: &[T]) -> T {
+        items[self.rng.random_range(0..items.len())]
+    }
+
+    fn message(&mut self, profile: &ServiceProfile, level: Level) -> String {
+        let id = self.rng.random_range(100_000..999_999u32);
+        let ms = self.rng.random_range(1..2_500u32);
+        let entity = profile.entity;
+        match level {
+            Level::Trace => format!("entering handler for {entity} {id}"),
+            Level::Debug => {
+                let table = self.pick(TABLES);
+                format!("cache miss for {entity}:{id}, loading from {table}")
+            }
+            Level::Info => match self.rng.random_range(0..3u8) {
+                0 => {
+                    let path = self.pick(PATHS);
+                    format!("GET {path}/{id} completed with 200 in {ms} ms")
+                }
+                1 => format!("{entity} {id} processed in {ms} ms"),
+                _ => {
+                    let cents = self.rng.random_range(100..50_000u32);
+                    format!("{entity} {id} updated, amount={}.{:02} EUR", cents / 100, cents % 100)
+                }
+            },
+            Level::Warn => match self.rng.random_range(0..2u8) {
+                0 => {
+                    let table = self.pick(TABLES);
+                    format!("slow query on {table} took {ms} ms")
+                }
+                _ => format!("retrying {entity} {id} after timeout (attempt {})", ms % 5 + 1),
+            },
+            Level::Error => match profile.name {
+                "payments" => {
+                    let reason = self.pick(DECLINES);
+                    format!("payment {id} declined: {reason}")
+                }
+                _ => format!("failed to process {entity} {id}: upstream returned 503 after {ms} ms"),
+            },
+            Level::Fatal => format!("{} worker crashed: out of memory while handling {entity} {id}", profile.name),
+        }
+    }
+
+    /// The next event, stamped `timestamp_ms`.
+    pub fn next_event(&mut self, timestamp_ms: i64) -> LogEvent {
+        let profile: &'static ServiceProfile = self.services.pick(&mut self.rng);
+        let level = *self.levels.pick(&mut self.rng);
+        let component = self.pick(profile.components);
+        let message = self.message(profile, level);
+        let region = self.pick(REGIONS);
+        let request_id = self.hex(8);
+        LogEvent {
+            timestamp_ms,
+            level,
+            service: profile.name.to_owned(),
+            component: Some(component.to_owned()),
+            host: Some(self.host.clone()),
+            message,
+            trace_id: Some(self.hex(16)),
+            span_id: Some(self.hex(8)),
+            parent_id: None,
+            attributes: Some(format!(r#"{{"request_id":"{request_id}","region":"{region}"}}"#)),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::json;
+
+    #[test]
+    fn events_are_valid_and_varied() {
+        let mut synth = Synthesizer::new(7, "h1");
+        let mut services = std::collections::HashSet::new();
+        let mut levels = std::collections::HashSet::new();
+        for i in 0..2_000 {
+            let event = synth.next_event(1_700_000_000_000 + i);
+            let bytes = json::encode(&event).expect("encodes");
+            assert_eq!(json::decode(&bytes).expect("decodes"), event);
+            services.insert(event.service.clone());
+            levels.insert(event.level);
+        }
+        assert_eq!(services.len(), SERVICES.len());
+        assert!(levels.len() >= 5, "levels seen: {levels:?}");
+    }
+
+    #[test]
+    fn level_weights_parse_and_bias() {
+        let weights = parse_level_weights("INFO:0, error:1").expect("valid");
+        let mut synth = Synthesizer::new(1, "h").with_levels(weights);
+        assert!((0..100).all(|i| synth.next_event(i).level == Level::Error));
+        assert!(parse_level_weights("INFO:x").is_err());
+        assert!(parse_level_weights("INFO:0").is_err());
+        assert!(parse_level_weights("LOUD:1").is_err());
+    }
+
+    #[test]
+    fn weighted_pick_follows_weights() {
+        let w = Weighted::new([("a", 1), ("b", 3)]).expect("valid");
+        let mut rng = SmallRng::seed_from_u64(3);
+        let b = (0..10_000).filter(|_| *w.pick(&mut rng) == "b").count();
+        assert!((7_000..8_000).contains(&b), "b picked {b} times");
+    }
+}

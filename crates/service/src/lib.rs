@@ -1,0 +1,15 @@
+//! Plumbing every logstream service shares, so each service's own code is only its data path:
+//!
+//! - [`settings`]: the command-line / `LOGSTREAM_*` settings common to all services.
+//! - [`telemetry`]: tracing set-up (text or JSON logs).
+//! - [`shutdown`]: one cancellation token, cancelled on SIGINT or SIGTERM.
+//! - [`ops`]: the `/metrics`, `/healthz` and `/readyz` endpoints, JSON errors, and serving.
+//! - [`kafka`]: client configuration, topic creation and broker checks.
+//! - [`postgres`]: connection pool and database checks.
+
+pub mod kafka;
+pub mod ops;
+pub mod postgres;
+pub mod settings;
+pub mod shutdown;
+pub mod telemetry;

@@ -1,0 +1,111 @@
+//! The operational HTTP surface every service exposes: `GET /metrics` (Prometheus text),
+//! `GET /healthz` (the process answers), `GET /readyz` (its dependencies answer), JSON errors
+//! for unknown routes, and serving with graceful shutdown.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use prometheus::{Encoder, Registry, TextEncoder};
+use serde_json::json;
+use tokio_util::sync::CancellationToken;
+
+/// The result of checking one dependency.
+pub struct Check {
+    pub name: &'static str,
+    pub result: Result<(), String>,
+}
+
+impl Check {
+    pub fn new(name: &'static str, result: Result<(), String>) -> Self {
+        Self { name, result }
+    }
+}
+
+/// A JSON error answer: `{"error": "...", "field": "..."}`.
+pub fn json_error(status: StatusCode, error: impl Into<String>, field: Option<&str>) -> Response {
+    let body = match field {
+        Some(field) => json!({ "error": error.into(), "field": field }),
+        None => json!({ "error": error.into() }),
+    };
+    (status, Json(body)).into_response()
+}
+
+/// A registry with the process collector (CPU, memory, file descriptors) already registered.
+pub fn new_registry() -> Registry {
+    let registry = Registry::new();
+    #[cfg(target_os = "linux")]
+    if let Err(e) = registry.register(Box::new(prometheus::process_collector::ProcessCollector::for_self())) {
+        tracing::warn!(error = %e, "process metrics unavailable");
+    }
+    registry
+}
+
+fn render_metrics(registry: &Registry) -> Response {
+    let mut buffer = Vec::with_capacity(16 * 1024);
+    match TextEncoder::new().encode(&registry.gather(), &mut buffer) {
+        Ok(()) => ([(header::CONTENT_TYPE, prometheus::TEXT_FORMAT)], buffer).into_response(),
+        Err(e) => json_error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string(), None),
+    }
+}
+
+/// `/metrics`, `/healthz`, `/readyz` and a JSON 404 fallback. `ready` runs the dependency checks.
+pub fn router<F, Fut>(registry: Registry, ready: F) -> Router
+where
+    F: Fn() -> Fut + Clone + Send + Sync + 'static,
+    Fut: Future<Output = Vec<Check>> + Send + 'static,
+{
+    let registry = Arc::new(registry);
+    Router::new()
+        .route("/metrics", get(move || {
+            let registry = registry.clone();
+            async move { render_metrics(&registry) }
+        }))
+        .route("/healthz", get(|| async { Json(json!({ "status": "ok" })) }))
+        .route("/readyz", get(move || {
+            let ready = ready.clone();
+            async move { readiness(ready().await) }
+        }))
+        .fallback(|| async { json_error(StatusCode::NOT_FOUND, "no such route", None) })
+        .method_not_allowed_fallback(|| async {
+            json_error(StatusCode::METHOD_NOT_ALLOWED, "method not allowed on this route", None)
+        })
+}
+
+fn readiness(checks: Vec<Check>) -> Response {
+    let ready = checks.iter().all(|c| c.result.is_ok());
+    let details: serde_json::Map<String, serde_json::Value> = checks
+        .into_iter()
+        .map(|c| {
+            let value = match c.result {
+                Ok(()) => json!("ok"),
+                Err(e) => json!(e),
+            };
+            (c.name.to_owned(), value)
+        })
+        .collect();
+    let status = if ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    let word = if ready { "ready" } else { "not ready" };
+    (status, Json(json!({ "status": word, "checks": details }))).into_response()
+}
+
+/// Binds `addr` (failing with a message naming the setting) and serves `app` until `shutdown`.
+pub async fn serve(
+    addr: SocketAddr,
+    setting: &str,
+    app: Router,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot listen on {addr} ({setting}): {e}"))?;
+    tracing::info!(%addr, "listening");
+    axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
+        .with_graceful_shutdown(async move { shutdown.cancelled().await })
+        .await?;
+    Ok(())
+}

@@ -1,0 +1,78 @@
+//! Settings shared by several services. Each is a flag and a `LOGSTREAM_*` environment variable
+//! with a documented default; a bad value stops the service at start with a message naming it.
+
+use clap::{Args, ValueEnum};
+
+/// How logs are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines (the default for a terminal).
+    Text,
+    /// One JSON object per line (for containers and log shippers).
+    Json,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct CommonSettings {
+    /// Log output format.
+    #[arg(long, env = "LOGSTREAM_LOG_FORMAT", value_enum, default_value = "text")]
+    pub log_format: LogFormat,
+
+    /// Log filter in `tracing` syntax, e.g. `info` or `info,logstream_collector=debug`.
+    #[arg(long, env = "LOGSTREAM_LOG", default_value = "info")]
+    pub log_filter: String,
+
+    /// Longest time a graceful shutdown may take before the service exits anyway.
+    #[arg(long, env = "LOGSTREAM_SHUTDOWN_TIMEOUT_SECONDS", default_value_t = 30,
+          value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub shutdown_timeout_seconds: u64,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct KafkaSettings {
+    /// Kafka bootstrap servers, comma-separated host:port.
+    #[arg(long, env = "LOGSTREAM_KAFKA_BROKERS", default_value = "127.0.0.1:9092")]
+    pub kafka_brokers: String,
+
+    /// Topic the generators publish raw log events to.
+    #[arg(long, env = "LOGSTREAM_TOPIC_RAW", default_value = "logs.raw")]
+    pub topic_raw: String,
+
+    /// Topic for records the collector could not accept.
+    #[arg(long, env = "LOGSTREAM_TOPIC_DLQ", default_value = "logs.dlq")]
+    pub topic_dlq: String,
+
+    /// Topic for raised alerts.
+    #[arg(long, env = "LOGSTREAM_TOPIC_ALERTS", default_value = "logs.alerts")]
+    pub topic_alerts: String,
+
+    /// Partitions of each topic when this service has to create it.
+    #[arg(long, env = "LOGSTREAM_TOPIC_PARTITIONS", default_value_t = 6,
+          value_parser = clap::value_parser!(i32).range(1..=1024))]
+    pub topic_partitions: i32,
+
+    /// Replication factor of each topic when this service has to create it.
+    #[arg(long, env = "LOGSTREAM_TOPIC_REPLICATION", default_value_t = 1,
+          value_parser = clap::value_parser!(i32).range(1..=16))]
+    pub topic_replication: i32,
+}
+
+impl KafkaSettings {
+    /// All topics of the design, which every service creates when missing.
+    pub fn topics(&self) -> [&str; 3] {
+        [&self.topic_raw, &self.topic_dlq, &self.topic_alerts]
+    }
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct DatabaseSettings {
+    /// PostgreSQL connection URL.
+    #[arg(long, env = "LOGSTREAM_DATABASE_URL",
+          default_value = "postgres://postgres@127.0.0.1:5432/logstream")]
+    pub database_url: String,
+
+    /// Largest number of PostgreSQL connections in the pool.
+    #[arg(long, env = "LOGSTREAM_DATABASE_MAX_CONNECTIONS", default_value_t = 8,
+          value_parser = clap::value_parser!(u32).range(1..=1000))]
+    pub database_max_connections: u32,
+}

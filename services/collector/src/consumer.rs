@@ -1,0 +1,226 @@
+//! The Kafka side of the collector: a consumer-group member on its own thread. It hands every
+//! record, in partition order, to the writer through a bounded channel (so a slow database slows
+//! consumption instead of growing memory), and handles rebalances:
+//!
+//! - on assignment it reads the partitions' stored offsets from PostgreSQL and starts there;
+//! - on revocation it asks the writer to flush and waits, so the next owner starts exactly where
+//!   this one's committed data ends.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use logstream_service::shutdown::CancellationToken;
+use rdkafka::client::ClientContext;
+use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext, RebalanceProtocol};
+use rdkafka::message::{BorrowedMessage, Headers, Message};
+use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
+use rdkafka::types::RDKafkaRespErr;
+use tokio::sync::{mpsc, oneshot};
+
+use crate::batch::Record;
+use crate::metrics::Metrics;
+use crate::store::Store;
+
+/// What the consumer thread tells the writer, in order.
+pub enum Input {
+    Record(Record),
+    /// Partitions now owned, with the offset stored for each (None: nothing stored yet).
+    Assigned(Vec<(i32, Option<i64>)>),
+    /// Partitions being taken away: flush, then acknowledge.
+    Revoked(Vec<i32>, oneshot::Sender<()>),
+    /// The partition was rewound to this (stored) offset; records after this message follow it.
+    Seeked(i32, i64),
+}
+
+/// Handles rebalances (runs on the consumer thread, inside `poll`).
+pub struct Rebalancer {
+    tx: mpsc::Sender<Input>,
+    store: Arc<Store>,
+    runtime: tokio::runtime::Handle,
+    topic: String,
+    shutdown: CancellationToken,
+}
+
+impl Rebalancer {
+    fn partitions(&self, tpl: &TopicPartitionList) -> Vec<i32> {
+        tpl.elements()
+            .iter()
+            .filter(|e| e.topic() == self.topic)
+            .map(|e| e.partition())
+            .collect()
+    }
+
+    /// Reads stored offsets, retrying while PostgreSQL is unreachable.
+    fn stored_offsets(&self, partitions: &[i32]) -> HashMap<i32, i64> {
+        let mut delay = Duration::from_millis(200);
+        loop {
+            match self.runtime.block_on(self.store.load_offsets(partitions)) {
+                Ok(offsets) => return offsets,
+                Err(e) if self.shutdown.is_cancelled() => {
+                    tracing::warn!(error = %e, "cannot read stored offsets while shutting down");
+                    return HashMap::new();
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, retry_in = ?delay, "cannot read stored offsets");
+                    std::thread::sleep(delay);
+                    delay = (delay * 2).min(Duration::from_secs(5));
+                }
+            }
+        }
+    }
+}
+
+impl ClientContext for Rebalancer {}
+
+impl ConsumerContext for Rebalancer {
+    fn rebalance(&self, consumer: &BaseConsumer<Self>, err: RDKafkaRespErr, tpl: &mut TopicPartitionList) {
+        let cooperative = matches!(consumer.rebalance_protocol(), RebalanceProtocol::Cooperative);
+        match err {
+            RDKafkaRespErr::RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS => {
+                let partitions = self.partitions(tpl);
+                let stored = self.stored_offsets(&partitions);
+                for &p in &partitions {
+                    let offset = stored.get(&p).map_or(Offset::Beginning, |&o| Offset::Offset(o));
+                    if let Err(e) = tpl.set_partition_offset(&self.topic, p, offset) {
+                        tracing::error!(partition = p, error = %e, "cannot set start offset");
+                    }
+                }
+                tracing::info!(?partitions, ?stored, "partitions assigned");
+                let assigned = partitions.iter().map(|p| (*p, stored.get(p).copied())).collect();
+                let _ = self.tx.blocking_send(Input::Assigned(assigned));
+                let result = if cooperative { consumer.incremental_assign(tpl) } else { consumer.assign(tpl) };
+                if let Err(e) = result {
+                    tracing::error!(error = %e, "assign failed");
+                }
+            }
+            RDKafkaRespErr::RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS => {
+                let partitions = self.partitions(tpl);
+                tracing::info!(?partitions, lost = consumer.assignment_lost(), "partitions revoked; flushing");
+                let (ack, flushed) = oneshot::channel();
+                if self.tx.blocking_send(Input::Revoked(partitions, ack)).is_ok() {
+                    let _ = flushed.blocking_recv();
+                }
+                let result = if cooperative { consumer.incremental_unassign(tpl) } else { consumer.unassign() };
+                if let Err(e) = result {
+                    tracing::error!(error = %e, "unassign failed");
+                }
+            }
+            other => {
+                tracing::error!(error = ?other, "rebalance error");
+                if let Err(e) = consumer.unassign() {
+                    tracing::error!(error = %e, "unassign failed");
+                }
+            }
+        }
+    }
+}
+
+pub struct ConsumerSettings<'a> {
+    pub brokers: &'a str,
+    pub group: &'a str,
+    pub topic: &'a str,
+    pub session_timeout_ms: u64,
+}
+
+/// Creates the group member and subscribes it.
+pub fn subscribe(
+    settings: &ConsumerSettings<'_>,
+    tx: mpsc::Sender<Input>,
+    store: Arc<Store>,
+    shutdown: CancellationToken,
+) -> anyhow::Result<BaseConsumer<Rebalancer>> {
+    let context = Rebalancer {
+        tx,
+        store,
+        runtime: tokio::runtime::Handle::current(),
+        topic: settings.topic.to_owned(),
+        shutdown,
+    };
+    let consumer: BaseConsumer<Rebalancer> = logstream_service::kafka::base_config(settings.brokers, "logstream-collector")
+        .set("group.id", settings.group)
+        .set("enable.auto.commit", "false")
+        .set("enable.auto.offset.store", "false")
+        .set("auto.offset.reset", "earliest")
+        .set("partition.assignment.strategy", "cooperative-sticky")
+        .set("session.timeout.ms", settings.session_timeout_ms.to_string())
+        .set("heartbeat.interval.ms", (settings.session_timeout_ms / 4).to_string())
+        .set("queued.max.messages.kbytes", "65536")
+        .create_with_context(context)
+        .map_err(|e| anyhow::anyhow!("cannot create Kafka consumer (LOGSTREAM_KAFKA_BROKERS): {e}"))?;
+    consumer
+        .subscribe(&[settings.topic])
+        .map_err(|e| anyhow::anyhow!("cannot subscribe to {} (LOGSTREAM_TOPIC_RAW): {e}", settings.topic))?;
+    Ok(consumer)
+}
+
+fn to_record(message: &BorrowedMessage<'_>) -> Record {
+    let mut instance_id = None;
+    let mut seq = None;
+    if let Some(headers) = message.headers() {
+        for header in headers.iter() {
+            match (header.key, header.value) {
+                ("instance-id", Some(v)) => instance_id = std::str::from_utf8(v).ok().map(str::to_owned),
+                ("seq", Some(v)) => seq = std::str::from_utf8(v).ok().and_then(|s| s.parse().ok()),
+                _ => {}
+            }
+        }
+    }
+    Record {
+        partition: message.partition(),
+        offset: message.offset(),
+        key: message.key().map(<[u8]>::to_vec),
+        payload: message.payload().map(<[u8]>::to_vec),
+        instance_id,
+        seq,
+    }
+}
+
+/// The consumer thread's loop: poll, forward, serve rewind requests; on shutdown, close the
+/// consumer (which revokes, and so flushes, its partitions) and return.
+pub fn run(
+    consumer: BaseConsumer<Rebalancer>,
+    rewinds: std::sync::mpsc::Receiver<(i32, i64)>,
+    topic: String,
+    metrics: Metrics,
+    shutdown: CancellationToken,
+) {
+    let tx = consumer.context().tx.clone();
+    let mut pending_rewinds: Vec<(i32, i64)> = Vec::new();
+    while !shutdown.is_cancelled() {
+        pending_rewinds.extend(rewinds.try_iter());
+        pending_rewinds.retain(|&(partition, offset)| {
+            match consumer.seek(&topic, partition, Offset::Offset(offset), Duration::from_secs(5)) {
+                Ok(()) => {
+                    tracing::info!(partition, offset, "rewound partition to stored offset");
+                    let _ = tx.blocking_send(Input::Seeked(partition, offset));
+                    false
+                }
+                Err(e) => {
+                    tracing::warn!(partition, offset, error = %e, "rewind failed; will retry");
+                    true
+                }
+            }
+        });
+        match consumer.poll(Duration::from_millis(100)) {
+            None => {}
+            Some(Err(e)) => tracing::warn!(error = %e, "kafka consumer error"),
+            Some(Ok(message)) => {
+                metrics.consumed.inc();
+                if tx.blocking_send(Input::Record(to_record(&message))).is_err() {
+                    break;
+                }
+            }
+        }
+    }
+    tracing::info!("leaving the consumer group");
+    consumer.unsubscribe();
+    // Serve the revocation that unsubscribing triggers, then close (dropping closes).
+    for _ in 0..20 {
+        if consumer.assignment().map(|a| a.count() == 0).unwrap_or(true) {
+            break;
+        }
+        let _ = consumer.poll(Duration::from_millis(100));
+    }
+    drop(consumer);
+}

@@ -1,0 +1,94 @@
+//! The dead-letter sink: records the collector cannot accept go to `logs.dlq` with their value
+//! and key unchanged, plus `dlq-reason`, `dlq-source-topic`, `dlq-source-partition` and
+//! `dlq-source-offset` headers (and the original `instance-id`/`seq` when present).
+//! A batch is committed only after its dead letters were acknowledged, so none is lost
+//! (a crash in between can repeat one: at least once).
+
+use std::time::Duration;
+
+use rdkafka::message::{Header, OwnedHeaders};
+use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
+use rdkafka::error::KafkaError;
+use rdkafka::types::RDKafkaErrorCode;
+
+use crate::batch::DeadLetter;
+
+pub struct DlqSink {
+    producer: FutureProducer,
+    topic: String,
+    source_topic: String,
+}
+
+impl DlqSink {
+    pub fn new(brokers: &str, topic: String, source_topic: String) -> anyhow::Result<Self> {
+        let producer = logstream_service::kafka::base_config(brokers, "logstream-collector-dlq")
+            .set("enable.idempotence", "true")
+            .set("acks", "all")
+            .set("linger.ms", "5")
+            .set("message.timeout.ms", "30000")
+            .create()
+            .map_err(|e| anyhow::anyhow!("cannot create DLQ producer (LOGSTREAM_KAFKA_BROKERS): {e}"))?;
+        Ok(Self { producer, topic, source_topic })
+    }
+
+    /// Blocking: whether `topic` exists on the brokers (readiness).
+    pub fn check_topic(&self, topic: &str) -> Result<(), String> {
+        logstream_service::kafka::check_topic(self.producer.client(), topic)
+    }
+
+    /// Blocking: the (low, high) watermarks of a partition.
+    pub fn watermarks(&self, topic: &str, partition: i32) -> Option<(i64, i64)> {
+        self.producer
+            .client()
+            .fetch_watermarks(topic, partition, Duration::from_secs(2))
+            .ok()
+    }
+
+    /// Sends every dead letter and waits for all acknowledgements.
+    pub async fn send_all(&self, letters: &[DeadLetter]) -> Result<(), String> {
+        let mut pending = Vec::with_capacity(letters.len());
+        for letter in letters {
+            let reason = format!("{}: {}", letter.reason, letter.detail);
+            let partition = letter.record.partition.to_string();
+            let offset = letter.record.offset.to_string();
+            let seq = letter.record.seq.map(|s| s.to_string());
+            let mut headers = OwnedHeaders::new_with_capacity(6)
+                .insert(Header { key: "dlq-reason", value: Some(reason.as_str()) })
+                .insert(Header { key: "dlq-source-topic", value: Some(self.source_topic.as_str()) })
+                .insert(Header { key: "dlq-source-partition", value: Some(partition.as_str()) })
+                .insert(Header { key: "dlq-source-offset", value: Some(offset.as_str()) });
+            if let Some(id) = &letter.record.instance_id {
+                headers = headers.insert(Header { key: "instance-id", value: Some(id.as_str()) });
+            }
+            if let Some(seq) = &seq {
+                headers = headers.insert(Header { key: "seq", value: Some(seq.as_str()) });
+            }
+            let mut record: FutureRecord<'_, [u8], [u8]> = FutureRecord::to(&self.topic).headers(headers);
+            if let Some(key) = &letter.record.key {
+                record = record.key(key.as_slice());
+            }
+            if let Some(payload) = &letter.record.payload {
+                record = record.payload(payload.as_slice());
+            }
+            let future = loop {
+                match self.producer.send_result(record) {
+                    Ok(future) => break future,
+                    Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), returned)) => {
+                        record = returned;
+                        tokio::time::sleep(Duration::from_millis(5)).await;
+                    }
+                    Err((e, _)) => return Err(format!("dead letter refused: {e}")),
+                }
+            };
+            pending.push(future);
+        }
+        for future in pending {
+            match future.await {
+                Ok(Ok(_)) => {}
+                Ok(Err((e, _))) => return Err(format!("dead letter not delivered: {e}")),
+                Err(_) => return Err("dead-letter producer went away".to_owned()),
+            }
+        }
+        Ok(())
+    }
+}

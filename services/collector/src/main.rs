@@ -1,0 +1,27 @@
+//! logstream-collector: consumes `logs.raw`, decodes events, and stores them with per-window
+//! counts in PostgreSQL, exactly once: the Kafka offsets consumed are written in the same
+//! transaction as the rows they produced, and consumption resumes from them.
+//!
+//! Data path: `consumer` (Kafka group member, its own thread) → `writer` (batches, flushes) →
+//! `batch` (decode, COPY rows, window counts, dead letters) → `dlq` (logs.dlq) + `store`
+//! (one PostgreSQL transaction: events, aggregates, offsets).
+
+mod batch;
+mod config;
+mod consumer;
+mod dlq;
+mod housekeeping;
+mod metrics;
+mod routes;
+mod startup;
+mod store;
+mod writer;
+
+use clap::Parser;
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let config = config::Config::parse();
+    logstream_service::telemetry::init(&config.common)?;
+    startup::run(config).await
+}

@@ -1,0 +1,131 @@
+//! Wires the collector together: migrations, topics, the consumer thread, the writer, the HTTP
+//! surface; on SIGINT/SIGTERM the consumer leaves the group (flushing its partitions) and the
+//! writer commits what it holds, within the shutdown deadline.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use logstream_service::ops::{self, Check};
+use logstream_service::{kafka, postgres, shutdown};
+use tokio::sync::mpsc;
+
+use crate::config::Config;
+use crate::consumer::{self, ConsumerSettings};
+use crate::dlq::DlqSink;
+use crate::housekeeping;
+use crate::metrics::Metrics;
+use crate::routes::{self, StatusState};
+use crate::store::Store;
+use crate::writer::{Committed, Writer};
+
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../../migrations");
+
+/// Applies migrations, retrying while PostgreSQL is unreachable.
+async fn migrate(pool: &sqlx::PgPool, shutdown: &shutdown::CancellationToken) -> anyhow::Result<()> {
+    let mut delay = Duration::from_millis(500);
+    loop {
+        match MIGRATOR.run(pool).await {
+            Ok(()) => return Ok(()),
+            Err(sqlx::migrate::MigrateError::Execute(e)) if e.as_database_error().is_none() => {
+                tracing::warn!(error = %e, retry_in = ?delay, "postgres not reachable yet");
+            }
+            Err(e) => return Err(anyhow::anyhow!("database migration failed: {e}")),
+        }
+        tokio::select! {
+            _ = shutdown.cancelled() => anyhow::bail!("shut down before the database was reachable"),
+            _ = tokio::time::sleep(delay) => {}
+        }
+        delay = (delay * 2).min(Duration::from_secs(5));
+    }
+}
+
+pub async fn run(config: Config) -> anyhow::Result<()> {
+    let shutdown = shutdown::on_signal();
+    let registry = ops::new_registry();
+    let metrics = Metrics::register(&registry)?;
+    let pool = postgres::lazy_pool(&config.database)?;
+    let window_sizes_ms: Vec<i64> = config.window_sizes_seconds.iter().map(|s| i64::from(*s) * 1000).collect();
+    if window_sizes_ms.is_empty() {
+        anyhow::bail!("LOGSTREAM_WINDOW_SIZES_SECONDS / --window-sizes-seconds must name at least one size");
+    }
+
+    let topic = config.kafka.topic_raw.clone();
+    let group = config.consumer_group.clone();
+    let dlq = Arc::new(DlqSink::new(&config.kafka.kafka_brokers, config.kafka.topic_dlq.clone(), topic.clone())?);
+    let committed: Committed = Arc::new(Mutex::new(Default::default()));
+
+    let ready = {
+        let (pool, dlq, topic) = (pool.clone(), dlq.clone(), topic.clone());
+        move || {
+            let (pool, dlq, topic) = (pool.clone(), dlq.clone(), topic.clone());
+            async move {
+                let kafka = tokio::task::spawn_blocking(move || dlq.check_topic(&topic))
+                    .await
+                    .unwrap_or_else(|e| Err(e.to_string()));
+                vec![Check::new("postgres", postgres::check(&pool).await), Check::new("kafka", kafka)]
+            }
+        }
+    };
+    let app = routes::router(StatusState {
+        dlq: dlq.clone(),
+        topic: topic.clone(),
+        group: group.clone(),
+        committed: committed.clone(),
+        metrics: metrics.clone(),
+    })
+    .merge(ops::router(registry, ready));
+    let server = tokio::spawn(ops::serve(config.listen, "LOGSTREAM_COLLECTOR_LISTEN", app, shutdown.clone()));
+
+    migrate(&pool, &shutdown).await?;
+    tracing::info!("database schema up to date");
+    kafka::ensure_topics_with_retry(config.kafka.clone(), shutdown.clone()).await;
+
+    let store = Arc::new(Store::new(pool.clone(), group.clone(), topic.clone()));
+    let (tx, rx) = mpsc::channel(config.queue_capacity as usize);
+    let (rewind_tx, rewind_rx) = std::sync::mpsc::channel();
+    let writer = Writer {
+        store: store.clone(),
+        dlq: dlq.clone(),
+        metrics: metrics.clone(),
+        max_events: config.batch_max_events,
+        max_wait: Duration::from_millis(config.batch_max_wait_ms),
+        window_sizes_ms,
+        rewinds: rewind_tx,
+        committed: committed.clone(),
+    };
+    let writer = tokio::spawn(writer.run(rx));
+    let kafka_consumer = consumer::subscribe(
+        &ConsumerSettings {
+            brokers: &config.kafka.kafka_brokers,
+            group: &group,
+            topic: &topic,
+            session_timeout_ms: config.session_timeout_ms,
+        },
+        tx,
+        store,
+        shutdown.clone(),
+    )?;
+    let consumer_thread = {
+        let (topic, metrics, shutdown) = (topic.clone(), metrics.clone(), shutdown.clone());
+        std::thread::Builder::new()
+            .name("kafka-consumer".into())
+            .spawn(move || consumer::run(kafka_consumer, rewind_rx, topic, metrics, shutdown))?
+    };
+    tracing::info!(%topic, %group, "collector consuming");
+
+    tokio::spawn(housekeeping::lag_loop(dlq.clone(), topic, committed, metrics, shutdown.clone()));
+    tokio::spawn(housekeeping::retention_loop(pool, config.retention_hours, shutdown.clone()));
+
+    shutdown.cancelled().await;
+    let deadline = Duration::from_secs(config.common.shutdown_timeout_seconds);
+    let drained = async {
+        let _ = tokio::task::spawn_blocking(move || consumer_thread.join()).await;
+        let _ = writer.await;
+    };
+    match tokio::time::timeout(deadline, drained).await {
+        Ok(()) => tracing::info!("all consumed records committed; bye"),
+        Err(_) => tracing::warn!(?deadline, "shutdown deadline passed; uncommitted records will be re-read"),
+    }
+    let _ = server.await;
+    Ok(())
+}

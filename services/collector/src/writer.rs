@@ -1,0 +1,200 @@
+//! The writer: receives the consumer thread's records in order, batches them, and flushes each
+//! batch (dead letters first, then one PostgreSQL transaction) when it is full, when its oldest
+//! record has waited long enough, or when partitions are revoked. A failed flush is retried with
+//! the same batch; consumption waits meanwhile (the channel is bounded).
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use tokio::sync::mpsc;
+
+use crate::batch::Batch;
+use crate::consumer::Input;
+use crate::dlq::DlqSink;
+use crate::metrics::Metrics;
+use crate::store::{Store, StoreError};
+
+/// Where the writer stands on one partition.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Position {
+    /// Accepting records; this offset (None: nothing yet) is what PostgreSQL holds.
+    Stored(Option<i64>),
+    /// Waiting for the consumer to rewind to this stored offset; records until then are stale.
+    Rewinding(i64),
+}
+
+/// Committed offsets per owned partition, shared with the status endpoint and lag sampler.
+pub type Committed = Arc<Mutex<BTreeMap<i32, Option<i64>>>>;
+
+pub struct Writer {
+    pub store: Arc<Store>,
+    pub dlq: Arc<DlqSink>,
+    pub metrics: Metrics,
+    pub max_events: u64,
+    pub max_wait: Duration,
+    pub window_sizes_ms: Vec<i64>,
+    pub rewinds: std::sync::mpsc::Sender<(i32, i64)>,
+    pub committed: Committed,
+}
+
+impl Writer {
+    pub async fn run(self, mut rx: mpsc::Receiver<Input>) {
+        let mut positions: BTreeMap<i32, Position> = BTreeMap::new();
+        let mut batch = Batch::new(self.window_sizes_ms.clone());
+        let mut opened: Option<Instant> = None;
+        loop {
+            let input = match opened {
+                None => rx.recv().await,
+                Some(at) => {
+                    let due = tokio::time::Instant::from_std(at + self.max_wait);
+                    tokio::select! {
+                        biased;
+                        input = rx.recv() => input,
+                        _ = tokio::time::sleep_until(due) => {
+                            self.flush(&mut batch, &mut positions).await;
+                            opened = None;
+                            continue;
+                        }
+                    }
+                }
+            };
+            match input {
+                None => break,
+                Some(Input::Record(record)) => {
+                    match positions.get(&record.partition) {
+                        None | Some(Position::Rewinding(_)) => continue,
+                        Some(Position::Stored(Some(stored))) if record.offset < *stored => {
+                            self.metrics.duplicates_skipped.inc();
+                            continue;
+                        }
+                        Some(Position::Stored(_)) => {}
+                    }
+                    if batch.is_empty() {
+                        opened = Some(Instant::now());
+                    }
+                    batch.add(record);
+                    if batch.records >= self.max_events {
+                        self.flush(&mut batch, &mut positions).await;
+                        opened = None;
+                    }
+                }
+                Some(Input::Assigned(partitions)) => {
+                    let mut committed = lock(&self.committed);
+                    for (partition, stored) in partitions {
+                        positions.insert(partition, Position::Stored(stored));
+                        committed.insert(partition, stored);
+                    }
+                }
+                Some(Input::Revoked(partitions, ack)) => {
+                    if !batch.is_empty() {
+                        self.flush(&mut batch, &mut positions).await;
+                        opened = None;
+                    }
+                    let mut committed = lock(&self.committed);
+                    for partition in partitions {
+                        positions.remove(&partition);
+                        committed.remove(&partition);
+                        let _ = self.metrics.lag.remove_label_values(&[&partition.to_string()]);
+                    }
+                    let _ = ack.send(());
+                }
+                Some(Input::Seeked(partition, offset)) => {
+                    if positions.get(&partition) == Some(&Position::Rewinding(offset)) {
+                        positions.insert(partition, Position::Stored(Some(offset)));
+                    }
+                }
+            }
+        }
+        if !batch.is_empty() {
+            self.flush(&mut batch, &mut positions).await;
+        }
+        tracing::info!("writer finished");
+    }
+
+    /// Writes the batch, retrying until it is stored or found to belong to another member.
+    async fn flush(&self, batch: &mut Batch, positions: &mut BTreeMap<i32, Position>) {
+        let expected: BTreeMap<i32, Option<i64>> = batch
+            .next_offsets
+            .keys()
+            .map(|p| {
+                let stored = match positions.get(p) {
+                    Some(Position::Stored(s)) => *s,
+                    _ => None,
+                };
+                (*p, stored)
+            })
+            .collect();
+        let mut delay = Duration::from_millis(100);
+        loop {
+            let timer = self.metrics.batch_duration.start_timer();
+            let result = match self.dlq.send_all(&batch.dead_letters).await {
+                Ok(()) => self.store.write(batch, &expected).await,
+                Err(e) => Err(StoreError::Dlq(e)),
+            };
+            match result {
+                Ok(aggregates) => {
+                    timer.observe_duration();
+                    self.metrics.batch_size.observe(batch.records as f64);
+                    self.metrics.stored.inc_by(batch.stored);
+                    self.metrics.aggregates_written.inc_by(aggregates);
+                    for letter in &batch.dead_letters {
+                        self.metrics.dlq.with_label_values(&[letter.reason]).inc();
+                    }
+                    let mut committed = lock(&self.committed);
+                    for (&partition, &next) in &batch.next_offsets {
+                        positions.insert(partition, Position::Stored(Some(next)));
+                        committed.insert(partition, Some(next));
+                    }
+                    batch.clear();
+                    return;
+                }
+                Err(StoreError::Conflict(partitions)) => {
+                    timer.stop_and_discard();
+                    self.metrics.offset_conflicts.inc();
+                    tracing::warn!(?partitions, "batch already stored by another member; discarding it and rewinding");
+                    batch.clear();
+                    self.rewind(&partitions, positions).await;
+                    return;
+                }
+                Err(e) => {
+                    timer.stop_and_discard();
+                    self.metrics.store_errors.inc();
+                    tracing::warn!(error = %e, retry_in = ?delay, records = batch.records, "batch write failed; retrying");
+                    tokio::time::sleep(delay).await;
+                    delay = (delay * 2).min(Duration::from_secs(5));
+                }
+            }
+        }
+    }
+
+    /// After a conflict: rewinds the partitions to what PostgreSQL holds.
+    async fn rewind(&self, partitions: &[i32], positions: &mut BTreeMap<i32, Position>) {
+        let stored = loop {
+            match self.store.load_offsets(partitions).await {
+                Ok(stored) => break stored,
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot read stored offsets; retrying");
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                }
+            }
+        };
+        let mut committed = lock(&self.committed);
+        for &partition in partitions {
+            match stored.get(&partition) {
+                Some(&offset) => {
+                    positions.insert(partition, Position::Rewinding(offset));
+                    committed.insert(partition, Some(offset));
+                    let _ = self.rewinds.send((partition, offset));
+                }
+                None => {
+                    positions.remove(&partition);
+                }
+            }
+        }
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}

@@ -1,0 +1,81 @@
+//! The generator's settings: every one a flag and a `LOGSTREAM_*` variable with a default.
+
+use std::net::SocketAddr;
+
+use clap::Parser;
+use logstream_service::settings::{CommonSettings, KafkaSettings};
+
+#[derive(Debug, Clone, Parser)]
+#[command(name = "logstream-generator", version, about = "Generates log events at a controlled rate into Kafka")]
+pub struct Config {
+    /// Address the HTTP API (control, metrics, health) listens on.
+    #[arg(long, env = "LOGSTREAM_GENERATOR_LISTEN", default_value = "0.0.0.0:8080")]
+    pub listen: SocketAddr,
+
+    /// This instance's id, carried in every record's `instance-id` header. Defaults to the
+    /// host name plus a random suffix, so a restarted process never reuses an old id's seq values.
+    #[arg(long, env = "LOGSTREAM_INSTANCE_ID")]
+    pub instance_id: Option<String>,
+
+    /// URL under which the gateway reaches this instance (registered in Redis).
+    #[arg(long, env = "LOGSTREAM_GENERATOR_ADVERTISE_URL")]
+    pub advertise_url: Option<String>,
+
+    /// Rate used when a start request names none.
+    #[arg(long, env = "LOGSTREAM_RATE_PER_SECOND", default_value_t = 1000,
+          value_parser = clap::value_parser!(u64).range(1..=5_000_000))]
+    pub rate_per_second: u64,
+
+    /// Redis URL, for instance registration.
+    #[arg(long, env = "LOGSTREAM_REDIS_URL", default_value = "redis://127.0.0.1:6379")]
+    pub redis_url: String,
+
+    /// Kafka producer compression: none, gzip, snappy, lz4 or zstd.
+    #[arg(long, env = "LOGSTREAM_KAFKA_COMPRESSION", default_value = "lz4",
+          value_parser = ["none", "gzip", "snappy", "lz4", "zstd"])]
+    pub kafka_compression: String,
+
+    /// How long the producer waits to fill a batch.
+    #[arg(long, env = "LOGSTREAM_KAFKA_LINGER_MS", default_value_t = 5,
+          value_parser = clap::value_parser!(u64).range(0..=1000))]
+    pub kafka_linger_ms: u64,
+
+    /// How long Kafka may take to acknowledge a record before it counts as failed.
+    #[arg(long, env = "LOGSTREAM_KAFKA_MESSAGE_TIMEOUT_MS", default_value_t = 30_000,
+          value_parser = clap::value_parser!(u64).range(1000..=900_000))]
+    pub kafka_message_timeout_ms: u64,
+
+    #[command(flatten)]
+    pub kafka: KafkaSettings,
+
+    #[command(flatten)]
+    pub common: CommonSettings,
+}
+
+impl Config {
+    pub fn instance_id(&self) -> String {
+        self.instance_id.clone().unwrap_or_else(|| {
+            let host = hostname();
+            format!("{host}-{:08x}", rand::random::<u32>())
+        })
+    }
+
+    pub fn advertise_url(&self) -> String {
+        self.advertise_url.clone().unwrap_or_else(|| {
+            let port = self.listen.port();
+            let ip = self.listen.ip();
+            let host = if ip.is_unspecified() { "127.0.0.1".to_owned() } else { ip.to_string() };
+            format!("http://{host}:{port}")
+        })
+    }
+}
+
+/// The machine's host name (from the environment or /etc/hostname), or `generator`.
+pub fn hostname() -> String {
+    std::env::var("HOSTNAME")
+        .ok()
+        .or_else(|| std::fs::read_to_string("/etc/hostname").ok())
+        .map(|h| h.trim().to_owned())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "generator".to_owned())
+}

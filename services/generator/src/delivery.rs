@@ -1,0 +1,96 @@
+//! Kafka delivery: an idempotent producer (`acks=all`) whose delivery callback is the only place
+//! an event becomes "sent" (acknowledged) or "failed". Nothing is counted on hand-off.
+
+use std::time::Duration;
+
+use rdkafka::client::ClientContext;
+use rdkafka::error::KafkaError;
+use rdkafka::message::{Header, OwnedHeaders};
+use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, ThreadedProducer};
+use rdkafka::types::RDKafkaErrorCode;
+
+use crate::config::Config;
+use crate::metrics::Metrics;
+
+/// Counts acknowledgements and failures as librdkafka reports them.
+pub struct DeliveryCounter {
+    metrics: Metrics,
+}
+
+impl ClientContext for DeliveryCounter {}
+
+impl ProducerContext for DeliveryCounter {
+    type DeliveryOpaque = ();
+
+    fn delivery(&self, result: &DeliveryResult<'_>, _: Self::DeliveryOpaque) {
+        match result {
+            Ok(_) => self.metrics.sent.inc(),
+            Err((e, _)) => {
+                self.metrics.failed.inc();
+                tracing::warn!(error = %e, "kafka delivery failed");
+            }
+        }
+    }
+}
+
+pub type EventProducer = ThreadedProducer<DeliveryCounter>;
+
+/// Builds the producer.
+pub fn producer(config: &Config, metrics: Metrics, client_id: &str) -> anyhow::Result<EventProducer> {
+    let producer = logstream_service::kafka::base_config(&config.kafka.kafka_brokers, client_id)
+        .set("enable.idempotence", "true")
+        .set("acks", "all")
+        .set("compression.type", &config.kafka_compression)
+        .set("linger.ms", config.kafka_linger_ms.to_string())
+        .set("batch.num.messages", "10000")
+        .set("batch.size", "1000000")
+        .set("queue.buffering.max.messages", "500000")
+        .set("queue.buffering.max.kbytes", "1048576")
+        .set("message.timeout.ms", config.kafka_message_timeout_ms.to_string())
+        .create_with_context(DeliveryCounter { metrics })
+        .map_err(|e| anyhow::anyhow!("cannot create Kafka producer (LOGSTREAM_KAFKA_BROKERS): {e}"))?;
+    Ok(producer)
+}
+
+/// The headers of one record: trace context, content type, and loss-accounting identity.
+pub fn headers(instance_id: &str, seq: u64, traceparent: Option<&str>) -> OwnedHeaders {
+    let seq = seq.to_string();
+    let headers = OwnedHeaders::new_with_capacity(4)
+        .insert(Header { key: "content-type", value: Some("application/json") })
+        .insert(Header { key: "instance-id", value: Some(instance_id) })
+        .insert(Header { key: "seq", value: Some(seq.as_str()) });
+    match traceparent {
+        Some(tp) => headers.insert(Header { key: "traceparent", value: Some(tp) }),
+        None => headers,
+    }
+}
+
+/// Hands one record to the producer, waiting while its queue is full. Returns false when the
+/// record was refused for another reason (it is then counted as failed).
+pub fn send_blocking(producer: &EventProducer, metrics: &Metrics, mut record: BaseRecord<'_, str, [u8], ()>) -> bool {
+    loop {
+        match producer.send(record) {
+            Ok(()) => return true,
+            Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), returned)) => {
+                record = returned;
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            Err((e, _)) => {
+                metrics.failed.inc();
+                tracing::warn!(error = %e, "kafka refused record");
+                return false;
+            }
+        }
+    }
+}
+
+/// Waits (blocking) until every handed-off record was acknowledged or failed, or `timeout`.
+pub fn drain(producer: &EventProducer, timeout: Duration) -> bool {
+    match producer.flush(timeout) {
+        Ok(()) => true,
+        Err(e) => {
+            tracing::warn!(error = %e, in_flight = producer.in_flight_count(), "flush did not complete");
+            false
+        }
+    }
+}

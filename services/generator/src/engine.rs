@@ -1,0 +1,208 @@
+//! The generation engine: one thread that produces events at the target rate and hands them to
+//! the Kafka producer. Start retunes a running engine; stop waits until every generated event was
+//! acknowledged or counted as failed, so the totals it returns are final.
+//!
+//! Rate control: the thread computes how many events are due since the run began
+//! (`rate × elapsed`) and produces the difference every millisecond. It never runs more than one
+//! second ahead of or behind schedule.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use logstream_core::api::{BreakerState, GeneratorSettings, InstanceStatus};
+use logstream_core::json;
+use logstream_core::synth::Synthesizer;
+use rdkafka::producer::{BaseRecord, Producer};
+
+use crate::delivery::{self, EventProducer};
+use crate::metrics::Metrics;
+
+/// What a generation thread needs, shared with the engine.
+struct Shared {
+    producer: EventProducer,
+    metrics: Metrics,
+    topic: String,
+    instance_id: String,
+    host: String,
+    /// Last seq handed out; seq values are 1, 2, 3, … for the life of the process.
+    seq: AtomicU64,
+}
+
+struct Run {
+    stop: Arc<AtomicBool>,
+    finished: Arc<AtomicBool>,
+    thread: JoinHandle<()>,
+}
+
+pub struct Engine {
+    shared: Arc<Shared>,
+    run: Mutex<Option<Run>>,
+    flush_timeout: Duration,
+}
+
+impl Engine {
+    pub fn new(
+        producer: EventProducer,
+        metrics: Metrics,
+        topic: String,
+        instance_id: String,
+        host: String,
+        flush_timeout: Duration,
+    ) -> Self {
+        Self {
+            shared: Arc::new(Shared {
+                producer,
+                metrics,
+                topic,
+                instance_id,
+                host,
+                seq: AtomicU64::new(0),
+            }),
+            run: Mutex::new(None),
+            flush_timeout,
+        }
+    }
+
+    pub fn producer_client(&self) -> &rdkafka::client::Client<crate::delivery::DeliveryCounter> {
+        self.shared.producer.client()
+    }
+
+    fn lock_run(&self) -> std::sync::MutexGuard<'_, Option<Run>> {
+        // A poisoned lock only means a thread panicked while holding it; the data is a handle.
+        self.run.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Starts generating with `settings`, replacing (retuning) a run in progress. Blocking.
+    pub fn start(&self, settings: GeneratorSettings) -> std::io::Result<()> {
+        let mut run = self.lock_run();
+        if let Some(old) = run.take() {
+            halt(old);
+        }
+        let stop = Arc::new(AtomicBool::new(false));
+        let finished = Arc::new(AtomicBool::new(false));
+        self.shared.metrics.target_rate.set(settings.rate_per_second as i64);
+        let shared = self.shared.clone();
+        let (stop2, finished2) = (stop.clone(), finished.clone());
+        let thread = std::thread::Builder::new()
+            .name("generate".into())
+            .spawn(move || {
+                generate(&shared, &settings, &stop2);
+                finished2.store(true, Ordering::Release);
+            })?;
+        tracing::info!(instance_id = %self.shared.instance_id, "generation started");
+        *run = Some(Run { stop, finished, thread });
+        Ok(())
+    }
+
+    /// Stops generating and waits until every generated event is acknowledged or failed
+    /// (bounded by the flush timeout). Blocking.
+    pub fn stop(&self) -> bool {
+        if let Some(old) = self.lock_run().take() {
+            halt(old);
+            tracing::info!(instance_id = %self.shared.instance_id, "generation stopped");
+        }
+        self.shared.metrics.target_rate.set(0);
+        delivery::drain(&self.shared.producer, self.flush_timeout)
+    }
+
+    pub fn is_running(&self) -> bool {
+        self.lock_run()
+            .as_ref()
+            .is_some_and(|r| !r.finished.load(Ordering::Acquire))
+    }
+
+    pub fn status(&self) -> InstanceStatus {
+        let m = &self.shared.metrics;
+        let running = self.is_running();
+        InstanceStatus {
+            instance_id: self.shared.instance_id.clone(),
+            running,
+            target_rate: if running { m.target_rate.get().max(0) as u64 } else { 0 },
+            current_rate: m.rate_current.get(),
+            generated_total: self.shared.seq.load(Ordering::Acquire),
+            sent_total: m.sent.get(),
+            failed_total: m.failed.get(),
+            rate_limited_total: m.rate_limited.get(),
+            in_flight: self.shared.producer.in_flight_count().max(0) as u64,
+            circuit_breaker_state: BreakerState::Closed,
+        }
+    }
+
+    /// Samples the achieved rate once a second into `log_generation_rate_current`.
+    pub async fn sample_rate(self: Arc<Self>, shutdown: logstream_service::shutdown::CancellationToken) {
+        let mut last = self.shared.seq.load(Ordering::Acquire);
+        let mut last_at = Instant::now();
+        let mut tick = tokio::time::interval(Duration::from_secs(1));
+        loop {
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                _ = tick.tick() => {}
+            }
+            let now = self.shared.seq.load(Ordering::Acquire);
+            let elapsed = last_at.elapsed().as_secs_f64().max(1e-3);
+            self.shared.metrics.rate_current.set((now - last) as f64 / elapsed);
+            self.shared.metrics.in_flight.set(self.shared.producer.in_flight_count() as i64);
+            last = now;
+            last_at = Instant::now();
+        }
+    }
+}
+
+fn halt(run: Run) {
+    run.stop.store(true, Ordering::Release);
+    if run.thread.join().is_err() {
+        tracing::error!("generation thread panicked");
+    }
+}
+
+fn now_ms() -> i64 {
+    chrono::Utc::now().timestamp_millis()
+}
+
+/// The generation loop (runs on its own thread).
+fn generate(shared: &Shared, settings: &GeneratorSettings, stop: &AtomicBool) {
+    let mut synth = Synthesizer::new(rand::random(), shared.host.clone());
+    if let Some(levels) = &settings.levels {
+        synth = synth.with_levels(levels.clone());
+    }
+    let rate = settings.rate_per_second as f64;
+    let max_lag = settings.rate_per_second.max(1);
+    let began = Instant::now();
+    let mut produced: u64 = 0;
+    let mut payload = Vec::with_capacity(512);
+    while !stop.load(Ordering::Acquire) {
+        let elapsed = began.elapsed();
+        if settings.duration.is_some_and(|d| elapsed >= d) {
+            break;
+        }
+        let due = (elapsed.as_secs_f64() * rate) as u64;
+        // Never try to catch up more than one second of backlog at once.
+        if due > produced + max_lag {
+            produced = due - max_lag;
+        }
+        let timestamp = now_ms();
+        while produced < due && !stop.load(Ordering::Relaxed) {
+            let event = synth.next_event(timestamp);
+            payload.clear();
+            if let Err(e) = json::encode_into(&event, &mut payload) {
+                tracing::error!(error = %e, "cannot encode event");
+                continue;
+            }
+            let seq = shared.seq.fetch_add(1, Ordering::AcqRel) + 1;
+            shared.metrics.generated.inc();
+            let traceparent = match (&event.trace_id, &event.span_id) {
+                (Some(t), Some(s)) => Some(format!("00-{t}-{s}-01")),
+                _ => None,
+            };
+            let record = BaseRecord::to(&shared.topic)
+                .key(event.service.as_str())
+                .payload(payload.as_slice())
+                .headers(delivery::headers(&shared.instance_id, seq, traceparent.as_deref()));
+            delivery::send_blocking(&shared.producer, &shared.metrics, record);
+            produced += 1;
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
+}

@@ -1,0 +1,22 @@
+//! logstream-generator: produces realistic log events at a controlled rate and publishes them to
+//! Kafka (`logs.raw`). Controlled over HTTP by the gateway; see `routes.rs`.
+//!
+//! Data path: `routes` (start/stop) → `engine` (rate-controlled generation thread) →
+//! `delivery` (idempotent Kafka producer; an event counts as sent only once Kafka acknowledged it).
+
+mod config;
+mod delivery;
+mod engine;
+mod metrics;
+mod registration;
+mod routes;
+mod startup;
+
+use clap::Parser;
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let config = config::Config::parse();
+    logstream_service::telemetry::init(&config.common)?;
+    startup::run(config).await
+}

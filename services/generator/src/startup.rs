@@ -1,0 +1,71 @@
+//! Wires the generator together and runs it until SIGINT/SIGTERM, then stops generation and
+//! waits for Kafka to acknowledge what was generated (bounded by the shutdown timeout).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use logstream_service::ops::{self, Check};
+use logstream_service::{kafka, shutdown};
+
+use crate::config::{hostname, Config};
+use crate::delivery;
+use crate::engine::Engine;
+use crate::metrics::Metrics;
+use crate::registration;
+use crate::routes;
+
+pub async fn run(config: Config) -> anyhow::Result<()> {
+    let shutdown = shutdown::on_signal();
+    let registry = ops::new_registry();
+    let metrics = Metrics::register(&registry)?;
+    let instance_id = config.instance_id();
+    let producer = delivery::producer(&config, metrics.clone(), &instance_id)?;
+    let flush_timeout = Duration::from_millis(config.kafka_message_timeout_ms + 5_000);
+    let engine = Arc::new(Engine::new(
+        producer,
+        metrics,
+        config.kafka.topic_raw.clone(),
+        instance_id.clone(),
+        hostname(),
+        flush_timeout,
+    ));
+    tracing::info!(%instance_id, topic = %config.kafka.topic_raw, "generator starting");
+
+    tokio::spawn(kafka::ensure_topics_with_retry(config.kafka.clone(), shutdown.clone()));
+    tokio::spawn(engine.clone().sample_rate(shutdown.clone()));
+    let redis = redis::Client::open(config.redis_url.as_str())
+        .map_err(|e| anyhow::anyhow!("invalid LOGSTREAM_REDIS_URL / --redis-url: {e}"))?;
+    let heartbeat = tokio::spawn(registration::heartbeat(
+        redis,
+        instance_id,
+        config.advertise_url(),
+        shutdown.clone(),
+    ));
+
+    let ready = {
+        let engine = engine.clone();
+        let topic = config.kafka.topic_raw.clone();
+        move || {
+            let engine = engine.clone();
+            let topic = topic.clone();
+            async move {
+                let result = tokio::task::spawn_blocking(move || kafka::check_topic(engine.producer_client(), &topic))
+                    .await
+                    .unwrap_or_else(|e| Err(e.to_string()));
+                vec![Check::new("kafka", result)]
+            }
+        }
+    };
+    let app = routes::router(engine.clone(), config.rate_per_second).merge(ops::router(registry, ready));
+    ops::serve(config.listen, "LOGSTREAM_GENERATOR_LISTEN", app, shutdown.clone()).await?;
+
+    let deadline = Duration::from_secs(config.common.shutdown_timeout_seconds);
+    let stopping = tokio::task::spawn_blocking(move || engine.stop());
+    match tokio::time::timeout(deadline, stopping).await {
+        Ok(Ok(true)) => tracing::info!("all generated events acknowledged; bye"),
+        Ok(_) => tracing::warn!("some events were not acknowledged before shutdown"),
+        Err(_) => tracing::warn!(?deadline, "shutdown deadline passed"),
+    }
+    let _ = heartbeat.await;
+    Ok(())
+}
