@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# Checks docker-compose.yml: it validates (`docker-compose config`), and every environment
+# variable it sets for one of our services is a setting that service's binary actually reads
+# (as listed by its --help, which clap generates from the real settings).
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+if command -v docker-compose >/dev/null; then
+  docker-compose -f docker-compose.yml config -q
+  echo "[compose-env-test] docker-compose config: valid"
+else
+  echo "[compose-env-test] docker-compose not installed; skipping schema validation" >&2
+fi
+BIN="${BIN_DIR:-$ROOT/target/${STACK_PROFILE:-release}}"
+python3 -c 'import yaml' 2>/dev/null || pip install -q pyyaml
+exec python3 - "$BIN" <<'PY'
+import subprocess, sys, yaml
+bin_dir = sys.argv[1]
+compose = yaml.safe_load(open("docker-compose.yml"))
+failures, checked = [], 0
+for name, svc in compose["services"].items():
+    command = svc.get("command")
+    if not command or not str(command[0]).startswith("logstream-"):
+        continue
+    help_text = subprocess.run([f"{bin_dir}/{command[0]}", "--help"], capture_output=True, text=True, check=True).stdout
+    env = svc.get("environment", {})
+    keys = env.keys() if isinstance(env, dict) else [e.split("=", 1)[0] for e in env]
+    for key in keys:
+        checked += 1
+        if f"[env: {key}=" not in help_text:
+            failures.append(f"{name}: {key} is set in docker-compose.yml but {command[0]} does not read it")
+for f in failures:
+    print(f"[compose-env-test] {f}")
+print(f"[compose-env-test] {checked} variables checked")
+print(f"{0 if failures else 1} passed, {1 if failures else 0} failed")
+sys.exit(1 if failures else 0)
+PY

@@ -1,0 +1,48 @@
+//! The gateway's settings: every one a flag and a `LOGSTREAM_*` variable with a default.
+
+use std::net::SocketAddr;
+
+use clap::Parser;
+use logstream_service::settings::{CommonSettings, DatabaseSettings};
+
+#[derive(Clone, Parser)]
+#[command(name = "logstream-gateway", version, about = "Public REST API of logstream")]
+pub struct Config {
+    /// Address the REST API listens on.
+    #[arg(long, env = "LOGSTREAM_GATEWAY_LISTEN", default_value = "0.0.0.0:8090")]
+    pub listen: SocketAddr,
+
+    /// Generator instances always used, comma-separated base URLs (e.g. http://127.0.0.1:8080).
+    /// Instances registered in Redis are added to these.
+    #[arg(long, env = "LOGSTREAM_GENERATOR_URLS", value_delimiter = ',')]
+    pub generator_urls: Vec<String>,
+
+    /// Redis URL, where generator instances register themselves.
+    #[arg(long, env = "LOGSTREAM_REDIS_URL", default_value = "redis://127.0.0.1:6379")]
+    pub redis_url: String,
+
+    /// Bearer token required on control endpoints (start/stop). Unset: no token required.
+    #[arg(long, env = "LOGSTREAM_API_TOKEN", hide_env_values = true)]
+    pub api_token: Option<String>,
+
+    /// Timeout of one call to a generator instance.
+    #[arg(long, env = "LOGSTREAM_GENERATOR_TIMEOUT_SECONDS", default_value_t = 60,
+          value_parser = clap::value_parser!(u64).range(1..=600))]
+    pub generator_timeout_seconds: u64,
+
+    #[command(flatten)]
+    pub database: DatabaseSettings,
+
+    #[command(flatten)]
+    pub common: CommonSettings,
+}
+
+impl std::fmt::Debug for Config {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Config")
+            .field("listen", &self.listen)
+            .field("generator_urls", &self.generator_urls)
+            .field("api_token", &self.api_token.as_ref().map(|_| "<set>"))
+            .finish_non_exhaustive()
+    }
+}

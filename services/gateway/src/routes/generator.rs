@@ -1,0 +1,56 @@
+//! `POST /api/v1/generator/start`, `POST /api/v1/generator/stop`, `GET /api/v1/generator/status`:
+//! validated here, then fanned out to every generator instance; the answer aggregates them.
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use logstream_core::api::{ClusterStatus, StartRequest};
+use logstream_service::ops::json_error;
+
+use crate::auth;
+use crate::startup::AppState;
+
+fn answer(status: ClusterStatus) -> Response {
+    if status.instances.is_empty() && status.unreachable.is_empty() {
+        return json_error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "no generator instances are registered (none in Redis and LOGSTREAM_GENERATOR_URLS is empty)",
+            None,
+        );
+    }
+    if status.instances.is_empty() {
+        return (StatusCode::BAD_GATEWAY, Json(status)).into_response();
+    }
+    Json(status).into_response()
+}
+
+pub async fn start(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
+    if let Err(denied) = auth::require(state.api_token.as_deref(), &headers) {
+        return denied;
+    }
+    let request = match StartRequest::from_json(&body).and_then(|r| r.validate(1).map(|_| r)) {
+        Ok(request) => request,
+        Err(e) => return json_error(StatusCode::BAD_REQUEST, e.message, Some(&e.field)),
+    };
+    let body = match serde_json::to_vec(&request) {
+        Ok(b) => Bytes::from(b),
+        Err(e) => return json_error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string(), None),
+    };
+    let (instances, unreachable) = state.generators.call_all("/api/v1/generator/start", Some(body)).await;
+    answer(ClusterStatus::aggregate(instances, unreachable))
+}
+
+pub async fn stop(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    if let Err(denied) = auth::require(state.api_token.as_deref(), &headers) {
+        return denied;
+    }
+    let (instances, unreachable) = state.generators.call_all("/api/v1/generator/stop", Some(Bytes::new())).await;
+    answer(ClusterStatus::aggregate(instances, unreachable))
+}
+
+pub async fn status(State(state): State<AppState>) -> Response {
+    let (instances, unreachable) = state.generators.call_all("/api/v1/generator/status", None).await;
+    answer(ClusterStatus::aggregate(instances, unreachable))
+}

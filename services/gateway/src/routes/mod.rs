@@ -1,0 +1,4 @@
+//! The public REST API's routes.
+
+pub mod generator;
+pub mod stats;

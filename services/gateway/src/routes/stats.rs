@@ -1,0 +1,34 @@
+//! `GET /api/v1/stats` and `GET /api/v1/stats/{service}`: totals from PostgreSQL.
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use logstream_service::ops::json_error;
+
+use crate::startup::AppState;
+use crate::stats;
+
+pub async fn all(State(state): State<AppState>) -> Response {
+    match stats::totals(&state.pool, None).await {
+        Ok(totals) => Json(totals.unwrap_or_default()).into_response(),
+        Err(e) => database_error(e),
+    }
+}
+
+pub async fn one(State(state): State<AppState>, Path(service): Path<String>) -> Response {
+    match stats::totals(&state.pool, Some(&service)).await {
+        Ok(Some(totals)) => Json(totals).into_response(),
+        Ok(None) => json_error(
+            StatusCode::NOT_FOUND,
+            format!("no events stored for service {service:?}"),
+            Some("service"),
+        ),
+        Err(e) => database_error(e),
+    }
+}
+
+fn database_error(e: sqlx::Error) -> Response {
+    tracing::warn!(error = %e, "stats query failed");
+    json_error(StatusCode::SERVICE_UNAVAILABLE, format!("database unavailable: {e}"), None)
+}

@@ -1,0 +1,68 @@
+//! Wires the gateway together and serves until SIGINT/SIGTERM.
+
+use std::time::Duration;
+
+use axum::routing::{get, post};
+use axum::Router;
+use logstream_service::ops::{self, Check};
+use logstream_service::{postgres, shutdown};
+use sqlx::PgPool;
+
+use crate::config::Config;
+use crate::generators::Generators;
+use crate::metrics::{self, Metrics};
+use crate::routes;
+
+#[derive(Clone)]
+pub struct AppState {
+    pub pool: PgPool,
+    pub generators: Generators,
+    pub api_token: Option<String>,
+}
+
+pub async fn run(config: Config) -> anyhow::Result<()> {
+    let shutdown = shutdown::on_signal();
+    let registry = ops::new_registry();
+    let metrics = Metrics::register(&registry)?;
+    let pool = postgres::lazy_pool(&config.database)?;
+    let redis = redis::Client::open(config.redis_url.as_str())
+        .map_err(|e| anyhow::anyhow!("invalid LOGSTREAM_REDIS_URL / --redis-url: {e}"))?;
+    let generators = Generators::new(
+        config.generator_urls.clone(),
+        redis,
+        Duration::from_secs(config.generator_timeout_seconds),
+    )?;
+    if config.api_token.as_deref() == Some("") {
+        anyhow::bail!("LOGSTREAM_API_TOKEN / --api-token is set but empty");
+    }
+    let state = AppState {
+        pool: pool.clone(),
+        generators: generators.clone(),
+        api_token: config.api_token.clone(),
+    };
+
+    let ready = move || {
+        let (pool, generators) = (pool.clone(), generators.clone());
+        async move {
+            let generators = if generators.urls().await.is_empty() {
+                Err("no generator instances registered".to_owned())
+            } else {
+                Ok(())
+            };
+            vec![Check::new("postgres", postgres::check(&pool).await), Check::new("generators", generators)]
+        }
+    };
+    let api = Router::new()
+        .route("/api/v1/generator/start", post(routes::generator::start))
+        .route("/api/v1/generator/stop", post(routes::generator::stop))
+        .route("/api/v1/generator/status", get(routes::generator::status))
+        .route("/api/v1/stats", get(routes::stats::all))
+        .route("/api/v1/stats/{service}", get(routes::stats::one))
+        .with_state(state);
+    let app = api
+        .merge(ops::router(registry, ready))
+        .layer(axum::middleware::from_fn_with_state(metrics, metrics::record))
+        .layer(axum::extract::DefaultBodyLimit::max(64 * 1024));
+    tracing::info!(?config, "gateway starting");
+    ops::serve(config.listen, "LOGSTREAM_GATEWAY_LISTEN", app, shutdown).await
+}
