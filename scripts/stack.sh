@@ -28,7 +28,14 @@ apt_install() {
   if [ ! -f "$STATE/.apt-updated" ]; then apt-get update -qq && touch "$STATE/.apt-updated"; fi
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null
 }
-alive() { [ -f "$STATE/$1.pid" ] && kill -0 "$(cat "$STATE/$1.pid")" 2>/dev/null; }
+# A process is alive when it exists and is not a zombie (a killed child nobody reaped yet).
+alive() {
+  local pid
+  [ -f "$STATE/$1.pid" ] || return 1
+  pid=$(cat "$STATE/$1.pid")
+  kill -0 "$pid" 2>/dev/null || return 1
+  [ "$(awk '{print $3}' "/proc/$pid/stat" 2>/dev/null)" != Z ]
+}
 
 # Starts a background process and records its pid (so `down` stops exactly it).
 launch() {
@@ -112,7 +119,8 @@ start_services() {
   local bin="$ROOT/target/$PROFILE"
   export LOGSTREAM_KAFKA_BROKERS="$KAFKA" LOGSTREAM_DATABASE_URL="$DB_URL" \
     LOGSTREAM_REDIS_URL="redis://127.0.0.1:6379" LOGSTREAM_TOPIC_PARTITIONS="$PARTITIONS"
-  launch collector env LOGSTREAM_COLLECTOR_LISTEN=127.0.0.1:8081 "$bin/logstream-collector"
+  launch collector env LOGSTREAM_COLLECTOR_LISTEN=127.0.0.1:8081 \
+    LOGSTREAM_GROUP_INSTANCE_ID="${LOGSTREAM_GROUP_INSTANCE_ID:-collector-1}" "$bin/logstream-collector"
   launch generator env LOGSTREAM_GENERATOR_LISTEN=127.0.0.1:8080 \
     LOGSTREAM_GENERATOR_ADVERTISE_URL=http://127.0.0.1:8080 "$bin/logstream-generator"
   launch gateway env LOGSTREAM_GATEWAY_LISTEN=127.0.0.1:8090 "$bin/logstream-gateway"
@@ -136,10 +144,10 @@ stop_one() {
   local name=$1 pid i
   [ -f "$STATE/$name.pid" ] || return 0
   pid=$(cat "$STATE/$name.pid")
-  if kill -0 "$pid" 2>/dev/null; then
+  if alive "$name"; then
     kill -TERM "$pid"
-    for i in $(seq 1 60); do kill -0 "$pid" 2>/dev/null || break; sleep 0.5; done
-    kill -0 "$pid" 2>/dev/null && { say "$name did not stop in 30 s; killing"; kill -KILL "$pid"; }
+    for i in $(seq 1 60); do alive "$name" || break; sleep 0.5; done
+    alive "$name" && { say "$name did not stop in 30 s; killing"; kill -KILL "$pid"; }
     say "stopped $name (pid $pid)"
   fi
   rm -f "$STATE/$name.pid"

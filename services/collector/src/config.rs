@@ -16,6 +16,17 @@ pub struct Config {
     #[arg(long, env = "LOGSTREAM_CONSUMER_GROUP", default_value = "logstream-collector")]
     pub consumer_group: String,
 
+    /// Static group membership id (Kafka `group.instance.id`): a restarted collector with the same
+    /// id takes over its old membership at once instead of waiting for the session to expire.
+    /// Must be unique per collector process in the group; unset: dynamic membership.
+    #[arg(long, env = "LOGSTREAM_GROUP_INSTANCE_ID")]
+    pub group_instance_id: Option<String>,
+
+    /// Partition assignment strategy: cooperative-sticky (incremental rebalances) or range / roundrobin.
+    #[arg(long, env = "LOGSTREAM_KAFKA_ASSIGNMENT_STRATEGY", default_value = "cooperative-sticky",
+          value_parser = ["cooperative-sticky", "range", "roundrobin"])]
+    pub assignment_strategy: String,
+
     /// Kafka group session timeout: how soon a dead collector's partitions move to another.
     #[arg(long, env = "LOGSTREAM_KAFKA_SESSION_TIMEOUT_MS", default_value_t = 10_000,
           value_parser = clap::value_parser!(u64).range(3_000..=300_000))]

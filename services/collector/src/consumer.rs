@@ -121,6 +121,8 @@ pub struct ConsumerSettings<'a> {
     pub group: &'a str,
     pub topic: &'a str,
     pub session_timeout_ms: u64,
+    pub group_instance_id: Option<&'a str>,
+    pub assignment_strategy: &'a str,
 }
 
 /// Creates the group member and subscribes it.
@@ -137,12 +139,16 @@ pub fn subscribe(
         topic: settings.topic.to_owned(),
         shutdown,
     };
-    let consumer: BaseConsumer<Rebalancer> = logstream_service::kafka::base_config(settings.brokers, "logstream-collector")
+    let mut config = logstream_service::kafka::base_config(settings.brokers, "logstream-collector");
+    if let Some(id) = settings.group_instance_id {
+        config.set("group.instance.id", id);
+    }
+    let consumer: BaseConsumer<Rebalancer> = config
         .set("group.id", settings.group)
         .set("enable.auto.commit", "false")
         .set("enable.auto.offset.store", "false")
         .set("auto.offset.reset", "earliest")
-        .set("partition.assignment.strategy", "cooperative-sticky")
+        .set("partition.assignment.strategy", settings.assignment_strategy)
         .set("session.timeout.ms", settings.session_timeout_ms.to_string())
         .set("heartbeat.interval.ms", (settings.session_timeout_ms / 4).to_string())
         .set("queued.max.messages.kbytes", "65536")

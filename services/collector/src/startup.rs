@@ -100,6 +100,8 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
             group: &group,
             topic: &topic,
             session_timeout_ms: config.session_timeout_ms,
+            group_instance_id: config.group_instance_id.as_deref(),
+            assignment_strategy: &config.assignment_strategy,
         },
         tx,
         store,
