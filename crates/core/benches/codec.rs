@@ -5,8 +5,13 @@ use logstream_core::{json, synth::Synthesizer};
 
 fn codec(c: &mut Criterion) {
     let mut synth = Synthesizer::new(42, "bench-host");
-    let events: Vec<_> = (0..1_000).map(|i| synth.next_event(1_700_000_000_000 + i)).collect();
-    let encoded: Vec<Vec<u8>> = events.iter().map(|e| json::encode(e).expect("encodes")).collect();
+    let events: Vec<_> = (0..1_000)
+        .map(|i| synth.next_event(1_700_000_000_000 + i))
+        .collect();
+    let encoded: Vec<Vec<u8>> = events
+        .iter()
+        .map(|e| json::encode(e).expect("encodes"))
+        .collect();
 
     let mut group = c.benchmark_group("json");
     group.throughput(Throughput::Elements(events.len() as u64));

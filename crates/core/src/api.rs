@@ -102,7 +102,10 @@ impl StartRequest {
             if !SCENARIOS.contains(&scenario.as_str()) {
                 return Err(FieldError::new(
                     "scenario",
-                    format!("unknown scenario {scenario:?}; available: {}", SCENARIOS.join(", ")),
+                    format!(
+                        "unknown scenario {scenario:?}; available: {}",
+                        SCENARIOS.join(", ")
+                    ),
                 ));
             }
         }
@@ -110,16 +113,24 @@ impl StartRequest {
             if let Some(unknown) = formats.keys().find(|f| !FORMATS.contains(&f.as_str())) {
                 return Err(FieldError::new(
                     "formats",
-                    format!("unknown format {unknown:?}; available: {}", FORMATS.join(", ")),
+                    format!(
+                        "unknown format {unknown:?}; available: {}",
+                        FORMATS.join(", ")
+                    ),
                 ));
             }
             if formats.values().all(|w| *w == 0) {
-                return Err(FieldError::new("formats", "at least one weight must be positive"));
+                return Err(FieldError::new(
+                    "formats",
+                    "at least one weight must be positive",
+                ));
             }
         }
         let levels = match &self.level_weights {
             None => None,
-            Some(text) => Some(parse_level_weights(text).map_err(|e| FieldError::new("level_weights", e))?),
+            Some(text) => {
+                Some(parse_level_weights(text).map_err(|e| FieldError::new("level_weights", e))?)
+            }
         };
         Ok(GeneratorSettings {
             rate_per_second,
@@ -193,7 +204,8 @@ impl ClusterStatus {
             status.failed_total += i.failed_total;
             status.rate_limited_total += i.rate_limited_total;
             status.in_flight += i.in_flight;
-            status.circuit_breaker_state = worst(status.circuit_breaker_state, i.circuit_breaker_state);
+            status.circuit_breaker_state =
+                worst(status.circuit_breaker_state, i.circuit_breaker_state);
         }
         status.instances = instances;
         status.unreachable = unreachable;
@@ -216,7 +228,10 @@ mod tests {
 
     #[test]
     fn empty_body_is_default() {
-        let settings = StartRequest::from_json(b" ").expect("ok").validate(1000).expect("ok");
+        let settings = StartRequest::from_json(b" ")
+            .expect("ok")
+            .validate(1000)
+            .expect("ok");
         assert_eq!(settings.rate_per_second, 1000);
         assert!(settings.duration.is_none());
     }
@@ -240,7 +255,11 @@ mod tests {
 
     #[test]
     fn aggregate_sums_and_takes_worst_breaker() {
-        let a = InstanceStatus { sent_total: 3, running: true, ..Default::default() };
+        let a = InstanceStatus {
+            sent_total: 3,
+            running: true,
+            ..Default::default()
+        };
         let b = InstanceStatus {
             sent_total: 4,
             circuit_breaker_state: BreakerState::Open,

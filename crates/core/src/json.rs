@@ -111,14 +111,18 @@ fn storable_json(raw: &str) -> Result<String, DecodeError> {
         match value {
             serde_json::Value::String(s) => s.contains('\0'),
             serde_json::Value::Array(items) => items.iter().any(has_nul),
-            serde_json::Value::Object(map) => map.iter().any(|(k, v)| k.contains('\0') || has_nul(v)),
+            serde_json::Value::Object(map) => {
+                map.iter().any(|(k, v)| k.contains('\0') || has_nul(v))
+            }
             _ => false,
         }
     }
     let value: serde_json::Value = serde_json::from_str(raw)
         .map_err(|e| DecodeError::InvalidField(format!("attributes: {e}")))?;
     if has_nul(&value) {
-        return Err(DecodeError::InvalidField("attributes: contains a NUL character".into()));
+        return Err(DecodeError::InvalidField(
+            "attributes: contains a NUL character".into(),
+        ));
     }
     Ok(value.to_string())
 }
@@ -174,8 +178,7 @@ fn non_empty(field: Option<Cow<'_, str>>) -> Option<String> {
 pub fn decode(bytes: &[u8]) -> Result<LogEvent, DecodeError> {
     let text = std::str::from_utf8(bytes).map_err(|e| DecodeError::InvalidUtf8(e.to_string()))?;
     let wire: WireIn<'_> = serde_json::from_str(text).map_err(|e| {
-        if e.classify() == serde_json::error::Category::Data && text.trim_start().starts_with('{')
-        {
+        if e.classify() == serde_json::error::Category::Data && text.trim_start().starts_with('{') {
             DecodeError::InvalidField(e.to_string())
         } else {
             DecodeError::InvalidJson(e.to_string())
@@ -185,7 +188,9 @@ pub fn decode(bytes: &[u8]) -> Result<LogEvent, DecodeError> {
         None => return Err(DecodeError::MissingField("timestamp")),
         Some(WireTimestamp::Millis(ms)) => ms,
         Some(WireTimestamp::Float(ms)) if ms.is_finite() && ms.abs() < 9.0e15 => ms as i64,
-        Some(WireTimestamp::Float(ms)) => return Err(DecodeError::InvalidTimestamp(ms.to_string())),
+        Some(WireTimestamp::Float(ms)) => {
+            return Err(DecodeError::InvalidTimestamp(ms.to_string()))
+        }
         Some(WireTimestamp::Text(text)) => parse_rfc3339_ms(&text)
             .ok_or_else(|| DecodeError::InvalidTimestamp(text.into_owned()))?,
     };
@@ -260,20 +265,46 @@ mod tests {
             (b"not json", "invalid_json"),
             (b"[1,2]", "invalid_json"),
             (b"{\"level\":", "invalid_json"),
-            (br#"{"level":5,"service":"a","timestamp":1}"#, "invalid_field"),
+            (
+                br#"{"level":5,"service":"a","timestamp":1}"#,
+                "invalid_field",
+            ),
             (br#"{"level":"INFO","service":"a"}"#, "missing_field"),
             (br#"{"level":"INFO","timestamp":1}"#, "missing_field"),
             (br#"{"service":"a","timestamp":1}"#, "missing_field"),
-            (br#"{"level":"LOUD","service":"a","timestamp":1}"#, "invalid_level"),
-            (br#"{"level":"INFO","service":"a","timestamp":"yesterday"}"#, "invalid_timestamp"),
-            (br#"{"level":"INFO","service":"a","timestamp":-5}"#, "invalid_timestamp"),
-            (br#"{"level":"INFO","service":"a","timestamp":99999999999999999}"#, "invalid_timestamp"),
-            (br#"{"level":"INFO","service":"a","timestamp":1,"attributes":{"x":"\u0000"}}"#, "invalid_field"),
-            (br#"{"level":"INFO","service":"a","timestamp":1,"attributes":{"x":"\ud800"}}"#, "invalid_field"),
+            (
+                br#"{"level":"LOUD","service":"a","timestamp":1}"#,
+                "invalid_level",
+            ),
+            (
+                br#"{"level":"INFO","service":"a","timestamp":"yesterday"}"#,
+                "invalid_timestamp",
+            ),
+            (
+                br#"{"level":"INFO","service":"a","timestamp":-5}"#,
+                "invalid_timestamp",
+            ),
+            (
+                br#"{"level":"INFO","service":"a","timestamp":99999999999999999}"#,
+                "invalid_timestamp",
+            ),
+            (
+                br#"{"level":"INFO","service":"a","timestamp":1,"attributes":{"x":"\u0000"}}"#,
+                "invalid_field",
+            ),
+            (
+                br#"{"level":"INFO","service":"a","timestamp":1,"attributes":{"x":"\ud800"}}"#,
+                "invalid_field",
+            ),
         ];
         for (input, reason) in cases {
             let err = decode(input).expect_err("must be rejected");
-            assert_eq!(err.reason(), *reason, "input {:?}: {err}", String::from_utf8_lossy(input));
+            assert_eq!(
+                err.reason(),
+                *reason,
+                "input {:?}: {err}",
+                String::from_utf8_lossy(input)
+            );
         }
     }
 

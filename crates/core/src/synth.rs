@@ -88,12 +88,54 @@ struct ServiceProfile {
 }
 
 const SERVICES: &[(ServiceProfile, u32)] = &[
-    (ServiceProfile { name: "orders", components: &["api", "db", "worker"], entity: "order" }, 30),
-    (ServiceProfile { name: "users", components: &["api", "auth", "cache"], entity: "user" }, 20),
-    (ServiceProfile { name: "payments", components: &["api", "gateway", "fraud"], entity: "payment" }, 15),
-    (ServiceProfile { name: "inventory", components: &["api", "sync"], entity: "sku" }, 15),
-    (ServiceProfile { name: "shipping", components: &["api", "tracker"], entity: "shipment" }, 10),
-    (ServiceProfile { name: "search", components: &["api", "indexer"], entity: "query" }, 10),
+    (
+        ServiceProfile {
+            name: "orders",
+            components: &["api", "db", "worker"],
+            entity: "order",
+        },
+        30,
+    ),
+    (
+        ServiceProfile {
+            name: "users",
+            components: &["api", "auth", "cache"],
+            entity: "user",
+        },
+        20,
+    ),
+    (
+        ServiceProfile {
+            name: "payments",
+            components: &["api", "gateway", "fraud"],
+            entity: "payment",
+        },
+        15,
+    ),
+    (
+        ServiceProfile {
+            name: "inventory",
+            components: &["api", "sync"],
+            entity: "sku",
+        },
+        15,
+    ),
+    (
+        ServiceProfile {
+            name: "shipping",
+            components: &["api", "tracker"],
+            entity: "shipment",
+        },
+        10,
+    ),
+    (
+        ServiceProfile {
+            name: "search",
+            components: &["api", "indexer"],
+            entity: "query",
+        },
+        10,
+    ),
 ];
 
 /// The names of the services the synthesizer produces.
@@ -101,9 +143,20 @@ pub fn service_names() -> impl Iterator<Item = &'static str> {
     SERVICES.iter().map(|(p, _)| p.name)
 }
 
-const PATHS: &[&str] = &["/api/v1/items", "/api/v1/cart", "/api/v1/checkout", "/health", "/api/v1/profile"];
+const PATHS: &[&str] = &[
+    "/api/v1/items",
+    "/api/v1/cart",
+    "/api/v1/checkout",
+    "/health",
+    "/api/v1/profile",
+];
 const TABLES: &[&str] = &["orders", "customers", "line_items", "stock", "sessions"];
-const DECLINES: &[&str] = &["insufficient funds", "card expired", "suspected fraud", "issuer unavailable"];
+const DECLINES: &[&str] = &[
+    "insufficient funds",
+    "card expired",
+    "suspected fraud",
+    "issuer unavailable",
+];
 const REGIONS: &[&str] = &["eu-west-1", "us-east-1", "ap-south-1"];
 
 /// Produces synthetic events.
@@ -160,7 +213,11 @@ impl Synthesizer {
                 1 => format!("{entity} {id} processed in {ms} ms"),
                 _ => {
                     let cents = self.rng.random_range(100..50_000u32);
-                    format!("{entity} {id} updated, amount={}.{:02} EUR", cents / 100, cents % 100)
+                    format!(
+                        "{entity} {id} updated, amount={}.{:02} EUR",
+                        cents / 100,
+                        cents % 100
+                    )
                 }
             },
             Level::Warn => match self.rng.random_range(0..2u8) {
@@ -168,16 +225,24 @@ impl Synthesizer {
                     let table = self.pick(TABLES);
                     format!("slow query on {table} took {ms} ms")
                 }
-                _ => format!("retrying {entity} {id} after timeout (attempt {})", ms % 5 + 1),
+                _ => format!(
+                    "retrying {entity} {id} after timeout (attempt {})",
+                    ms % 5 + 1
+                ),
             },
             Level::Error => match profile.name {
                 "payments" => {
                     let reason = self.pick(DECLINES);
                     format!("payment {id} declined: {reason}")
                 }
-                _ => format!("failed to process {entity} {id}: upstream returned 503 after {ms} ms"),
+                _ => {
+                    format!("failed to process {entity} {id}: upstream returned 503 after {ms} ms")
+                }
             },
-            Level::Fatal => format!("{} worker crashed: out of memory while handling {entity} {id}", profile.name),
+            Level::Fatal => format!(
+                "{} worker crashed: out of memory while handling {entity} {id}",
+                profile.name
+            ),
         }
     }
 
@@ -199,7 +264,9 @@ impl Synthesizer {
             trace_id: Some(self.hex(16)),
             span_id: Some(self.hex(8)),
             parent_id: None,
-            attributes: Some(format!(r#"{{"request_id":"{request_id}","region":"{region}"}}"#)),
+            attributes: Some(format!(
+                r#"{{"request_id":"{request_id}","region":"{region}"}}"#
+            )),
         }
     }
 }

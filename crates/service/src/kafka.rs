@@ -27,7 +27,10 @@ pub enum TopicError {
     #[error("cannot create Kafka admin client: {0}")]
     Client(#[from] rdkafka::error::KafkaError),
     #[error("topic {topic}: {code}")]
-    Create { topic: String, code: RDKafkaErrorCode },
+    Create {
+        topic: String,
+        code: RDKafkaErrorCode,
+    },
 }
 
 /// Creates the design's topics that do not exist yet.
@@ -48,7 +51,9 @@ pub async fn ensure_topics(settings: &KafkaSettings) -> Result<(), TopicError> {
     let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(10)));
     for result in admin.create_topics(&topics, &options).await? {
         match result {
-            Ok(topic) => tracing::info!(%topic, partitions = settings.topic_partitions, "created topic"),
+            Ok(topic) => {
+                tracing::info!(%topic, partitions = settings.topic_partitions, "created topic")
+            }
             Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
             Err((topic, code)) => return Err(TopicError::Create { topic, code }),
         }

@@ -39,7 +39,9 @@ pub fn json_error(status: StatusCode, error: impl Into<String>, field: Option<&s
 pub fn new_registry() -> Registry {
     let registry = Registry::new();
     #[cfg(target_os = "linux")]
-    if let Err(e) = registry.register(Box::new(prometheus::process_collector::ProcessCollector::for_self())) {
+    if let Err(e) = registry.register(Box::new(
+        prometheus::process_collector::ProcessCollector::for_self(),
+    )) {
         tracing::warn!(error = %e, "process metrics unavailable");
     }
     registry
@@ -61,18 +63,31 @@ where
 {
     let registry = Arc::new(registry);
     Router::new()
-        .route("/metrics", get(move || {
-            let registry = registry.clone();
-            async move { render_metrics(&registry) }
-        }))
-        .route("/healthz", get(|| async { Json(json!({ "status": "ok" })) }))
-        .route("/readyz", get(move || {
-            let ready = ready.clone();
-            async move { readiness(ready().await) }
-        }))
+        .route(
+            "/metrics",
+            get(move || {
+                let registry = registry.clone();
+                async move { render_metrics(&registry) }
+            }),
+        )
+        .route(
+            "/healthz",
+            get(|| async { Json(json!({ "status": "ok" })) }),
+        )
+        .route(
+            "/readyz",
+            get(move || {
+                let ready = ready.clone();
+                async move { readiness(ready().await) }
+            }),
+        )
         .fallback(|| async { json_error(StatusCode::NOT_FOUND, "no such route", None) })
         .method_not_allowed_fallback(|| async {
-            json_error(StatusCode::METHOD_NOT_ALLOWED, "method not allowed on this route", None)
+            json_error(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "method not allowed on this route",
+                None,
+            )
         })
 }
 
@@ -88,7 +103,11 @@ fn readiness(checks: Vec<Check>) -> Response {
             (c.name.to_owned(), value)
         })
         .collect();
-    let status = if ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    let status = if ready {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
     let word = if ready { "ready" } else { "not ready" };
     (status, Json(json!({ "status": word, "checks": details }))).into_response()
 }
@@ -104,8 +123,11 @@ pub async fn serve(
         .await
         .map_err(|e| anyhow::anyhow!("cannot listen on {addr} ({setting}): {e}"))?;
     tracing::info!(%addr, "listening");
-    axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
-        .with_graceful_shutdown(async move { shutdown.cancelled().await })
-        .await?;
+    axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(async move { shutdown.cancelled().await })
+    .await?;
     Ok(())
 }

@@ -31,7 +31,11 @@ pub struct CommonSettings {
 #[derive(Debug, Clone, Args)]
 pub struct KafkaSettings {
     /// Kafka bootstrap servers, comma-separated host:port.
-    #[arg(long, env = "LOGSTREAM_KAFKA_BROKERS", default_value = "127.0.0.1:9092")]
+    #[arg(
+        long,
+        env = "LOGSTREAM_KAFKA_BROKERS",
+        default_value = "127.0.0.1:9092"
+    )]
     pub kafka_brokers: String,
 
     /// Topic the generators publish raw log events to.
@@ -67,8 +71,11 @@ impl KafkaSettings {
 #[derive(Debug, Clone, Args)]
 pub struct DatabaseSettings {
     /// PostgreSQL connection URL.
-    #[arg(long, env = "LOGSTREAM_DATABASE_URL",
-          default_value = "postgres://postgres@127.0.0.1:5432/logstream")]
+    #[arg(
+        long,
+        env = "LOGSTREAM_DATABASE_URL",
+        default_value = "postgres://postgres@127.0.0.1:5432/logstream"
+    )]
     pub database_url: String,
 
     /// Largest number of PostgreSQL connections in the pool.

@@ -27,7 +27,8 @@ pub struct DeadLetter {
 }
 
 /// The columns the `COPY` rows fill, in order.
-pub const COPY_COLUMNS: &str = "event_time, level, service, component, host, message, trace_id, span_id, \
+pub const COPY_COLUMNS: &str =
+    "event_time, level, service, component, host, message, trace_id, span_id, \
      parent_id, attributes, instance_id, seq, kafka_partition, kafka_offset";
 
 pub struct Batch {
@@ -69,14 +70,18 @@ impl Batch {
     /// Adds one record: a storable event, or a dead letter with its reason.
     pub fn add(&mut self, record: Record) {
         self.records += 1;
-        self.next_offsets.insert(record.partition, record.offset + 1);
+        self.next_offsets
+            .insert(record.partition, record.offset + 1);
         let decoded = match &record.payload {
             None => Err(("empty_payload", "record has no value".to_owned())),
-            Some(bytes) => json::decode(bytes).map_err(|e: DecodeError| (e.reason(), e.to_string())),
+            Some(bytes) => {
+                json::decode(bytes).map_err(|e: DecodeError| (e.reason(), e.to_string()))
+            }
         };
         match decoded {
             Ok(event) => {
-                self.windows.add(event.timestamp_ms, &event.service, event.level);
+                self.windows
+                    .add(event.timestamp_ms, &event.service, event.level);
                 let row = &mut self.rows;
                 push_text(row, &json::format_timestamp(event.timestamp_ms));
                 row.push(b'\t');
@@ -111,7 +116,11 @@ impl Batch {
                 row.push(b'\n');
                 self.stored += 1;
             }
-            Err((reason, detail)) => self.dead_letters.push(DeadLetter { record, reason, detail }),
+            Err((reason, detail)) => self.dead_letters.push(DeadLetter {
+                record,
+                reason,
+                detail,
+            }),
         }
     }
 }
@@ -134,9 +143,15 @@ mod tests {
     #[test]
     fn splits_good_and_bad_records_and_tracks_offsets() {
         let mut batch = Batch::new(vec![10_000]);
-        batch.add(record(5, br#"{"timestamp":1000,"level":"INFO","service":"orders","message":"a\tb"}"#));
+        batch.add(record(
+            5,
+            br#"{"timestamp":1000,"level":"INFO","service":"orders","message":"a\tb"}"#,
+        ));
         batch.add(record(6, b"garbage"));
-        batch.add(Record { payload: None, ..record(7, b"") });
+        batch.add(Record {
+            payload: None,
+            ..record(7, b"")
+        });
         assert_eq!(batch.records, 3);
         assert_eq!(batch.stored, 1);
         assert_eq!(batch.dead_letters.len(), 2);
@@ -148,7 +163,10 @@ mod tests {
             row,
             "1970-01-01T00:00:01.000Z\tINFO\torders\t\\N\t\\N\ta\\tb\t\\N\t\\N\t\\N\t\\N\tgen-1\t6\t2\t5\n"
         );
-        assert_eq!(row.trim_end().split('\t').count(), COPY_COLUMNS.split(',').count());
+        assert_eq!(
+            row.trim_end().split('\t').count(),
+            COPY_COLUMNS.split(',').count()
+        );
         batch.clear();
         assert!(batch.is_empty() && batch.rows.is_empty() && batch.windows.is_empty());
     }

@@ -6,14 +6,26 @@ use clap::Parser;
 use logstream_service::settings::{CommonSettings, DatabaseSettings, KafkaSettings};
 
 #[derive(Debug, Clone, Parser)]
-#[command(name = "logstream-collector", version, about = "Consumes log events from Kafka into PostgreSQL, exactly once")]
+#[command(
+    name = "logstream-collector",
+    version,
+    about = "Consumes log events from Kafka into PostgreSQL, exactly once"
+)]
 pub struct Config {
     /// Address the HTTP API (status, metrics, health) listens on.
-    #[arg(long, env = "LOGSTREAM_COLLECTOR_LISTEN", default_value = "0.0.0.0:8081")]
+    #[arg(
+        long,
+        env = "LOGSTREAM_COLLECTOR_LISTEN",
+        default_value = "0.0.0.0:8081"
+    )]
     pub listen: SocketAddr,
 
     /// Kafka consumer group.
-    #[arg(long, env = "LOGSTREAM_CONSUMER_GROUP", default_value = "logstream-collector")]
+    #[arg(
+        long,
+        env = "LOGSTREAM_CONSUMER_GROUP",
+        default_value = "logstream-collector"
+    )]
     pub consumer_group: String,
 
     /// Static group membership id (Kafka `group.instance.id`): a restarted collector with the same

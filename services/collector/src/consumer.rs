@@ -74,34 +74,63 @@ impl Rebalancer {
 impl ClientContext for Rebalancer {}
 
 impl ConsumerContext for Rebalancer {
-    fn rebalance(&self, consumer: &BaseConsumer<Self>, err: RDKafkaRespErr, tpl: &mut TopicPartitionList) {
-        let cooperative = matches!(consumer.rebalance_protocol(), RebalanceProtocol::Cooperative);
+    fn rebalance(
+        &self,
+        consumer: &BaseConsumer<Self>,
+        err: RDKafkaRespErr,
+        tpl: &mut TopicPartitionList,
+    ) {
+        let cooperative = matches!(
+            consumer.rebalance_protocol(),
+            RebalanceProtocol::Cooperative
+        );
         match err {
             RDKafkaRespErr::RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS => {
                 let partitions = self.partitions(tpl);
                 let stored = self.stored_offsets(&partitions);
                 for &p in &partitions {
-                    let offset = stored.get(&p).map_or(Offset::Beginning, |&o| Offset::Offset(o));
+                    let offset = stored
+                        .get(&p)
+                        .map_or(Offset::Beginning, |&o| Offset::Offset(o));
                     if let Err(e) = tpl.set_partition_offset(&self.topic, p, offset) {
                         tracing::error!(partition = p, error = %e, "cannot set start offset");
                     }
                 }
                 tracing::info!(?partitions, ?stored, "partitions assigned");
-                let assigned = partitions.iter().map(|p| (*p, stored.get(p).copied())).collect();
+                let assigned = partitions
+                    .iter()
+                    .map(|p| (*p, stored.get(p).copied()))
+                    .collect();
                 let _ = self.tx.blocking_send(Input::Assigned(assigned));
-                let result = if cooperative { consumer.incremental_assign(tpl) } else { consumer.assign(tpl) };
+                let result = if cooperative {
+                    consumer.incremental_assign(tpl)
+                } else {
+                    consumer.assign(tpl)
+                };
                 if let Err(e) = result {
                     tracing::error!(error = %e, "assign failed");
                 }
             }
             RDKafkaRespErr::RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS => {
                 let partitions = self.partitions(tpl);
-                tracing::info!(?partitions, lost = consumer.assignment_lost(), "partitions revoked; flushing");
+                tracing::info!(
+                    ?partitions,
+                    lost = consumer.assignment_lost(),
+                    "partitions revoked; flushing"
+                );
                 let (ack, flushed) = oneshot::channel();
-                if self.tx.blocking_send(Input::Revoked(partitions, ack)).is_ok() {
+                if self
+                    .tx
+                    .blocking_send(Input::Revoked(partitions, ack))
+                    .is_ok()
+                {
                     let _ = flushed.blocking_recv();
                 }
-                let result = if cooperative { consumer.incremental_unassign(tpl) } else { consumer.unassign() };
+                let result = if cooperative {
+                    consumer.incremental_unassign(tpl)
+                } else {
+                    consumer.unassign()
+                };
                 if let Err(e) = result {
                     tracing::error!(error = %e, "unassign failed");
                 }
@@ -148,15 +177,29 @@ pub fn subscribe(
         .set("enable.auto.commit", "false")
         .set("enable.auto.offset.store", "false")
         .set("auto.offset.reset", "earliest")
-        .set("partition.assignment.strategy", settings.assignment_strategy)
-        .set("session.timeout.ms", settings.session_timeout_ms.to_string())
-        .set("heartbeat.interval.ms", (settings.session_timeout_ms / 4).to_string())
+        .set(
+            "partition.assignment.strategy",
+            settings.assignment_strategy,
+        )
+        .set(
+            "session.timeout.ms",
+            settings.session_timeout_ms.to_string(),
+        )
+        .set(
+            "heartbeat.interval.ms",
+            (settings.session_timeout_ms / 4).to_string(),
+        )
         .set("queued.max.messages.kbytes", "65536")
         .create_with_context(context)
-        .map_err(|e| anyhow::anyhow!("cannot create Kafka consumer (LOGSTREAM_KAFKA_BROKERS): {e}"))?;
-    consumer
-        .subscribe(&[settings.topic])
-        .map_err(|e| anyhow::anyhow!("cannot subscribe to {} (LOGSTREAM_TOPIC_RAW): {e}", settings.topic))?;
+        .map_err(|e| {
+            anyhow::anyhow!("cannot create Kafka consumer (LOGSTREAM_KAFKA_BROKERS): {e}")
+        })?;
+    consumer.subscribe(&[settings.topic]).map_err(|e| {
+        anyhow::anyhow!(
+            "cannot subscribe to {} (LOGSTREAM_TOPIC_RAW): {e}",
+            settings.topic
+        )
+    })?;
     Ok(consumer)
 }
 
@@ -166,7 +209,9 @@ fn to_record(message: &BorrowedMessage<'_>) -> Record {
     if let Some(headers) = message.headers() {
         for header in headers.iter() {
             match (header.key, header.value) {
-                ("instance-id", Some(v)) => instance_id = std::str::from_utf8(v).ok().map(str::to_owned),
+                ("instance-id", Some(v)) => {
+                    instance_id = std::str::from_utf8(v).ok().map(str::to_owned)
+                }
                 ("seq", Some(v)) => seq = std::str::from_utf8(v).ok().and_then(|s| s.parse().ok()),
                 _ => {}
             }
@@ -196,7 +241,12 @@ pub fn run(
     while !shutdown.is_cancelled() {
         pending_rewinds.extend(rewinds.try_iter());
         pending_rewinds.retain(|&(partition, offset)| {
-            match consumer.seek(&topic, partition, Offset::Offset(offset), Duration::from_secs(5)) {
+            match consumer.seek(
+                &topic,
+                partition,
+                Offset::Offset(offset),
+                Duration::from_secs(5),
+            ) {
                 Ok(()) => {
                     tracing::info!(partition, offset, "rewound partition to stored offset");
                     let _ = tx.blocking_send(Input::Seeked(partition, offset));
@@ -213,7 +263,10 @@ pub fn run(
             Some(Err(e)) => tracing::warn!(error = %e, "kafka consumer error"),
             Some(Ok(message)) => {
                 metrics.consumed.inc();
-                if tx.blocking_send(Input::Record(to_record(&message))).is_err() {
+                if tx
+                    .blocking_send(Input::Record(to_record(&message)))
+                    .is_err()
+                {
                     break;
                 }
             }
@@ -223,7 +276,11 @@ pub fn run(
     consumer.unsubscribe();
     // Serve the revocation that unsubscribing triggers, then close (dropping closes).
     for _ in 0..20 {
-        if consumer.assignment().map(|a| a.count() == 0).unwrap_or(true) {
+        if consumer
+            .assignment()
+            .map(|a| a.count() == 0)
+            .unwrap_or(true)
+        {
             break;
         }
         let _ = consumer.poll(Duration::from_millis(100));

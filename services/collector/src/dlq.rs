@@ -6,9 +6,9 @@
 
 use std::time::Duration;
 
+use rdkafka::error::KafkaError;
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
-use rdkafka::error::KafkaError;
 use rdkafka::types::RDKafkaErrorCode;
 
 use crate::batch::DeadLetter;
@@ -27,8 +27,14 @@ impl DlqSink {
             .set("linger.ms", "5")
             .set("message.timeout.ms", "30000")
             .create()
-            .map_err(|e| anyhow::anyhow!("cannot create DLQ producer (LOGSTREAM_KAFKA_BROKERS): {e}"))?;
-        Ok(Self { producer, topic, source_topic })
+            .map_err(|e| {
+                anyhow::anyhow!("cannot create DLQ producer (LOGSTREAM_KAFKA_BROKERS): {e}")
+            })?;
+        Ok(Self {
+            producer,
+            topic,
+            source_topic,
+        })
     }
 
     /// Blocking: whether `topic` exists on the brokers (readiness).
@@ -53,17 +59,36 @@ impl DlqSink {
             let offset = letter.record.offset.to_string();
             let seq = letter.record.seq.map(|s| s.to_string());
             let mut headers = OwnedHeaders::new_with_capacity(6)
-                .insert(Header { key: "dlq-reason", value: Some(reason.as_str()) })
-                .insert(Header { key: "dlq-source-topic", value: Some(self.source_topic.as_str()) })
-                .insert(Header { key: "dlq-source-partition", value: Some(partition.as_str()) })
-                .insert(Header { key: "dlq-source-offset", value: Some(offset.as_str()) });
+                .insert(Header {
+                    key: "dlq-reason",
+                    value: Some(reason.as_str()),
+                })
+                .insert(Header {
+                    key: "dlq-source-topic",
+                    value: Some(self.source_topic.as_str()),
+                })
+                .insert(Header {
+                    key: "dlq-source-partition",
+                    value: Some(partition.as_str()),
+                })
+                .insert(Header {
+                    key: "dlq-source-offset",
+                    value: Some(offset.as_str()),
+                });
             if let Some(id) = &letter.record.instance_id {
-                headers = headers.insert(Header { key: "instance-id", value: Some(id.as_str()) });
+                headers = headers.insert(Header {
+                    key: "instance-id",
+                    value: Some(id.as_str()),
+                });
             }
             if let Some(seq) = &seq {
-                headers = headers.insert(Header { key: "seq", value: Some(seq.as_str()) });
+                headers = headers.insert(Header {
+                    key: "seq",
+                    value: Some(seq.as_str()),
+                });
             }
-            let mut record: FutureRecord<'_, [u8], [u8]> = FutureRecord::to(&self.topic).headers(headers);
+            let mut record: FutureRecord<'_, [u8], [u8]> =
+                FutureRecord::to(&self.topic).headers(headers);
             if let Some(key) = &letter.record.key {
                 record = record.key(key.as_slice());
             }

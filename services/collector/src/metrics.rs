@@ -1,6 +1,8 @@
 //! The collector's Prometheus metrics (names fixed by the design).
 
-use prometheus::{Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGaugeVec, Opts, Registry};
+use prometheus::{
+    Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGaugeVec, Opts, Registry,
+};
 
 #[derive(Clone)]
 pub struct Metrics {
@@ -24,28 +26,50 @@ impl Metrics {
             consumed: IntCounter::new("log_events_consumed_total", "Records received from Kafka")?,
             stored: IntCounter::new("log_events_stored_total", "Events committed to PostgreSQL")?,
             dlq: IntCounterVec::new(
-                Opts::new("log_events_dlq_total", "Records sent to the dead-letter topic, by reason"),
+                Opts::new(
+                    "log_events_dlq_total",
+                    "Records sent to the dead-letter topic, by reason",
+                ),
                 &["reason"],
             )?,
-            aggregates_written: IntCounter::new("window_aggregates_written_total", "Window aggregate rows upserted")?,
+            aggregates_written: IntCounter::new(
+                "window_aggregates_written_total",
+                "Window aggregate rows upserted",
+            )?,
             lag: IntGaugeVec::new(
-                Opts::new("kafka_consumer_lag", "Records in the partition not yet stored (high watermark - next offset)"),
+                Opts::new(
+                    "kafka_consumer_lag",
+                    "Records in the partition not yet stored (high watermark - next offset)",
+                ),
                 &["partition"],
             )?,
             batch_duration: Histogram::with_opts(
-                HistogramOpts::new("collector_batch_duration_seconds", "Time to write one batch (dead letters and transaction)")
-                    .buckets(vec![0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0]),
+                HistogramOpts::new(
+                    "collector_batch_duration_seconds",
+                    "Time to write one batch (dead letters and transaction)",
+                )
+                .buckets(vec![
+                    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+                ]),
             )?,
             batch_size: Histogram::with_opts(
                 HistogramOpts::new("collector_batch_size_records", "Records per written batch")
-                    .buckets(vec![1.0, 10.0, 100.0, 1_000.0, 5_000.0, 10_000.0, 50_000.0, 100_000.0]),
+                    .buckets(vec![
+                        1.0, 10.0, 100.0, 1_000.0, 5_000.0, 10_000.0, 50_000.0, 100_000.0,
+                    ]),
             )?,
             alerts_raised: IntCounterVec::new(
                 Opts::new("alerts_raised_total", "Alerts raised, by kind"),
                 &["kind"],
             )?,
-            late: IntCounter::new("log_events_late_total", "Events that arrived after their window was closed")?,
-            store_errors: IntCounter::new("collector_store_errors_total", "Failed batch writes (retried)")?,
+            late: IntCounter::new(
+                "log_events_late_total",
+                "Events that arrived after their window was closed",
+            )?,
+            store_errors: IntCounter::new(
+                "collector_store_errors_total",
+                "Failed batch writes (retried)",
+            )?,
             offset_conflicts: IntCounter::new(
                 "collector_offset_conflicts_total",
                 "Batches discarded because another member had already stored those offsets",

@@ -23,7 +23,9 @@ pub struct StatusState {
 }
 
 pub fn router(state: StatusState) -> Router {
-    Router::new().route("/api/v1/collector/status", get(status)).with_state(state)
+    Router::new()
+        .route("/api/v1/collector/status", get(status))
+        .with_state(state)
 }
 
 async fn status(State(s): State<StatusState>) -> Json<Value> {
@@ -33,10 +35,18 @@ async fn status(State(s): State<StatusState>) -> Json<Value> {
             .await
             .unwrap_or_default()
     };
-    let dlq_total: u64 = ["invalid_utf8", "invalid_json", "invalid_field", "missing_field", "invalid_timestamp", "invalid_level", "empty_payload"]
-        .iter()
-        .map(|r| s.metrics.dlq.with_label_values(&[r]).get())
-        .sum();
+    let dlq_total: u64 = [
+        "invalid_utf8",
+        "invalid_json",
+        "invalid_field",
+        "missing_field",
+        "invalid_timestamp",
+        "invalid_level",
+        "empty_payload",
+    ]
+    .iter()
+    .map(|r| s.metrics.dlq.with_label_values(&[r]).get())
+    .sum();
     Json(json!({
         "group": s.group,
         "topic": s.topic,

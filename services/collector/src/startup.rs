@@ -21,7 +21,10 @@ use crate::writer::{Committed, Writer};
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../../migrations");
 
 /// Applies migrations, retrying while PostgreSQL is unreachable.
-async fn migrate(pool: &sqlx::PgPool, shutdown: &shutdown::CancellationToken) -> anyhow::Result<()> {
+async fn migrate(
+    pool: &sqlx::PgPool,
+    shutdown: &shutdown::CancellationToken,
+) -> anyhow::Result<()> {
     let mut delay = Duration::from_millis(500);
     loop {
         match MIGRATOR.run(pool).await {
@@ -44,14 +47,24 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let registry = ops::new_registry();
     let metrics = Metrics::register(&registry)?;
     let pool = postgres::lazy_pool(&config.database)?;
-    let window_sizes_ms: Vec<i64> = config.window_sizes_seconds.iter().map(|s| i64::from(*s) * 1000).collect();
+    let window_sizes_ms: Vec<i64> = config
+        .window_sizes_seconds
+        .iter()
+        .map(|s| i64::from(*s) * 1000)
+        .collect();
     if window_sizes_ms.is_empty() {
-        anyhow::bail!("LOGSTREAM_WINDOW_SIZES_SECONDS / --window-sizes-seconds must name at least one size");
+        anyhow::bail!(
+            "LOGSTREAM_WINDOW_SIZES_SECONDS / --window-sizes-seconds must name at least one size"
+        );
     }
 
     let topic = config.kafka.topic_raw.clone();
     let group = config.consumer_group.clone();
-    let dlq = Arc::new(DlqSink::new(&config.kafka.kafka_brokers, config.kafka.topic_dlq.clone(), topic.clone())?);
+    let dlq = Arc::new(DlqSink::new(
+        &config.kafka.kafka_brokers,
+        config.kafka.topic_dlq.clone(),
+        topic.clone(),
+    )?);
     let committed: Committed = Arc::new(Mutex::new(Default::default()));
 
     let ready = {
@@ -62,7 +75,10 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
                 let kafka = tokio::task::spawn_blocking(move || dlq.check_topic(&topic))
                     .await
                     .unwrap_or_else(|e| Err(e.to_string()));
-                vec![Check::new("postgres", postgres::check(&pool).await), Check::new("kafka", kafka)]
+                vec![
+                    Check::new("postgres", postgres::check(&pool).await),
+                    Check::new("kafka", kafka),
+                ]
             }
         }
     };
@@ -74,7 +90,12 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         metrics: metrics.clone(),
     })
     .merge(ops::router(registry, ready));
-    let server = tokio::spawn(ops::serve(config.listen, "LOGSTREAM_COLLECTOR_LISTEN", app, shutdown.clone()));
+    let server = tokio::spawn(ops::serve(
+        config.listen,
+        "LOGSTREAM_COLLECTOR_LISTEN",
+        app,
+        shutdown.clone(),
+    ));
 
     migrate(&pool, &shutdown).await?;
     tracing::info!("database schema up to date");
@@ -115,8 +136,18 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     };
     tracing::info!(%topic, %group, "collector consuming");
 
-    tokio::spawn(housekeeping::lag_loop(dlq.clone(), topic, committed, metrics, shutdown.clone()));
-    tokio::spawn(housekeeping::retention_loop(pool, config.retention_hours, shutdown.clone()));
+    tokio::spawn(housekeeping::lag_loop(
+        dlq.clone(),
+        topic,
+        committed,
+        metrics,
+        shutdown.clone(),
+    ));
+    tokio::spawn(housekeeping::retention_loop(
+        pool,
+        config.retention_hours,
+        shutdown.clone(),
+    ));
 
     shutdown.cancelled().await;
     let deadline = Duration::from_secs(config.common.shutdown_timeout_seconds);
@@ -126,7 +157,10 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     };
     match tokio::time::timeout(deadline, drained).await {
         Ok(()) => tracing::info!("all consumed records committed; bye"),
-        Err(_) => tracing::warn!(?deadline, "shutdown deadline passed; uncommitted records will be re-read"),
+        Err(_) => tracing::warn!(
+            ?deadline,
+            "shutdown deadline passed; uncommitted records will be re-read"
+        ),
     }
     let _ = server.await;
     Ok(())

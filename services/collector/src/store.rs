@@ -48,7 +48,11 @@ impl Store {
 
     /// Writes `batch` in one transaction. `expected` holds, per partition, the offset this
     /// collector believes is stored (None: no row yet). Returns the aggregate rows written.
-    pub async fn write(&self, batch: &Batch, expected: &BTreeMap<i32, Option<i64>>) -> Result<u64, StoreError> {
+    pub async fn write(
+        &self,
+        batch: &Batch,
+        expected: &BTreeMap<i32, Option<i64>>,
+    ) -> Result<u64, StoreError> {
         let mut tx = self.pool.begin().await?;
         if batch.stored > 0 {
             let mut copy = tx
@@ -67,7 +71,8 @@ impl Store {
             let mut levels: Vec<&'static str> = Vec::with_capacity(aggregates.len());
             let mut counts: Vec<i64> = Vec::with_capacity(aggregates.len());
             for (key, count) in aggregates {
-                starts.push(DateTime::from_timestamp_millis(key.window_start_ms).unwrap_or_default());
+                starts
+                    .push(DateTime::from_timestamp_millis(key.window_start_ms).unwrap_or_default());
                 sizes.push((key.window_size_ms / 1000) as i32);
                 services.push(key.service.clone());
                 levels.push(key.level.as_str());

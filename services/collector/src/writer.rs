@@ -95,7 +95,10 @@ impl Writer {
                     for partition in partitions {
                         positions.remove(&partition);
                         committed.remove(&partition);
-                        let _ = self.metrics.lag.remove_label_values(&[&partition.to_string()]);
+                        let _ = self
+                            .metrics
+                            .lag
+                            .remove_label_values(&[&partition.to_string()]);
                     }
                     let _ = ack.send(());
                 }
@@ -152,7 +155,10 @@ impl Writer {
                 Err(StoreError::Conflict(partitions)) => {
                     timer.stop_and_discard();
                     self.metrics.offset_conflicts.inc();
-                    tracing::warn!(?partitions, "batch already stored by another member; discarding it and rewinding");
+                    tracing::warn!(
+                        ?partitions,
+                        "batch already stored by another member; discarding it and rewinding"
+                    );
                     batch.clear();
                     self.rewind(&partitions, positions).await;
                     return;

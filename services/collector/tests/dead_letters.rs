@@ -14,7 +14,12 @@ fn env(name: &str, default: &str) -> String {
 }
 
 async fn dlq_total(collector: &str) -> f64 {
-    let text = reqwest::get(format!("{collector}/metrics")).await.expect("metrics").text().await.expect("body");
+    let text = reqwest::get(format!("{collector}/metrics"))
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("body");
     text.lines()
         .filter(|l| l.starts_with("log_events_dlq_total"))
         .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
@@ -29,17 +34,26 @@ async fn malformed_records_go_to_the_dead_letter_topic() {
     }
     let brokers = env("LOGSTREAM_KAFKA_BROKERS", "127.0.0.1:9092");
     let collector = env("COLLECTOR_URL", "http://127.0.0.1:8081");
-    let database = env("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/logstream");
+    let database = env(
+        "DATABASE_URL",
+        "postgres://postgres@127.0.0.1:5432/logstream",
+    );
     let instance = format!("dlq-test-{:08x}", rand::random::<u32>());
     let dlq_before = dlq_total(&collector).await;
 
     let now = chrono::Utc::now().timestamp_millis();
-    let good = |n: u32| format!(r#"{{"timestamp":{now},"level":"INFO","service":"dlqtest","message":"valid {n}"}}"#).into_bytes();
+    let good = |n: u32| {
+        format!(r#"{{"timestamp":{now},"level":"INFO","service":"dlqtest","message":"valid {n}"}}"#)
+            .into_bytes()
+    };
     let records: Vec<(Vec<u8>, Option<&str>)> = vec![
         (good(1), None),
         (b"this is not json".to_vec(), Some("invalid_json")),
         (vec![0xff, 0xfe, b'{', b'}'], Some("invalid_utf8")),
-        (format!(r#"{{"timestamp":{now},"service":"dlqtest"}}"#).into_bytes(), Some("missing_field")),
+        (
+            format!(r#"{{"timestamp":{now},"service":"dlqtest"}}"#).into_bytes(),
+            Some("missing_field"),
+        ),
         (good(2), None),
     ];
     let producer: FutureProducer = ClientConfig::new()
@@ -50,10 +64,22 @@ async fn malformed_records_go_to_the_dead_letter_topic() {
     for (i, (payload, _)) in records.iter().enumerate() {
         let seq = (i + 1).to_string();
         let headers = OwnedHeaders::new()
-            .insert(Header { key: "instance-id", value: Some(instance.as_str()) })
-            .insert(Header { key: "seq", value: Some(seq.as_str()) });
+            .insert(Header {
+                key: "instance-id",
+                value: Some(instance.as_str()),
+            })
+            .insert(Header {
+                key: "seq",
+                value: Some(seq.as_str()),
+            });
         producer
-            .send(FutureRecord::to("logs.raw").key("dlqtest").payload(payload).headers(headers), Duration::from_secs(10))
+            .send(
+                FutureRecord::to("logs.raw")
+                    .key("dlqtest")
+                    .payload(payload)
+                    .headers(headers),
+                Duration::from_secs(10),
+            )
             .await
             .expect("delivered");
     }
@@ -62,17 +88,22 @@ async fn malformed_records_go_to_the_dead_letter_topic() {
     let pool = sqlx::PgPool::connect(&database).await.expect("postgres");
     let deadline = Instant::now() + Duration::from_secs(90);
     let stored: Vec<(i64,)> = loop {
-        let rows: Vec<(i64,)> = sqlx::query_as("SELECT seq FROM log_events WHERE instance_id = $1 ORDER BY seq")
-            .bind(&instance)
-            .fetch_all(&pool)
-            .await
-            .expect("query");
+        let rows: Vec<(i64,)> =
+            sqlx::query_as("SELECT seq FROM log_events WHERE instance_id = $1 ORDER BY seq")
+                .bind(&instance)
+                .fetch_all(&pool)
+                .await
+                .expect("query");
         if rows.len() >= 2 || Instant::now() > deadline {
             break rows;
         }
         tokio::time::sleep(Duration::from_millis(500)).await;
     };
-    assert_eq!(stored, vec![(1,), (5,)], "valid records stored exactly once");
+    assert_eq!(
+        stored,
+        vec![(1,), (5,)],
+        "valid records stored exactly once"
+    );
 
     // The bad ones are in logs.dlq, unchanged, with a reason and their source.
     let consumer: BaseConsumer = ClientConfig::new()
@@ -87,7 +118,9 @@ async fn malformed_records_go_to_the_dead_letter_topic() {
     let mut found = Vec::new();
     let deadline = Instant::now() + Duration::from_secs(60);
     while found.len() < 3 && Instant::now() < deadline {
-        let Some(Ok(message)) = consumer.poll(Duration::from_millis(500)) else { continue };
+        let Some(Ok(message)) = consumer.poll(Duration::from_millis(500)) else {
+            continue;
+        };
         let header = |name: &str| {
             message.headers().and_then(|h| {
                 h.iter()
@@ -99,17 +132,34 @@ async fn malformed_records_go_to_the_dead_letter_topic() {
         if header("instance-id").as_deref() != Some(instance.as_str()) {
             continue;
         }
-        let seq: usize = header("seq").and_then(|s| s.parse().ok()).expect("seq header");
+        let seq: usize = header("seq")
+            .and_then(|s| s.parse().ok())
+            .expect("seq header");
         let (payload, reason) = &records[seq - 1];
         let got_reason = header("dlq-reason").expect("dlq-reason header");
-        assert!(got_reason.starts_with(reason.expect("only bad records")), "seq {seq}: reason {got_reason}");
+        assert!(
+            got_reason.starts_with(reason.expect("only bad records")),
+            "seq {seq}: reason {got_reason}"
+        );
         assert_eq!(header("dlq-source-topic").as_deref(), Some("logs.raw"));
         assert!(header("dlq-source-partition").is_some() && header("dlq-source-offset").is_some());
-        assert_eq!(message.payload(), Some(payload.as_slice()), "value unchanged");
+        assert_eq!(
+            message.payload(),
+            Some(payload.as_slice()),
+            "value unchanged"
+        );
         found.push(seq);
     }
     found.sort();
-    assert_eq!(found, vec![2, 3, 4], "every malformed record is dead-lettered");
+    assert_eq!(
+        found,
+        vec![2, 3, 4],
+        "every malformed record is dead-lettered"
+    );
     let dlq_after = dlq_total(&collector).await;
-    assert!(dlq_after - dlq_before >= 3.0, "log_events_dlq_total grew by {}", dlq_after - dlq_before);
+    assert!(
+        dlq_after - dlq_before >= 3.0,
+        "log_events_dlq_total grew by {}",
+        dlq_after - dlq_before
+    );
 }

@@ -1,12 +1,28 @@
 //! Bearer-token check for control endpoints, in constant time. The token is never logged.
 
 use axum::http::{header, HeaderMap, StatusCode};
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use logstream_service::ops::json_error;
 
+/// The request lacks the right bearer token: answers 401.
+#[derive(Debug)]
+pub struct Unauthorized;
+
+impl IntoResponse for Unauthorized {
+    fn into_response(self) -> Response {
+        json_error(
+            StatusCode::UNAUTHORIZED,
+            "missing or invalid bearer token",
+            Some("Authorization"),
+        )
+    }
+}
+
 /// Ok when no token is configured or the request carries `Authorization: Bearer <token>`.
-pub fn require(expected: Option<&str>, headers: &HeaderMap) -> Result<(), Response> {
-    let Some(expected) = expected else { return Ok(()) };
+pub fn require(expected: Option<&str>, headers: &HeaderMap) -> Result<(), Unauthorized> {
+    let Some(expected) = expected else {
+        return Ok(());
+    };
     let given = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
@@ -15,7 +31,7 @@ pub fn require(expected: Option<&str>, headers: &HeaderMap) -> Result<(), Respon
     if constant_time_eq(given.as_bytes(), expected.as_bytes()) {
         Ok(())
     } else {
-        Err(json_error(StatusCode::UNAUTHORIZED, "missing or invalid bearer token", Some("Authorization")))
+        Err(Unauthorized)
     }
 }
 
@@ -38,9 +54,15 @@ mod tests {
         let mut headers = HeaderMap::new();
         assert!(require(None, &headers).is_ok());
         assert!(require(Some("s3cret"), &headers).is_err());
-        headers.insert(header::AUTHORIZATION, "Bearer s3cre".parse().expect("header"));
+        headers.insert(
+            header::AUTHORIZATION,
+            "Bearer s3cre".parse().expect("header"),
+        );
         assert!(require(Some("s3cret"), &headers).is_err());
-        headers.insert(header::AUTHORIZATION, "Bearer s3cret".parse().expect("header"));
+        headers.insert(
+            header::AUTHORIZATION,
+            "Bearer s3cret".parse().expect("header"),
+        );
         assert!(require(Some("s3cret"), &headers).is_ok());
     }
 }

@@ -6,7 +6,11 @@ use clap::Parser;
 use logstream_service::settings::{CommonSettings, DatabaseSettings};
 
 #[derive(Clone, Parser)]
-#[command(name = "logstream-gateway", version, about = "Public REST API of logstream")]
+#[command(
+    name = "logstream-gateway",
+    version,
+    about = "Public REST API of logstream"
+)]
 pub struct Config {
     /// Address the REST API listens on.
     #[arg(long, env = "LOGSTREAM_GATEWAY_LISTEN", default_value = "0.0.0.0:8090")]
@@ -18,7 +22,11 @@ pub struct Config {
     pub generator_urls: Vec<String>,
 
     /// Redis URL, where generator instances register themselves.
-    #[arg(long, env = "LOGSTREAM_REDIS_URL", default_value = "redis://127.0.0.1:6379")]
+    #[arg(
+        long,
+        env = "LOGSTREAM_REDIS_URL",
+        default_value = "redis://127.0.0.1:6379"
+    )]
     pub redis_url: String,
 
     /// Bearer token required on control endpoints (start/stop). Unset: no token required.

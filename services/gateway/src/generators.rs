@@ -18,7 +18,11 @@ pub struct Generators {
 }
 
 impl Generators {
-    pub fn new(static_urls: Vec<String>, redis: redis::Client, timeout: Duration) -> anyhow::Result<Self> {
+    pub fn new(
+        static_urls: Vec<String>,
+        redis: redis::Client,
+        timeout: Duration,
+    ) -> anyhow::Result<Self> {
         let http = reqwest::Client::builder()
             .timeout(timeout)
             .connect_timeout(Duration::from_secs(3))
@@ -28,14 +32,22 @@ impl Generators {
             .map(|u| u.trim().trim_end_matches('/').to_owned())
             .filter(|u| !u.is_empty())
             .collect();
-        Ok(Self { static_urls, redis, http })
+        Ok(Self {
+            static_urls,
+            redis,
+            http,
+        })
     }
 
     /// The instances' base URLs: static ones plus those registered in Redis (when reachable).
     pub async fn urls(&self) -> Vec<String> {
         let mut urls: BTreeSet<String> = self.static_urls.iter().cloned().collect();
         match self.registered().await {
-            Ok(found) => urls.extend(found.into_iter().map(|u| u.trim_end_matches('/').to_owned())),
+            Ok(found) => urls.extend(
+                found
+                    .into_iter()
+                    .map(|u| u.trim_end_matches('/').to_owned()),
+            ),
             Err(e) => tracing::warn!(error = %e, "cannot read generator registrations from redis"),
         }
         urls.into_iter().collect()
@@ -44,7 +56,9 @@ impl Generators {
     async fn registered(&self) -> redis::RedisResult<Vec<String>> {
         let mut conn = self.redis.get_multiplexed_async_connection().await?;
         let keys: Vec<String> = {
-            let mut iter = conn.scan_match::<_, String>(format!("{KEY_PREFIX}*")).await?;
+            let mut iter = conn
+                .scan_match::<_, String>(format!("{KEY_PREFIX}*"))
+                .await?;
             let mut keys = Vec::new();
             while let Some(key) = iter.next_item().await {
                 keys.push(key?);
@@ -59,7 +73,11 @@ impl Generators {
     }
 
     /// Calls `path` on every instance (POST with `body`, or GET), in parallel.
-    pub async fn call_all(&self, path: &str, body: Option<bytes::Bytes>) -> (Vec<InstanceStatus>, Vec<Unreachable>) {
+    pub async fn call_all(
+        &self,
+        path: &str,
+        body: Option<bytes::Bytes>,
+    ) -> (Vec<InstanceStatus>, Vec<Unreachable>) {
         let mut calls = tokio::task::JoinSet::new();
         for url in self.urls().await {
             let http = self.http.clone();
@@ -67,7 +85,10 @@ impl Generators {
             let target = format!("{url}{path}");
             calls.spawn(async move {
                 let request = match body {
-                    Some(b) => http.post(&target).header("content-type", "application/json").body(b),
+                    Some(b) => http
+                        .post(&target)
+                        .header("content-type", "application/json")
+                        .body(b),
                     None => http.get(&target),
                 };
                 let result = async {
@@ -77,7 +98,10 @@ impl Generators {
                         let text = response.text().await.unwrap_or_default();
                         return Err(format!("{status}: {text}"));
                     }
-                    response.json::<InstanceStatus>().await.map_err(|e| e.to_string())
+                    response
+                        .json::<InstanceStatus>()
+                        .await
+                        .map_err(|e| e.to_string())
                 }
                 .await;
                 (url, result)

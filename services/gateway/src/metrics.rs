@@ -19,15 +19,26 @@ impl Metrics {
     pub fn register(registry: &Registry) -> prometheus::Result<Self> {
         let m = Self {
             requests: IntCounterVec::new(
-                Opts::new("http_requests_total", "HTTP requests answered, by route and status"),
+                Opts::new(
+                    "http_requests_total",
+                    "HTTP requests answered, by route and status",
+                ),
                 &["route", "status"],
             )?,
             duration: HistogramVec::new(
-                HistogramOpts::new("http_request_duration_seconds", "HTTP request duration, by route")
-                    .buckets(vec![0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0]),
+                HistogramOpts::new(
+                    "http_request_duration_seconds",
+                    "HTTP request duration, by route",
+                )
+                .buckets(vec![
+                    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0,
+                ]),
                 &["route"],
             )?,
-            rate_limited: IntCounter::new("gateway_rate_limited_total", "Requests refused by the rate limiter")?,
+            rate_limited: IntCounter::new(
+                "gateway_rate_limited_total",
+                "Requests refused by the rate limiter",
+            )?,
         };
         registry.register(Box::new(m.requests.clone()))?;
         registry.register(Box::new(m.duration.clone()))?;
@@ -45,7 +56,10 @@ pub async fn record(State(metrics): State<Metrics>, request: Request, next: Next
         .unwrap_or_else(|| "unmatched".to_owned());
     let started = Instant::now();
     let response = next.run(request).await;
-    metrics.duration.with_label_values(&[&route]).observe(started.elapsed().as_secs_f64());
+    metrics
+        .duration
+        .with_label_values(&[&route])
+        .observe(started.elapsed().as_secs_f64());
     metrics
         .requests
         .with_label_values(&[&route, response.status().as_str()])

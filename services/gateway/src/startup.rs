@@ -49,7 +49,10 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
             } else {
                 Ok(())
             };
-            vec![Check::new("postgres", postgres::check(&pool).await), Check::new("generators", generators)]
+            vec![
+                Check::new("postgres", postgres::check(&pool).await),
+                Check::new("generators", generators),
+            ]
         }
     };
     let api = Router::new()
@@ -61,7 +64,10 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         .with_state(state);
     let app = api
         .merge(ops::router(registry, ready))
-        .layer(axum::middleware::from_fn_with_state(metrics, metrics::record))
+        .layer(axum::middleware::from_fn_with_state(
+            metrics,
+            metrics::record,
+        ))
         .layer(axum::extract::DefaultBodyLimit::max(64 * 1024));
     tracing::info!(?config, "gateway starting");
     ops::serve(config.listen, "LOGSTREAM_GATEWAY_LISTEN", app, shutdown).await

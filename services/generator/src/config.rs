@@ -6,10 +6,18 @@ use clap::Parser;
 use logstream_service::settings::{CommonSettings, KafkaSettings};
 
 #[derive(Debug, Clone, Parser)]
-#[command(name = "logstream-generator", version, about = "Generates log events at a controlled rate into Kafka")]
+#[command(
+    name = "logstream-generator",
+    version,
+    about = "Generates log events at a controlled rate into Kafka"
+)]
 pub struct Config {
     /// Address the HTTP API (control, metrics, health) listens on.
-    #[arg(long, env = "LOGSTREAM_GENERATOR_LISTEN", default_value = "0.0.0.0:8080")]
+    #[arg(
+        long,
+        env = "LOGSTREAM_GENERATOR_LISTEN",
+        default_value = "0.0.0.0:8080"
+    )]
     pub listen: SocketAddr,
 
     /// This instance's id, carried in every record's `instance-id` header. Defaults to the
@@ -27,7 +35,11 @@ pub struct Config {
     pub rate_per_second: u64,
 
     /// Redis URL, for instance registration.
-    #[arg(long, env = "LOGSTREAM_REDIS_URL", default_value = "redis://127.0.0.1:6379")]
+    #[arg(
+        long,
+        env = "LOGSTREAM_REDIS_URL",
+        default_value = "redis://127.0.0.1:6379"
+    )]
     pub redis_url: String,
 
     /// Kafka producer compression: none, gzip, snappy, lz4 or zstd.
@@ -64,7 +76,11 @@ impl Config {
         self.advertise_url.clone().unwrap_or_else(|| {
             let port = self.listen.port();
             let ip = self.listen.ip();
-            let host = if ip.is_unspecified() { "127.0.0.1".to_owned() } else { ip.to_string() };
+            let host = if ip.is_unspecified() {
+                "127.0.0.1".to_owned()
+            } else {
+                ip.to_string()
+            };
             format!("http://{host}:{port}")
         })
     }

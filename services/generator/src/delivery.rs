@@ -36,7 +36,11 @@ impl ProducerContext for DeliveryCounter {
 pub type EventProducer = ThreadedProducer<DeliveryCounter>;
 
 /// Builds the producer.
-pub fn producer(config: &Config, metrics: Metrics, client_id: &str) -> anyhow::Result<EventProducer> {
+pub fn producer(
+    config: &Config,
+    metrics: Metrics,
+    client_id: &str,
+) -> anyhow::Result<EventProducer> {
     let producer = logstream_service::kafka::base_config(&config.kafka.kafka_brokers, client_id)
         .set("enable.idempotence", "true")
         .set("acks", "all")
@@ -46,9 +50,14 @@ pub fn producer(config: &Config, metrics: Metrics, client_id: &str) -> anyhow::R
         .set("batch.size", "1000000")
         .set("queue.buffering.max.messages", "500000")
         .set("queue.buffering.max.kbytes", "1048576")
-        .set("message.timeout.ms", config.kafka_message_timeout_ms.to_string())
+        .set(
+            "message.timeout.ms",
+            config.kafka_message_timeout_ms.to_string(),
+        )
         .create_with_context(DeliveryCounter { metrics })
-        .map_err(|e| anyhow::anyhow!("cannot create Kafka producer (LOGSTREAM_KAFKA_BROKERS): {e}"))?;
+        .map_err(|e| {
+            anyhow::anyhow!("cannot create Kafka producer (LOGSTREAM_KAFKA_BROKERS): {e}")
+        })?;
     Ok(producer)
 }
 
@@ -56,18 +65,34 @@ pub fn producer(config: &Config, metrics: Metrics, client_id: &str) -> anyhow::R
 pub fn headers(instance_id: &str, seq: u64, traceparent: Option<&str>) -> OwnedHeaders {
     let seq = seq.to_string();
     let headers = OwnedHeaders::new_with_capacity(4)
-        .insert(Header { key: "content-type", value: Some("application/json") })
-        .insert(Header { key: "instance-id", value: Some(instance_id) })
-        .insert(Header { key: "seq", value: Some(seq.as_str()) });
+        .insert(Header {
+            key: "content-type",
+            value: Some("application/json"),
+        })
+        .insert(Header {
+            key: "instance-id",
+            value: Some(instance_id),
+        })
+        .insert(Header {
+            key: "seq",
+            value: Some(seq.as_str()),
+        });
     match traceparent {
-        Some(tp) => headers.insert(Header { key: "traceparent", value: Some(tp) }),
+        Some(tp) => headers.insert(Header {
+            key: "traceparent",
+            value: Some(tp),
+        }),
         None => headers,
     }
 }
 
 /// Hands one record to the producer, waiting while its queue is full. Returns false when the
 /// record was refused for another reason (it is then counted as failed).
-pub fn send_blocking(producer: &EventProducer, metrics: &Metrics, mut record: BaseRecord<'_, str, [u8], ()>) -> bool {
+pub fn send_blocking(
+    producer: &EventProducer,
+    metrics: &Metrics,
+    mut record: BaseRecord<'_, str, [u8], ()>,
+) -> bool {
     loop {
         match producer.send(record) {
             Ok(()) => return true,

@@ -82,7 +82,10 @@ impl Engine {
         }
         let stop = Arc::new(AtomicBool::new(false));
         let finished = Arc::new(AtomicBool::new(false));
-        self.shared.metrics.target_rate.set(settings.rate_per_second as i64);
+        self.shared
+            .metrics
+            .target_rate
+            .set(settings.rate_per_second as i64);
         let shared = self.shared.clone();
         let (stop2, finished2) = (stop.clone(), finished.clone());
         let thread = std::thread::Builder::new()
@@ -92,7 +95,11 @@ impl Engine {
                 finished2.store(true, Ordering::Release);
             })?;
         tracing::info!(instance_id = %self.shared.instance_id, "generation started");
-        *run = Some(Run { stop, finished, thread });
+        *run = Some(Run {
+            stop,
+            finished,
+            thread,
+        });
         Ok(())
     }
 
@@ -119,7 +126,11 @@ impl Engine {
         InstanceStatus {
             instance_id: self.shared.instance_id.clone(),
             running,
-            target_rate: if running { m.target_rate.get().max(0) as u64 } else { 0 },
+            target_rate: if running {
+                m.target_rate.get().max(0) as u64
+            } else {
+                0
+            },
             current_rate: m.rate_current.get(),
             generated_total: self.shared.seq.load(Ordering::Acquire),
             sent_total: m.sent.get(),
@@ -131,7 +142,10 @@ impl Engine {
     }
 
     /// Samples the achieved rate once a second into `log_generation_rate_current`.
-    pub async fn sample_rate(self: Arc<Self>, shutdown: logstream_service::shutdown::CancellationToken) {
+    pub async fn sample_rate(
+        self: Arc<Self>,
+        shutdown: logstream_service::shutdown::CancellationToken,
+    ) {
         let mut last = self.shared.seq.load(Ordering::Acquire);
         let mut last_at = Instant::now();
         let mut tick = tokio::time::interval(Duration::from_secs(1));
@@ -142,8 +156,14 @@ impl Engine {
             }
             let now = self.shared.seq.load(Ordering::Acquire);
             let elapsed = last_at.elapsed().as_secs_f64().max(1e-3);
-            self.shared.metrics.rate_current.set((now - last) as f64 / elapsed);
-            self.shared.metrics.in_flight.set(self.shared.producer.in_flight_count() as i64);
+            self.shared
+                .metrics
+                .rate_current
+                .set((now - last) as f64 / elapsed);
+            self.shared
+                .metrics
+                .in_flight
+                .set(self.shared.producer.in_flight_count() as i64);
             last = now;
             last_at = Instant::now();
         }
@@ -199,7 +219,11 @@ fn generate(shared: &Shared, settings: &GeneratorSettings, stop: &AtomicBool) {
             let record = BaseRecord::to(&shared.topic)
                 .key(event.service.as_str())
                 .payload(payload.as_slice())
-                .headers(delivery::headers(&shared.instance_id, seq, traceparent.as_deref()));
+                .headers(delivery::headers(
+                    &shared.instance_id,
+                    seq,
+                    traceparent.as_deref(),
+                ));
             delivery::send_blocking(&shared.producer, &shared.metrics, record);
             produced += 1;
         }

@@ -18,13 +18,31 @@ impl Metrics {
     pub fn register(registry: &Registry) -> prometheus::Result<Self> {
         let m = Self {
             generated: IntCounter::new("log_events_generated_total", "Log events generated")?,
-            rate_limited: IntCounter::new("log_events_rate_limited_total", "Log events refused by a rate limiter")?,
-            rate_current: Gauge::new("log_generation_rate_current", "Events generated per second over the last second")?,
-            target_rate: IntGauge::new("log_generation_rate_target", "Configured generation rate, events per second")?,
+            rate_limited: IntCounter::new(
+                "log_events_rate_limited_total",
+                "Log events refused by a rate limiter",
+            )?,
+            rate_current: Gauge::new(
+                "log_generation_rate_current",
+                "Events generated per second over the last second",
+            )?,
+            target_rate: IntGauge::new(
+                "log_generation_rate_target",
+                "Configured generation rate, events per second",
+            )?,
             sent: IntCounter::new("kafka_messages_sent_total", "Records acknowledged by Kafka")?,
-            failed: IntCounter::new("kafka_messages_failed_total", "Records Kafka did not accept (delivery failed)")?,
-            in_flight: IntGauge::new("kafka_messages_in_flight", "Records handed to the producer, not yet acknowledged or failed")?,
-            breaker_state: IntGauge::new("circuit_breaker_state", "Kafka circuit breaker: 0 closed, 1 half-open, 2 open")?,
+            failed: IntCounter::new(
+                "kafka_messages_failed_total",
+                "Records Kafka did not accept (delivery failed)",
+            )?,
+            in_flight: IntGauge::new(
+                "kafka_messages_in_flight",
+                "Records handed to the producer, not yet acknowledged or failed",
+            )?,
+            breaker_state: IntGauge::new(
+                "circuit_breaker_state",
+                "Kafka circuit breaker: 0 closed, 1 half-open, 2 open",
+            )?,
         };
         registry.register(Box::new(m.generated.clone()))?;
         registry.register(Box::new(m.rate_limited.clone()))?;

@@ -12,7 +12,12 @@ pub const KEY_PREFIX: &str = "logstream:generators:";
 const TTL_SECONDS: u64 = 15;
 const EVERY: Duration = Duration::from_secs(5);
 
-pub async fn heartbeat(client: redis::Client, instance_id: String, url: String, shutdown: CancellationToken) {
+pub async fn heartbeat(
+    client: redis::Client,
+    instance_id: String,
+    url: String,
+    shutdown: CancellationToken,
+) {
     let key = format!("{KEY_PREFIX}{instance_id}");
     let mut warned = false;
     loop {

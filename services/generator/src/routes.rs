@@ -25,19 +25,31 @@ pub fn router(engine: Arc<Engine>, default_rate: u64) -> Router {
         .route("/api/v1/generator/start", post(start))
         .route("/api/v1/generator/stop", post(stop))
         .route("/api/v1/generator/status", get(status))
-        .with_state(AppState { engine, default_rate })
+        .with_state(AppState {
+            engine,
+            default_rate,
+        })
 }
 
 async fn start(State(state): State<AppState>, body: Bytes) -> Response {
-    let settings = match StartRequest::from_json(&body).and_then(|r| r.validate(state.default_rate)) {
+    let settings = match StartRequest::from_json(&body).and_then(|r| r.validate(state.default_rate))
+    {
         Ok(settings) => settings,
         Err(e) => return json_error(StatusCode::BAD_REQUEST, e.message, Some(&e.field)),
     };
     let engine = state.engine.clone();
     match tokio::task::spawn_blocking(move || engine.start(settings)).await {
         Ok(Ok(())) => Json(state.engine.status()).into_response(),
-        Ok(Err(e)) => json_error(StatusCode::INTERNAL_SERVER_ERROR, format!("cannot start: {e}"), None),
-        Err(e) => json_error(StatusCode::INTERNAL_SERVER_ERROR, format!("cannot start: {e}"), None),
+        Ok(Err(e)) => json_error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("cannot start: {e}"),
+            None,
+        ),
+        Err(e) => json_error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("cannot start: {e}"),
+            None,
+        ),
     }
 }
 
@@ -53,7 +65,11 @@ async fn stop(State(state): State<AppState>) -> Response {
             ),
             None,
         ),
-        Err(e) => json_error(StatusCode::INTERNAL_SERVER_ERROR, format!("cannot stop: {e}"), None),
+        Err(e) => json_error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("cannot stop: {e}"),
+            None,
+        ),
     }
 }
 

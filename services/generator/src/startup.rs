@@ -31,7 +31,10 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     ));
     tracing::info!(%instance_id, topic = %config.kafka.topic_raw, "generator starting");
 
-    tokio::spawn(kafka::ensure_topics_with_retry(config.kafka.clone(), shutdown.clone()));
+    tokio::spawn(kafka::ensure_topics_with_retry(
+        config.kafka.clone(),
+        shutdown.clone(),
+    ));
     tokio::spawn(engine.clone().sample_rate(shutdown.clone()));
     let redis = redis::Client::open(config.redis_url.as_str())
         .map_err(|e| anyhow::anyhow!("invalid LOGSTREAM_REDIS_URL / --redis-url: {e}"))?;
@@ -49,15 +52,24 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
             let engine = engine.clone();
             let topic = topic.clone();
             async move {
-                let result = tokio::task::spawn_blocking(move || kafka::check_topic(engine.producer_client(), &topic))
-                    .await
-                    .unwrap_or_else(|e| Err(e.to_string()));
+                let result = tokio::task::spawn_blocking(move || {
+                    kafka::check_topic(engine.producer_client(), &topic)
+                })
+                .await
+                .unwrap_or_else(|e| Err(e.to_string()));
                 vec![Check::new("kafka", result)]
             }
         }
     };
-    let app = routes::router(engine.clone(), config.rate_per_second).merge(ops::router(registry, ready));
-    ops::serve(config.listen, "LOGSTREAM_GENERATOR_LISTEN", app, shutdown.clone()).await?;
+    let app =
+        routes::router(engine.clone(), config.rate_per_second).merge(ops::router(registry, ready));
+    ops::serve(
+        config.listen,
+        "LOGSTREAM_GENERATOR_LISTEN",
+        app,
+        shutdown.clone(),
+    )
+    .await?;
 
     let deadline = Duration::from_secs(config.common.shutdown_timeout_seconds);
     let stopping = tokio::task::spawn_blocking(move || engine.stop());

@@ -28,7 +28,7 @@ fn answer(status: ClusterStatus) -> Response {
 
 pub async fn start(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
     if let Err(denied) = auth::require(state.api_token.as_deref(), &headers) {
-        return denied;
+        return denied.into_response();
     }
     let request = match StartRequest::from_json(&body).and_then(|r| r.validate(1).map(|_| r)) {
         Ok(request) => request,
@@ -38,19 +38,28 @@ pub async fn start(State(state): State<AppState>, headers: HeaderMap, body: Byte
         Ok(b) => Bytes::from(b),
         Err(e) => return json_error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string(), None),
     };
-    let (instances, unreachable) = state.generators.call_all("/api/v1/generator/start", Some(body)).await;
+    let (instances, unreachable) = state
+        .generators
+        .call_all("/api/v1/generator/start", Some(body))
+        .await;
     answer(ClusterStatus::aggregate(instances, unreachable))
 }
 
 pub async fn stop(State(state): State<AppState>, headers: HeaderMap) -> Response {
     if let Err(denied) = auth::require(state.api_token.as_deref(), &headers) {
-        return denied;
+        return denied.into_response();
     }
-    let (instances, unreachable) = state.generators.call_all("/api/v1/generator/stop", Some(Bytes::new())).await;
+    let (instances, unreachable) = state
+        .generators
+        .call_all("/api/v1/generator/stop", Some(Bytes::new()))
+        .await;
     answer(ClusterStatus::aggregate(instances, unreachable))
 }
 
 pub async fn status(State(state): State<AppState>) -> Response {
-    let (instances, unreachable) = state.generators.call_all("/api/v1/generator/status", None).await;
+    let (instances, unreachable) = state
+        .generators
+        .call_all("/api/v1/generator/status", None)
+        .await;
     answer(ClusterStatus::aggregate(instances, unreachable))
 }

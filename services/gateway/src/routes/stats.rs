@@ -30,5 +30,9 @@ pub async fn one(State(state): State<AppState>, Path(service): Path<String>) -> 
 
 fn database_error(e: sqlx::Error) -> Response {
     tracing::warn!(error = %e, "stats query failed");
-    json_error(StatusCode::SERVICE_UNAVAILABLE, format!("database unavailable: {e}"), None)
+    json_error(
+        StatusCode::SERVICE_UNAVAILABLE,
+        format!("database unavailable: {e}"),
+        None,
+    )
 }
