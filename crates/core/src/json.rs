@@ -101,12 +101,14 @@ pub const MIN_TIMESTAMP_MS: i64 = 0;
 /// Latest accepted event time: 9999-12-31T23:59:59.999Z.
 pub const MAX_TIMESTAMP_MS: i64 = 253_402_300_799_999;
 
-/// JSON text PostgreSQL's `jsonb` accepts: it refuses `\u0000` and lone surrogates, which
-/// serde's raw values let through, so text with escapes is parsed and checked.
+/// Longest accepted `service` (it is part of the aggregates' primary key).
+pub const MAX_SERVICE_LEN: usize = 256;
+
+/// JSON text PostgreSQL's `jsonb` accepts. Raw values let through what `jsonb` refuses
+/// (`\u0000`, lone surrogates, numbers beyond its range, extreme nesting), so attributes are
+/// checked by a full parse (serde_json limits nesting to 128 and refuses out-of-range numbers and
+/// lone surrogates) and kept verbatim when they pass.
 fn storable_json(raw: &str) -> Result<String, DecodeError> {
-    if !raw.contains("\\u") {
-        return Ok(raw.to_owned());
-    }
     fn has_nul(value: &serde_json::Value) -> bool {
         match value {
             serde_json::Value::String(s) => s.contains('\0'),
@@ -124,7 +126,7 @@ fn storable_json(raw: &str) -> Result<String, DecodeError> {
             "attributes: contains a NUL character".into(),
         ));
     }
-    Ok(value.to_string())
+    Ok(raw.to_owned())
 }
 
 /// Formats epoch milliseconds as RFC 3339 UTC with millisecond precision.
@@ -204,6 +206,11 @@ pub fn decode(bytes: &[u8]) -> Result<LogEvent, DecodeError> {
             .map_err(|e| DecodeError::InvalidLevel(e.to_string()))?,
     };
     let service = non_empty(wire.service).ok_or(DecodeError::MissingField("service"))?;
+    if service.len() > MAX_SERVICE_LEN || service.contains('\0') {
+        return Err(DecodeError::InvalidField(format!(
+            "service must be at most {MAX_SERVICE_LEN} bytes without NUL characters"
+        )));
+    }
     let attributes = match wire.attributes.map(RawValue::get) {
         None | Some("null") => None,
         Some(raw) => Some(storable_json(raw)?),
@@ -247,6 +254,27 @@ mod tests {
         let event = sample();
         let bytes = encode(&event).expect("encodes");
         assert_eq!(decode(&bytes), Ok(event));
+    }
+
+    #[test]
+    fn rejects_what_postgres_cannot_store() {
+        let deep = format!(
+            r#"{{"level":"INFO","service":"a","timestamp":1,"attributes":{}{}}}"#,
+            "[".repeat(200),
+            "]".repeat(200)
+        );
+        assert_eq!(
+            decode(deep.as_bytes()).map_err(|e| e.reason()),
+            Err("invalid_field")
+        );
+        let long = format!(
+            r#"{{"level":"INFO","service":"{}","timestamp":1}}"#,
+            "s".repeat(MAX_SERVICE_LEN + 1)
+        );
+        assert_eq!(
+            decode(long.as_bytes()).map_err(|e| e.reason()),
+            Err("invalid_field")
+        );
     }
 
     #[test]
@@ -294,6 +322,14 @@ mod tests {
             ),
             (
                 br#"{"level":"INFO","service":"a","timestamp":1,"attributes":{"x":"\ud800"}}"#,
+                "invalid_field",
+            ),
+            (
+                br#"{"level":"INFO","service":"a","timestamp":1,"attributes":{"x":1e1000000}}"#,
+                "invalid_field",
+            ),
+            (
+                br#"{"level":"INFO","service":"a\u0000b","timestamp":1}"#,
                 "invalid_field",
             ),
         ];

@@ -70,8 +70,8 @@ impl Batch {
     /// Adds one record: a storable event, or a dead letter with its reason.
     pub fn add(&mut self, record: Record) {
         self.records += 1;
-        self.next_offsets
-            .insert(record.partition, record.offset + 1);
+        let next = self.next_offsets.entry(record.partition).or_insert(0);
+        *next = (*next).max(record.offset + 1);
         let decoded = match &record.payload {
             None => Err(("empty_payload", "record has no value".to_owned())),
             Some(bytes) => {

@@ -29,8 +29,9 @@ pub enum Input {
     Assigned(Vec<(i32, Option<i64>)>),
     /// Partitions being taken away: flush, then acknowledge.
     Revoked(Vec<i32>, oneshot::Sender<()>),
-    /// The partition was rewound to this (stored) offset; records after this message follow it.
-    Seeked(i32, i64),
+    /// The partition was rewound to this stored offset (None: the beginning); records after this
+    /// message follow it.
+    Seeked(i32, Option<i64>),
 }
 
 /// Handles rebalances (runs on the consumer thread, inside `poll`).
@@ -231,33 +232,38 @@ fn to_record(message: &BorrowedMessage<'_>) -> Record {
 /// consumer (which revokes, and so flushes, its partitions) and return.
 pub fn run(
     consumer: BaseConsumer<Rebalancer>,
-    rewinds: std::sync::mpsc::Receiver<(i32, i64)>,
+    rewinds: std::sync::mpsc::Receiver<(i32, Option<i64>)>,
     topic: String,
     metrics: Metrics,
     shutdown: CancellationToken,
 ) {
     let tx = consumer.context().tx.clone();
-    let mut pending_rewinds: Vec<(i32, i64)> = Vec::new();
+    let mut pending_rewinds: Vec<(i32, Option<i64>)> = Vec::new();
     while !shutdown.is_cancelled() {
         pending_rewinds.extend(rewinds.try_iter());
-        pending_rewinds.retain(|&(partition, offset)| {
-            match consumer.seek(
-                &topic,
-                partition,
-                Offset::Offset(offset),
-                Duration::from_secs(5),
-            ) {
-                Ok(()) => {
-                    tracing::info!(partition, offset, "rewound partition to stored offset");
-                    let _ = tx.blocking_send(Input::Seeked(partition, offset));
-                    false
+        if !pending_rewinds.is_empty() {
+            // A rewind applies only to the assignment it was asked for: once the partition was
+            // revoked, its next assignment starts from the stored offset anyway.
+            let owned = consumer.assignment().unwrap_or_default();
+            pending_rewinds.retain(|&(partition, offset)| {
+                if owned.find_partition(&topic, partition).is_none() {
+                    tracing::info!(partition, "dropping rewind of a partition no longer owned");
+                    return false;
                 }
-                Err(e) => {
-                    tracing::warn!(partition, offset, error = %e, "rewind failed; will retry");
-                    true
+                let target = offset.map_or(Offset::Beginning, Offset::Offset);
+                match consumer.seek(&topic, partition, target, Duration::from_secs(5)) {
+                    Ok(()) => {
+                        tracing::info!(partition, ?offset, "rewound partition to stored offset");
+                        let _ = tx.blocking_send(Input::Seeked(partition, offset));
+                        false
+                    }
+                    Err(e) => {
+                        tracing::warn!(partition, ?offset, error = %e, "rewind failed; will retry");
+                        true
+                    }
                 }
-            }
-        });
+            });
+        }
         match consumer.poll(Duration::from_millis(100)) {
             None => {}
             Some(Err(e)) => tracing::warn!(error = %e, "kafka consumer error"),

@@ -13,6 +13,20 @@ use rdkafka::types::RDKafkaErrorCode;
 
 use crate::batch::DeadLetter;
 
+/// The `dlq-reason` header carries at most this much of the error detail (which may quote input).
+const MAX_DETAIL_BYTES: usize = 200;
+
+fn truncate(text: &str, max: usize) -> &str {
+    if text.len() <= max {
+        return text;
+    }
+    let mut end = max;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    &text[..end]
+}
+
 pub struct DlqSink {
     producer: FutureProducer,
     topic: String,
@@ -54,7 +68,8 @@ impl DlqSink {
     pub async fn send_all(&self, letters: &[DeadLetter]) -> Result<(), String> {
         let mut pending = Vec::with_capacity(letters.len());
         for letter in letters {
-            let reason = format!("{}: {}", letter.reason, letter.detail);
+            let detail = truncate(&letter.detail, MAX_DETAIL_BYTES);
+            let reason = format!("{}: {detail}", letter.reason);
             let partition = letter.record.partition.to_string();
             let offset = letter.record.offset.to_string();
             let seq = letter.record.seq.map(|s| s.to_string());
@@ -115,5 +130,17 @@ impl DlqSink {
             }
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::truncate;
+
+    #[test]
+    fn truncates_on_char_boundaries() {
+        assert_eq!(truncate("abc", 10), "abc");
+        assert_eq!(truncate("abcdef", 3), "abc");
+        assert_eq!(truncate("aé", 2), "a");
     }
 }

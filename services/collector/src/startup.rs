@@ -47,11 +47,13 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let registry = ops::new_registry();
     let metrics = Metrics::register(&registry)?;
     let pool = postgres::lazy_pool(&config.database)?;
-    let window_sizes_ms: Vec<i64> = config
+    let mut window_sizes_ms: Vec<i64> = config
         .window_sizes_seconds
         .iter()
         .map(|s| i64::from(*s) * 1000)
         .collect();
+    window_sizes_ms.sort_unstable();
+    window_sizes_ms.dedup();
     if window_sizes_ms.is_empty() {
         anyhow::bail!(
             "LOGSTREAM_WINDOW_SIZES_SECONDS / --window-sizes-seconds must name at least one size"

@@ -20,8 +20,9 @@ use crate::store::{Store, StoreError};
 enum Position {
     /// Accepting records; this offset (None: nothing yet) is what PostgreSQL holds.
     Stored(Option<i64>),
-    /// Waiting for the consumer to rewind to this stored offset; records until then are stale.
-    Rewinding(i64),
+    /// Waiting for the consumer to rewind to this stored offset (None: the beginning); records
+    /// until then are stale.
+    Rewinding(Option<i64>),
 }
 
 /// Committed offsets per owned partition, shared with the status endpoint and lag sampler.
@@ -34,7 +35,7 @@ pub struct Writer {
     pub max_events: u64,
     pub max_wait: Duration,
     pub window_sizes_ms: Vec<i64>,
-    pub rewinds: std::sync::mpsc::Sender<(i32, i64)>,
+    pub rewinds: std::sync::mpsc::Sender<(i32, Option<i64>)>,
     pub committed: Committed,
 }
 
@@ -70,6 +71,15 @@ impl Writer {
                         }
                         Some(Position::Stored(_)) => {}
                     }
+                    // A record the open batch already holds (redelivered after a rewind).
+                    if batch
+                        .next_offsets
+                        .get(&record.partition)
+                        .is_some_and(|next| record.offset < *next)
+                    {
+                        self.metrics.duplicates_skipped.inc();
+                        continue;
+                    }
                     if batch.is_empty() {
                         opened = Some(Instant::now());
                     }
@@ -104,7 +114,7 @@ impl Writer {
                 }
                 Some(Input::Seeked(partition, offset)) => {
                     if positions.get(&partition) == Some(&Position::Rewinding(offset)) {
-                        positions.insert(partition, Position::Stored(Some(offset)));
+                        positions.insert(partition, Position::Stored(offset));
                     }
                 }
             }
@@ -129,11 +139,19 @@ impl Writer {
             })
             .collect();
         let mut delay = Duration::from_millis(100);
+        let mut dead_letters_sent = batch.dead_letters.is_empty();
         loop {
             let timer = self.metrics.batch_duration.start_timer();
-            let result = match self.dlq.send_all(&batch.dead_letters).await {
-                Ok(()) => self.store.write(batch, &expected).await,
-                Err(e) => Err(StoreError::Dlq(e)),
+            let result = if dead_letters_sent {
+                self.store.write(batch, &expected).await
+            } else {
+                match self.dlq.send_all(&batch.dead_letters).await {
+                    Ok(()) => {
+                        dead_letters_sent = true;
+                        self.store.write(batch, &expected).await
+                    }
+                    Err(e) => Err(StoreError::Dlq(e)),
+                }
             };
             match result {
                 Ok(aggregates) => {
@@ -152,10 +170,13 @@ impl Writer {
                     batch.clear();
                     return;
                 }
-                Err(StoreError::Conflict(partitions)) => {
+                Err(StoreError::Conflict(conflicting)) => {
                     timer.stop_and_discard();
                     self.metrics.offset_conflicts.inc();
+                    // The whole batch was rolled back: every partition in it must be read again.
+                    let partitions: Vec<i32> = batch.next_offsets.keys().copied().collect();
                     tracing::warn!(
+                        ?conflicting,
                         ?partitions,
                         "batch already stored by another member; discarding it and rewinding"
                     );
@@ -187,16 +208,10 @@ impl Writer {
         };
         let mut committed = lock(&self.committed);
         for &partition in partitions {
-            match stored.get(&partition) {
-                Some(&offset) => {
-                    positions.insert(partition, Position::Rewinding(offset));
-                    committed.insert(partition, Some(offset));
-                    let _ = self.rewinds.send((partition, offset));
-                }
-                None => {
-                    positions.remove(&partition);
-                }
-            }
+            let offset = stored.get(&partition).copied();
+            positions.insert(partition, Position::Rewinding(offset));
+            committed.insert(partition, offset);
+            let _ = self.rewinds.send((partition, offset));
         }
     }
 }
