@@ -5,9 +5,12 @@
 # this run are exactly the acknowledged ones, with no gap and no duplicate.
 #
 #   integration-tests/system-test.sh [--rate N] [--duration S] [--kill-collector-at S]
+#                                    [--cycle-second-collector N]
 #
 # --kill-collector-at S sends SIGKILL to the native stack's collector S seconds into the run and
 # restarts it (scripts/stack.sh up), to prove a crash neither loses nor doubles anything.
+# --cycle-second-collector N starts a second collector in the same group and stops it (SIGTERM)
+# N times during the run, so partitions move back and forth between members under load.
 # Environment: GATEWAY_URL (http://127.0.0.1:8090), DATABASE_URL
 # (postgres://postgres@127.0.0.1:5432/logstream), CATCH_UP_SECONDS (180).
 set -euo pipefail
@@ -21,6 +24,7 @@ ap = argparse.ArgumentParser(prog="system-test.sh")
 ap.add_argument("--rate", type=int, default=2000)
 ap.add_argument("--duration", type=int, default=10)
 ap.add_argument("--kill-collector-at", type=float, default=None)
+ap.add_argument("--cycle-second-collector", type=int, default=0)
 args = ap.parse_args(sys.argv[2:])
 catch_up = int(os.environ.get("CATCH_UP_SECONDS", "180"))
 def say(msg): print(f"[system-test] {msg}", flush=True)
@@ -39,6 +43,20 @@ try:
         subprocess.run([os.path.join(root, "scripts", "stack.sh"), "up"], check=True,
                        stdout=subprocess.DEVNULL, env={**os.environ, "STACK_PROMETHEUS": "0"})
         say(f"collector restarted and ready at {time.time() - started:.1f} s")
+    if args.cycle_second_collector:
+        binary = os.path.join(root, "target", os.environ.get("STACK_PROFILE", "release"), "logstream-collector")
+        env = {**os.environ, "LOGSTREAM_COLLECTOR_LISTEN": "127.0.0.1:8082", "LOGSTREAM_GROUP_INSTANCE_ID": ""}
+        env.pop("LOGSTREAM_GROUP_INSTANCE_ID")
+        slot = args.duration / (args.cycle_second_collector * 2 + 1)
+        for cycle in range(args.cycle_second_collector):
+            time.sleep(slot)
+            log = open(os.path.join(root, ".stack", "logs", f"collector-2.{cycle}.log"), "w")
+            second = subprocess.Popen([binary], env=env, stdout=log, stderr=subprocess.STDOUT)
+            say(f"second collector started (pid {second.pid}) at {time.time() - started:.1f} s")
+            time.sleep(slot)
+            second.send_signal(signal.SIGTERM)
+            code = second.wait(timeout=60)
+            say(f"second collector stopped (exit {code}) at {time.time() - started:.1f} s")
     time.sleep(max(0.0, args.duration - (time.time() - started)))
     after = {i["instance_id"]: i for i in stack.call("POST", "/api/v1/generator/stop")["instances"]}
     say(f"stopped after {time.time() - started:.1f} s")

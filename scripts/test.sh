@@ -3,7 +3,8 @@
 # tests need (PostgreSQL, Redis, tansu as Kafka) through the native stack, then runs
 #   1. formatting and clippy checks,
 #   2. cargo test --workspace (unit, property, and integration tests against the live stack),
-#   3. the docker-compose check, the end-to-end system test, and the SIGKILL crash test.
+#   3. the docker-compose check, the end-to-end system test, the SIGKILL crash test and the
+#      rebalance test (a second collector joining and leaving under load).
 # Stops what it started on exit.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -30,5 +31,8 @@ integration-tests/system-test.sh --rate 2000 --duration 10
 
 step "crash test: 5,000 events/s for 20 s, collector SIGKILLed at 8 s"
 integration-tests/system-test.sh --rate 5000 --duration 20 --kill-collector-at 8
+
+step "rebalance test: 5,000 events/s for 30 s, a second collector joins and leaves twice"
+integration-tests/system-test.sh --rate 5000 --duration 30 --cycle-second-collector 2
 
 step "all tests passed"
