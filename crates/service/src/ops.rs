@@ -55,7 +55,7 @@ fn render_metrics(registry: &Registry) -> Response {
     }
 }
 
-/// `/metrics`, `/healthz`, `/readyz` and a JSON 404 fallback. `ready` runs the dependency checks.
+/// `/metrics`, `/healthz` and `/readyz`. `ready` runs the dependency checks.
 pub fn router<F, Fut>(registry: Registry, ready: F) -> Router
 where
     F: Fn() -> Fut + Clone + Send + Sync + 'static,
@@ -81,6 +81,12 @@ where
                 async move { readiness(ready().await) }
             }),
         )
+}
+
+/// JSON answers for unknown routes (404) and wrong methods (405). Apply to the finished router:
+/// fallbacks do not survive being merged into another router.
+pub fn with_json_errors(router: Router) -> Router {
+    router
         .fallback(|| async { json_error(StatusCode::NOT_FOUND, "no such route", None) })
         .method_not_allowed_fallback(|| async {
             json_error(

@@ -84,14 +84,16 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
             }
         }
     };
-    let app = routes::router(StatusState {
-        dlq: dlq.clone(),
-        topic: topic.clone(),
-        group: group.clone(),
-        committed: committed.clone(),
-        metrics: metrics.clone(),
-    })
-    .merge(ops::router(registry, ready));
+    let app = ops::with_json_errors(
+        routes::router(StatusState {
+            dlq: dlq.clone(),
+            topic: topic.clone(),
+            group: group.clone(),
+            committed: committed.clone(),
+            metrics: metrics.clone(),
+        })
+        .merge(ops::router(registry, ready)),
+    );
     let server = tokio::spawn(ops::serve(
         config.listen,
         "LOGSTREAM_COLLECTOR_LISTEN",

@@ -38,6 +38,22 @@ pub struct Config {
           value_parser = clap::value_parser!(u64).range(1..=600))]
     pub generator_timeout_seconds: u64,
 
+    /// Requests per minute per client on control routes (POST).
+    #[arg(long, env = "LOGSTREAM_RATE_LIMIT_CONTROL_PER_MINUTE", default_value_t = 60,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub rate_limit_control_per_minute: u32,
+
+    /// Requests per minute per client on read routes (GET).
+    #[arg(long, env = "LOGSTREAM_RATE_LIMIT_READ_PER_MINUTE", default_value_t = 1200,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub rate_limit_read_per_minute: u32,
+
+    /// Per-route overrides, requests per minute: `ROUTE=N,...` with the route template, e.g.
+    /// `/api/v1/generator/start=10,/api/v1/stats/{service}=300`.
+    #[arg(long, env = "LOGSTREAM_RATE_LIMITS", default_value = "",
+          value_parser = crate::ratelimit::parse_overrides)]
+    pub rate_limits: std::collections::HashMap<String, u32>,
+
     #[command(flatten)]
     pub database: DatabaseSettings,
 

@@ -8,6 +8,7 @@ mod auth;
 mod config;
 mod generators;
 mod metrics;
+mod ratelimit;
 mod routes;
 mod startup;
 mod stats;

@@ -6,13 +6,16 @@ use std::time::Instant;
 use axum::extract::{MatchedPath, Request, State};
 use axum::middleware::Next;
 use axum::response::Response;
-use prometheus::{HistogramOpts, HistogramVec, IntCounter, IntCounterVec, Opts, Registry};
+use prometheus::{
+    HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts, Registry,
+};
 
 #[derive(Clone)]
 pub struct Metrics {
     pub requests: IntCounterVec,
     pub duration: HistogramVec,
     pub rate_limited: IntCounter,
+    pub limiter_local: IntGauge,
 }
 
 impl Metrics {
@@ -39,10 +42,15 @@ impl Metrics {
                 "gateway_rate_limited_total",
                 "Requests refused by the rate limiter",
             )?,
+            limiter_local: IntGauge::new(
+                "gateway_rate_limiter_local",
+                "1 while the rate limiter uses local windows because Redis is unreachable",
+            )?,
         };
         registry.register(Box::new(m.requests.clone()))?;
         registry.register(Box::new(m.duration.clone()))?;
         registry.register(Box::new(m.rate_limited.clone()))?;
+        registry.register(Box::new(m.limiter_local.clone()))?;
         Ok(m)
     }
 }

@@ -1,5 +1,6 @@
 //! Wires the gateway together and serves until SIGINT/SIGTERM.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::routing::{get, post};
@@ -11,6 +12,7 @@ use sqlx::PgPool;
 use crate::config::Config;
 use crate::generators::Generators;
 use crate::metrics::{self, Metrics};
+use crate::ratelimit::{self, Limits, RateLimiter};
 use crate::routes;
 
 #[derive(Clone)]
@@ -27,6 +29,15 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let pool = postgres::lazy_pool(&config.database)?;
     let redis = redis::Client::open(config.redis_url.as_str())
         .map_err(|e| anyhow::anyhow!("invalid LOGSTREAM_REDIS_URL / --redis-url: {e}"))?;
+    let limiter = Arc::new(RateLimiter::new(
+        redis.clone(),
+        Limits {
+            control: config.rate_limit_control_per_minute,
+            read: config.rate_limit_read_per_minute,
+            per_route: config.rate_limits.clone(),
+        },
+        metrics.limiter_local.clone(),
+    ));
     let generators = Generators::new(
         config.generator_urls.clone(),
         redis,
@@ -61,9 +72,14 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         .route("/api/v1/generator/status", get(routes::generator::status))
         .route("/api/v1/stats", get(routes::stats::all))
         .route("/api/v1/stats/{service}", get(routes::stats::one))
+        .route("/api/v1/windows", get(routes::windows::list))
+        .route("/api/v1/alerts", get(routes::alerts::list))
+        .route_layer(axum::middleware::from_fn_with_state(
+            (limiter, metrics.clone()),
+            ratelimit::enforce,
+        ))
         .with_state(state);
-    let app = api
-        .merge(ops::router(registry, ready))
+    let app = ops::with_json_errors(api.merge(ops::router(registry, ready)))
         .layer(axum::middleware::from_fn_with_state(
             metrics,
             metrics::record,

@@ -4,6 +4,7 @@
 
 use std::collections::BTreeMap;
 
+use chrono::{DateTime, Utc};
 use serde::Serialize;
 use sqlx::PgPool;
 
@@ -36,4 +37,83 @@ pub async fn totals(pool: &PgPool, service: Option<&str>) -> Result<Option<Total
         *totals.by_service.entry(service).or_default() += count;
     }
     Ok(Some(totals))
+}
+
+/// Filters of the windows query (validated by the route).
+#[derive(Debug, Clone)]
+pub struct WindowFilter {
+    pub service: Option<String>,
+    pub level: Option<logstream_core::Level>,
+    pub from: Option<DateTime<Utc>>,
+    pub to: Option<DateTime<Utc>>,
+    pub size_seconds: Option<i32>,
+    pub limit: i64,
+    pub offset: i64,
+}
+
+#[derive(Debug, Serialize, sqlx::FromRow)]
+pub struct Window {
+    pub window_start: DateTime<Utc>,
+    pub window_seconds: i32,
+    pub service: String,
+    pub level: String,
+    pub count: i64,
+}
+
+pub async fn windows(pool: &PgPool, f: &WindowFilter) -> Result<Vec<Window>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT window_start, window_seconds, service, level, event_count AS count
+         FROM log_window_aggregates
+         WHERE window_seconds = coalesce($1, (SELECT min(window_seconds) FROM log_window_aggregates))
+           AND ($2::text IS NULL OR service = $2)
+           AND ($3::text IS NULL OR level = $3)
+           AND ($4::timestamptz IS NULL OR window_start >= $4)
+           AND ($5::timestamptz IS NULL OR window_start < $5)
+         ORDER BY window_start DESC, service, level
+         LIMIT $6 OFFSET $7",
+    )
+    .bind(f.size_seconds)
+    .bind(f.service.as_deref())
+    .bind(f.level.map(|l| l.as_str()))
+    .bind(f.from)
+    .bind(f.to)
+    .bind(f.limit)
+    .bind(f.offset)
+    .fetch_all(pool)
+    .await
+}
+
+#[derive(Debug, Serialize, sqlx::FromRow)]
+pub struct Alert {
+    pub id: i64,
+    pub kind: String,
+    pub severity: String,
+    pub key: String,
+    pub first_seen: DateTime<Utc>,
+    pub last_seen: DateTime<Utc>,
+    pub count: i64,
+    pub sample: Option<String>,
+    pub status: String,
+}
+
+pub async fn alerts(
+    pool: &PgPool,
+    since: Option<DateTime<Utc>>,
+    kind: Option<&str>,
+    limit: i64,
+    offset: i64,
+) -> Result<Vec<Alert>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT id, kind, severity, key, first_seen, last_seen, count, sample::text AS sample, status
+         FROM alerts
+         WHERE ($1::timestamptz IS NULL OR last_seen >= $1) AND ($2::text IS NULL OR kind = $2)
+         ORDER BY last_seen DESC, id DESC
+         LIMIT $3 OFFSET $4",
+    )
+    .bind(since)
+    .bind(kind)
+    .bind(limit)
+    .bind(offset)
+    .fetch_all(pool)
+    .await
 }

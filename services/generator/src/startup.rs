@@ -61,8 +61,9 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
             }
         }
     };
-    let app =
-        routes::router(engine.clone(), config.rate_per_second).merge(ops::router(registry, ready));
+    let app = ops::with_json_errors(
+        routes::router(engine.clone(), config.rate_per_second).merge(ops::router(registry, ready)),
+    );
     ops::serve(
         config.listen,
         "LOGSTREAM_GENERATOR_LISTEN",

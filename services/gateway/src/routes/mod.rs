@@ -1,4 +1,7 @@
 //! The public REST API's routes.
 
+pub mod alerts;
 pub mod generator;
+mod query;
 pub mod stats;
+pub mod windows;

@@ -28,7 +28,7 @@ pub async fn one(State(state): State<AppState>, Path(service): Path<String>) -> 
     }
 }
 
-fn database_error(e: sqlx::Error) -> Response {
+pub fn database_error(e: sqlx::Error) -> Response {
     tracing::warn!(error = %e, "stats query failed");
     json_error(
         StatusCode::SERVICE_UNAVAILABLE,

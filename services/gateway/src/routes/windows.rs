@@ -1,0 +1,50 @@
+//! `GET /api/v1/windows?service=&level=&from=&to=&size=&limit=&offset=`: windowed aggregates,
+//! newest first. `size` is the window size in seconds (default: the smallest stored).
+
+use axum::extract::{Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use logstream_core::api::FieldError;
+use logstream_core::Level;
+use logstream_service::ops::json_error;
+use serde_json::json;
+
+use super::query::{self, Params};
+use crate::startup::AppState;
+use crate::stats;
+
+fn parse(params: &Params) -> Result<stats::WindowFilter, FieldError> {
+    let level = query::text(params, "level")
+        .map(|l| {
+            l.parse::<Level>()
+                .map_err(|e| FieldError::new("level", e.to_string()))
+        })
+        .transpose()?;
+    let (limit, offset) = query::page(params)?;
+    Ok(stats::WindowFilter {
+        service: query::text(params, "service").map(str::to_owned),
+        level,
+        from: query::timestamp(params, "from")?,
+        to: query::timestamp(params, "to")?,
+        size_seconds: query::number(params, "size", 1..=86_400)?.map(|s| s as i32),
+        limit,
+        offset,
+    })
+}
+
+pub async fn list(State(state): State<AppState>, Query(params): Query<Params>) -> Response {
+    let filter = match parse(&params) {
+        Ok(f) => f,
+        Err(e) => return json_error(StatusCode::BAD_REQUEST, e.message, Some(&e.field)),
+    };
+    match stats::windows(&state.pool, &filter).await {
+        Ok(windows) => {
+            let next_offset =
+                (windows.len() as i64 == filter.limit).then_some(filter.offset + filter.limit);
+            Json(json!({ "windows": windows, "limit": filter.limit, "offset": filter.offset, "next_offset": next_offset }))
+                .into_response()
+        }
+        Err(e) => super::stats::database_error(e),
+    }
+}

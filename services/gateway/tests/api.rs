@@ -1,0 +1,197 @@
+//! The gateway's HTTP surface, tried as a client would: the real binary, started on a free port
+//! against the real PostgreSQL and Redis (enabled by LOGSTREAM_IT=1; scripts/test.sh sets it).
+
+use std::net::TcpListener;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+struct Gateway {
+    child: Child,
+    base: String,
+}
+
+impl Drop for Gateway {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+async fn spawn_gateway(extra_env: &[(&str, &str)]) -> Gateway {
+    let port = TcpListener::bind("127.0.0.1:0")
+        .expect("free port")
+        .local_addr()
+        .expect("addr")
+        .port();
+    let mut command = Command::new(env!("CARGO_BIN_EXE_logstream-gateway"));
+    command
+        .env("LOGSTREAM_GATEWAY_LISTEN", format!("127.0.0.1:{port}"))
+        .env("LOGSTREAM_API_TOKEN", "test-token")
+        .env("LOGSTREAM_GENERATOR_URLS", "http://127.0.0.1:1")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    for (k, v) in extra_env {
+        command.env(k, v);
+    }
+    let gateway = Gateway {
+        child: command.spawn().expect("gateway starts"),
+        base: format!("http://127.0.0.1:{port}"),
+    };
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while reqwest::get(format!("{}/healthz", gateway.base))
+        .await
+        .is_err()
+    {
+        assert!(Instant::now() < deadline, "gateway did not come up");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    gateway
+}
+
+fn enabled() -> bool {
+    let on = std::env::var("LOGSTREAM_IT").as_deref() == Ok("1");
+    if !on {
+        eprintln!("skipped: set LOGSTREAM_IT=1 with PostgreSQL and Redis running");
+    }
+    on
+}
+
+#[tokio::test]
+async fn control_needs_the_token_and_errors_are_json() {
+    if !enabled() {
+        return;
+    }
+    let gw = spawn_gateway(&[]).await;
+    let http = reqwest::Client::new();
+
+    let r = http
+        .post(format!("{}/api/v1/generator/start", gw.base))
+        .send()
+        .await
+        .expect("answer");
+    assert_eq!(r.status(), 401);
+    let body: Value = r.json().await.expect("json");
+    assert!(body["error"].as_str().is_some_and(|e| e.contains("token")));
+
+    let r = http
+        .post(format!("{}/api/v1/generator/start", gw.base))
+        .bearer_auth("test-token")
+        .body(r#"{"rate_per_second": 0}"#)
+        .send()
+        .await
+        .expect("answer");
+    assert_eq!(r.status(), 400);
+    assert_eq!(
+        r.json::<Value>().await.expect("json")["field"],
+        "rate_per_second"
+    );
+
+    let r = http
+        .get(format!("{}/api/v1/nope", gw.base))
+        .send()
+        .await
+        .expect("answer");
+    assert_eq!(r.status(), 404);
+    assert!(r.json::<Value>().await.expect("json")["error"].is_string());
+
+    let r = http
+        .delete(format!("{}/api/v1/stats", gw.base))
+        .send()
+        .await
+        .expect("answer");
+    assert_eq!(r.status(), 405);
+    assert!(r.json::<Value>().await.expect("json")["error"].is_string());
+
+    let r = http
+        .get(format!("{}/api/v1/windows?level=LOUD", gw.base))
+        .send()
+        .await
+        .expect("answer");
+    assert_eq!(r.status(), 400);
+    assert_eq!(r.json::<Value>().await.expect("json")["field"], "level");
+
+    let r = http
+        .get(format!("{}/api/v1/windows?limit=2", gw.base))
+        .send()
+        .await
+        .expect("answer");
+    assert_eq!(r.status(), 200);
+    let body: Value = r.json().await.expect("json");
+    assert!(body["windows"].as_array().is_some_and(|w| w.len() <= 2));
+
+    let r = http
+        .get(format!("{}/api/v1/alerts", gw.base))
+        .send()
+        .await
+        .expect("answer");
+    assert_eq!(r.status(), 200);
+    assert!(r.json::<Value>().await.expect("json")["alerts"].is_array());
+
+    let r = http
+        .get(format!("{}/api/v1/stats/no-such-service", gw.base))
+        .send()
+        .await
+        .expect("answer");
+    assert_eq!(r.status(), 404);
+    assert_eq!(r.json::<Value>().await.expect("json")["field"], "service");
+
+    let r = http
+        .get(format!("{}/api/v1/stats", gw.base))
+        .send()
+        .await
+        .expect("answer");
+    assert_eq!(r.status(), 200);
+    assert!(r.json::<Value>().await.expect("json")["total"].is_i64());
+}
+
+#[tokio::test]
+async fn a_burst_above_the_route_limit_gets_429_with_retry_after() {
+    if !enabled() {
+        return;
+    }
+    // A unique limit key per run: the limit is per client (here: per token) and route.
+    let token = format!("burst-{}", std::process::id());
+    let gw = spawn_gateway(&[
+        ("LOGSTREAM_RATE_LIMITS", "/api/v1/alerts=5"),
+        ("LOGSTREAM_API_TOKEN", &token),
+    ])
+    .await;
+    let http = reqwest::Client::new();
+    let mut statuses = Vec::new();
+    let mut last = None;
+    for _ in 0..7 {
+        let r = http
+            .get(format!("{}/api/v1/alerts", gw.base))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .expect("answer");
+        statuses.push(r.status().as_u16());
+        last = Some(r);
+    }
+    assert_eq!(statuses, vec![200, 200, 200, 200, 200, 429, 429]);
+    let r = last.expect("a response");
+    let header = |name: &str| {
+        r.headers()
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned)
+    };
+    let retry: u64 = header("retry-after")
+        .and_then(|v| v.parse().ok())
+        .expect("Retry-After");
+    assert!((1..=60).contains(&retry), "Retry-After {retry}");
+    assert_eq!(header("x-ratelimit-limit").as_deref(), Some("5"));
+    assert_eq!(header("x-ratelimit-remaining").as_deref(), Some("0"));
+    assert!(header("x-ratelimit-reset").is_some());
+    // Other routes have their own budget.
+    let r = http
+        .get(format!("{}/api/v1/stats", gw.base))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .expect("answer");
+    assert_eq!(r.status(), 200);
+}
