@@ -3,13 +3,14 @@
 # tests need (PostgreSQL, Redis, tansu as Kafka) through the native stack, then runs
 #   1. formatting and clippy checks,
 #   2. cargo test --workspace (unit, property, and integration tests against the live stack),
-#   3. the docker-compose check, the end-to-end system test, the SIGKILL crash test and the
+#   3. promtool checks and every dashboard panel's PromQL against a live Prometheus,
+#      the docker-compose check, the end-to-end system test, the SIGKILL crash test and the
 #      rebalance test (a second collector joining and leaving under load).
 # Stops what it started on exit.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
-export STACK_PROMETHEUS="${STACK_PROMETHEUS:-0}"
+export STACK_PROMETHEUS="${STACK_PROMETHEUS:-1}"
 step() { printf '\n=== %s\n' "$*"; }
 
 step "format and lint"
@@ -22,6 +23,9 @@ scripts/stack.sh up
 
 step "cargo test --workspace"
 LOGSTREAM_IT=1 cargo test --workspace
+
+step "dashboards and alert rules against live Prometheus"
+integration-tests/dashboard-test.sh
 
 step "docker-compose.yml check"
 integration-tests/compose-env-test.sh

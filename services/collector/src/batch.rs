@@ -1,11 +1,12 @@
 //! One batch of consumed records on its way to storage: decoded events as `COPY` rows, window
 //! counts, records to dead-letter, and the next offset per partition. Pure: no I/O.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use logstream_core::copy::{push_int, push_opt_text, push_text};
 use logstream_core::json::{self, DecodeError};
 use logstream_core::window::WindowCounts;
+use logstream_core::Level;
 
 /// A record as taken off the Kafka consumer.
 #[derive(Debug, Clone)]
@@ -39,6 +40,8 @@ pub struct Batch {
     /// Partition → offset after the last record of the batch.
     pub next_offsets: BTreeMap<i32, i64>,
     pub records: u64,
+    /// Stored events per service, indexed by level (in `Level::ALL` order), for the by-level metric.
+    pub by_service_level: HashMap<String, [u64; 6]>,
 }
 
 impl Batch {
@@ -50,6 +53,7 @@ impl Batch {
             dead_letters: Vec::new(),
             next_offsets: BTreeMap::new(),
             records: 0,
+            by_service_level: HashMap::new(),
         }
     }
 
@@ -65,6 +69,7 @@ impl Batch {
         self.dead_letters.clear();
         self.next_offsets.clear();
         self.records = 0;
+        self.by_service_level.clear();
     }
 
     /// Adds one record: a storable event, or a dead letter with its reason.
@@ -82,6 +87,18 @@ impl Batch {
             Ok(event) => {
                 self.windows
                     .add(event.timestamp_ms, &event.service, event.level);
+                let slot = Level::ALL
+                    .iter()
+                    .position(|l| *l == event.level)
+                    .unwrap_or(0);
+                match self.by_service_level.get_mut(event.service.as_str()) {
+                    Some(counts) => counts[slot] += 1,
+                    None => {
+                        let mut counts = [0; 6];
+                        counts[slot] = 1;
+                        self.by_service_level.insert(event.service.clone(), counts);
+                    }
+                }
                 let row = &mut self.rows;
                 push_text(row, &json::format_timestamp(event.timestamp_ms));
                 row.push(b'\t');
@@ -158,6 +175,10 @@ mod tests {
         assert_eq!(batch.dead_letters[0].reason, "invalid_json");
         assert_eq!(batch.dead_letters[1].reason, "empty_payload");
         assert_eq!(batch.next_offsets.get(&2), Some(&8));
+        assert_eq!(
+            batch.by_service_level.get("orders"),
+            Some(&[0, 0, 1, 0, 0, 0])
+        );
         let row = String::from_utf8(batch.rows.clone()).expect("utf8");
         assert_eq!(
             row,

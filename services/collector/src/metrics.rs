@@ -8,6 +8,9 @@ use prometheus::{
 pub struct Metrics {
     pub consumed: IntCounter,
     pub stored: IntCounter,
+    pub stored_by_level: IntCounterVec,
+    /// Services given their own label value so far (the rest count as "other").
+    labelled_services: std::sync::Arc<std::sync::Mutex<std::collections::HashSet<String>>>,
     pub dlq: IntCounterVec,
     pub aggregates_written: IntCounter,
     pub lag: IntGaugeVec,
@@ -25,6 +28,14 @@ impl Metrics {
         let m = Self {
             consumed: IntCounter::new("log_events_consumed_total", "Records received from Kafka")?,
             stored: IntCounter::new("log_events_stored_total", "Events committed to PostgreSQL")?,
+            stored_by_level: IntCounterVec::new(
+                Opts::new(
+                    "log_events_stored_by_level_total",
+                    "Events committed to PostgreSQL, by service and level (services past the first 100 count as \"other\")",
+                ),
+                &["service", "level"],
+            )?,
+            labelled_services: Default::default(),
             dlq: IntCounterVec::new(
                 Opts::new(
                     "log_events_dlq_total",
@@ -81,6 +92,7 @@ impl Metrics {
         };
         registry.register(Box::new(m.consumed.clone()))?;
         registry.register(Box::new(m.stored.clone()))?;
+        registry.register(Box::new(m.stored_by_level.clone()))?;
         registry.register(Box::new(m.dlq.clone()))?;
         registry.register(Box::new(m.aggregates_written.clone()))?;
         registry.register(Box::new(m.lag.clone()))?;
@@ -91,6 +103,50 @@ impl Metrics {
         registry.register(Box::new(m.store_errors.clone()))?;
         registry.register(Box::new(m.offset_conflicts.clone()))?;
         registry.register(Box::new(m.duplicates_skipped.clone()))?;
+        // Known label values start at zero, so dashboards and alerts have series before the
+        // first occurrence.
+        for reason in DLQ_REASONS {
+            m.dlq.with_label_values(&[reason]);
+        }
+        for kind in ALERT_KINDS {
+            m.alerts_raised.with_label_values(&[kind]);
+        }
         Ok(m)
     }
+
+    /// Counts stored events of one service and level, keeping the service label set bounded.
+    pub fn count_stored(&self, service: &str, level: &str, n: u64) {
+        let mut known = self
+            .labelled_services
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        let label = if known.contains(service) {
+            service
+        } else if known.len() < MAX_SERVICE_LABELS {
+            known.insert(service.to_owned());
+            service
+        } else {
+            "other"
+        };
+        self.stored_by_level
+            .with_label_values(&[label, level])
+            .inc_by(n);
+    }
 }
+
+/// Most distinct `service` label values exported.
+const MAX_SERVICE_LABELS: usize = 100;
+
+/// Every `reason` label of `log_events_dlq_total`.
+pub const DLQ_REASONS: [&str; 7] = [
+    "invalid_utf8",
+    "invalid_json",
+    "invalid_field",
+    "missing_field",
+    "invalid_timestamp",
+    "invalid_level",
+    "empty_payload",
+];
+
+/// The alert kinds detection will raise (none is raised yet; the series exist at zero).
+pub const ALERT_KINDS: [&str; 3] = ["error_rate", "traffic_spike", "security"];

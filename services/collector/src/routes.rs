@@ -35,18 +35,10 @@ async fn status(State(s): State<StatusState>) -> Json<Value> {
             .await
             .unwrap_or_default()
     };
-    let dlq_total: u64 = [
-        "invalid_utf8",
-        "invalid_json",
-        "invalid_field",
-        "missing_field",
-        "invalid_timestamp",
-        "invalid_level",
-        "empty_payload",
-    ]
-    .iter()
-    .map(|r| s.metrics.dlq.with_label_values(&[r]).get())
-    .sum();
+    let dlq_total: u64 = crate::metrics::DLQ_REASONS
+        .iter()
+        .map(|r| s.metrics.dlq.with_label_values(&[r]).get())
+        .sum();
     Json(json!({
         "group": s.group,
         "topic": s.topic,

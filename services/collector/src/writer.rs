@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use logstream_core::Level;
 use tokio::sync::mpsc;
 
 use crate::batch::Batch;
@@ -159,6 +160,11 @@ impl Writer {
                     self.metrics.batch_size.observe(batch.records as f64);
                     self.metrics.stored.inc_by(batch.stored);
                     self.metrics.aggregates_written.inc_by(aggregates);
+                    for (service, counts) in &batch.by_service_level {
+                        for (level, n) in Level::ALL.iter().zip(counts).filter(|(_, n)| **n > 0) {
+                            self.metrics.count_stored(service, level.as_str(), *n);
+                        }
+                    }
                     for letter in &batch.dead_letters {
                         self.metrics.dlq.with_label_values(&[letter.reason]).inc();
                     }
