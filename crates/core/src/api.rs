@@ -16,6 +16,7 @@ pub const MAX_RATE_PER_SECOND: u64 = 5_000_000;
 pub const MAX_DURATION_SECONDS: u64 = 7 * 24 * 3600;
 
 /// Body of `POST /api/v1/generator/start`. Every field is optional.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct StartRequest {
@@ -141,6 +142,7 @@ impl StartRequest {
 }
 
 /// Circuit breaker state as reported in status.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "snake_case")]
 pub enum BreakerState {
@@ -152,6 +154,7 @@ pub enum BreakerState {
 
 /// Status of one generator instance. Totals count since the instance started; `seq` values the
 /// instance has used are exactly `1..=generated_total`.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct InstanceStatus {
     pub instance_id: String,
@@ -168,6 +171,7 @@ pub struct InstanceStatus {
 }
 
 /// Status over all instances, as the gateway answers it.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct ClusterStatus {
     pub running: bool,
@@ -185,6 +189,7 @@ pub struct ClusterStatus {
     pub unreachable: Vec<Unreachable>,
 }
 
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Unreachable {
     pub url: String,

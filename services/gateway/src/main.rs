@@ -8,6 +8,7 @@ mod auth;
 mod config;
 mod generators;
 mod metrics;
+mod openapi;
 mod ratelimit;
 mod routes;
 mod startup;

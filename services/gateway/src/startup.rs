@@ -12,6 +12,7 @@ use sqlx::PgPool;
 use crate::config::Config;
 use crate::generators::Generators;
 use crate::metrics::{self, Metrics};
+use crate::openapi;
 use crate::ratelimit::{self, Limits, RateLimiter};
 use crate::routes;
 
@@ -74,6 +75,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         .route("/api/v1/stats/{service}", get(routes::stats::one))
         .route("/api/v1/windows", get(routes::windows::list))
         .route("/api/v1/alerts", get(routes::alerts::list))
+        .route("/api/v1/openapi.json", get(openapi::document))
         .route_layer(axum::middleware::from_fn_with_state(
             (limiter, metrics.clone()),
             ratelimit::enforce,

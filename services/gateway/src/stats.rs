@@ -8,7 +8,7 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 use sqlx::PgPool;
 
-#[derive(Debug, Default, Serialize)]
+#[derive(Debug, Default, Serialize, utoipa::ToSchema)]
 pub struct Totals {
     pub total: i64,
     pub by_level: BTreeMap<String, i64>,
@@ -51,7 +51,7 @@ pub struct WindowFilter {
     pub offset: i64,
 }
 
-#[derive(Debug, Serialize, sqlx::FromRow)]
+#[derive(Debug, Serialize, sqlx::FromRow, utoipa::ToSchema)]
 pub struct Window {
     pub window_start: DateTime<Utc>,
     pub window_seconds: i32,
@@ -83,7 +83,7 @@ pub async fn windows(pool: &PgPool, f: &WindowFilter) -> Result<Vec<Window>, sql
     .await
 }
 
-#[derive(Debug, Serialize, sqlx::FromRow)]
+#[derive(Debug, Serialize, sqlx::FromRow, utoipa::ToSchema)]
 pub struct Alert {
     pub id: i64,
     pub kind: String,
@@ -92,6 +92,7 @@ pub struct Alert {
     pub first_seen: DateTime<Utc>,
     pub last_seen: DateTime<Utc>,
     pub count: i64,
+    /// A sample event of the alert, as JSON text.
     pub sample: Option<String>,
     pub status: String,
 }

@@ -195,3 +195,181 @@ async fn a_burst_above_the_route_limit_gets_429_with_retry_after() {
         .expect("answer");
     assert_eq!(r.status(), 200);
 }
+
+/// The body must hold every required property of the documented schema for `status`.
+fn check_against_spec(spec: &Value, method: &str, path: &str, status: u16, body: &Value) {
+    let operation = &spec["paths"][path][method];
+    assert!(
+        operation.is_object(),
+        "{method} {path} is not in the OpenAPI document"
+    );
+    let response = &operation["responses"][status.to_string()];
+    assert!(
+        response.is_object(),
+        "{method} {path} answered {status}, which the document does not list"
+    );
+    let schema_ref = response["content"]["application/json"]["schema"]["$ref"].as_str();
+    if let Some(reference) = schema_ref {
+        let name = reference.rsplit('/').next().expect("schema name");
+        let schema = &spec["components"]["schemas"][name];
+        for required in schema["required"].as_array().into_iter().flatten() {
+            let key = required.as_str().expect("property name");
+            assert!(
+                body.get(key).is_some(),
+                "{method} {path} {status}: body lacks `{key}` required by {name}: {body}"
+            );
+        }
+    }
+}
+
+#[tokio::test]
+async fn every_route_is_documented_and_answers_as_documented() {
+    if !enabled() {
+        return;
+    }
+    let gw = spawn_gateway(&[]).await;
+    let http = reqwest::Client::new();
+    let spec: Value = http
+        .get(format!("{}/api/v1/openapi.json", gw.base))
+        .send()
+        .await
+        .expect("answer")
+        .json()
+        .await
+        .expect("json");
+    assert!(spec["openapi"]
+        .as_str()
+        .is_some_and(|v| v.starts_with("3.")));
+
+    let mut documented: Vec<(String, String)> = spec["paths"]
+        .as_object()
+        .expect("paths")
+        .iter()
+        .flat_map(|(path, item)| {
+            item.as_object()
+                .into_iter()
+                .flatten()
+                .map(move |(m, _)| (m.clone(), path.clone()))
+        })
+        .collect();
+    documented.sort();
+    let mut served: Vec<(String, String)> = [
+        ("post", "/api/v1/generator/start"),
+        ("post", "/api/v1/generator/stop"),
+        ("get", "/api/v1/generator/status"),
+        ("get", "/api/v1/stats"),
+        ("get", "/api/v1/stats/{service}"),
+        ("get", "/api/v1/windows"),
+        ("get", "/api/v1/alerts"),
+    ]
+    .iter()
+    .map(|(m, p)| (m.to_string(), p.to_string()))
+    .collect();
+    served.sort();
+    assert_eq!(
+        documented, served,
+        "documented operations differ from the served routes"
+    );
+
+    // (method, spec path, request path, with token, body)
+    let cases: &[(&str, &str, &str, bool, Option<&str>)] = &[
+        (
+            "post",
+            "/api/v1/generator/start",
+            "/api/v1/generator/start",
+            false,
+            None,
+        ),
+        (
+            "post",
+            "/api/v1/generator/start",
+            "/api/v1/generator/start",
+            true,
+            Some(r#"{"scenario":"chaos"}"#),
+        ),
+        (
+            "post",
+            "/api/v1/generator/start",
+            "/api/v1/generator/start",
+            true,
+            Some(r#"{"rate_per_second":10}"#),
+        ),
+        (
+            "post",
+            "/api/v1/generator/stop",
+            "/api/v1/generator/stop",
+            true,
+            None,
+        ),
+        (
+            "get",
+            "/api/v1/generator/status",
+            "/api/v1/generator/status",
+            false,
+            None,
+        ),
+        ("get", "/api/v1/stats", "/api/v1/stats", false, None),
+        (
+            "get",
+            "/api/v1/stats/{service}",
+            "/api/v1/stats/orders",
+            false,
+            None,
+        ),
+        (
+            "get",
+            "/api/v1/stats/{service}",
+            "/api/v1/stats/no-such-service",
+            false,
+            None,
+        ),
+        (
+            "get",
+            "/api/v1/windows",
+            "/api/v1/windows?limit=3&size=10",
+            false,
+            None,
+        ),
+        (
+            "get",
+            "/api/v1/windows",
+            "/api/v1/windows?size=ten",
+            false,
+            None,
+        ),
+        (
+            "get",
+            "/api/v1/alerts",
+            "/api/v1/alerts?since=2026-01-01T00:00:00Z",
+            false,
+            None,
+        ),
+        (
+            "get",
+            "/api/v1/alerts",
+            "/api/v1/alerts?since=soon",
+            false,
+            None,
+        ),
+    ];
+    for (method, spec_path, path, token, body) in cases {
+        let url = format!("{}{path}", gw.base);
+        let mut request = if *method == "post" {
+            http.post(&url)
+        } else {
+            http.get(&url)
+        };
+        if *token {
+            request = request.bearer_auth("test-token");
+        }
+        if let Some(body) = body {
+            request = request
+                .header("content-type", "application/json")
+                .body(body.to_string());
+        }
+        let response = request.send().await.expect("answer");
+        let status = response.status().as_u16();
+        let json: Value = response.json().await.expect("every answer is JSON");
+        check_against_spec(&spec, method, spec_path, status, &json);
+    }
+}

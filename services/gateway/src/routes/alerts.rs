@@ -8,9 +8,21 @@ use logstream_service::ops::json_error;
 use serde_json::json;
 
 use super::query::{self, Params};
+use crate::openapi::AlertPage;
+use crate::openapi::ErrorBody;
 use crate::startup::AppState;
 use crate::stats;
 
+#[utoipa::path(get, path = "/api/v1/alerts", tag = "alerts",
+    params(
+        ("since" = Option<String>, Query, description = "Alerts last seen at or after this RFC 3339 time"),
+        ("kind" = Option<String>, Query, description = "Only this kind"),
+        ("limit" = Option<i64>, Query, description = "Page size, 1..=1000 (default 100)"),
+        ("offset" = Option<i64>, Query, description = "Rows to skip (default 0)"),
+    ),
+    responses((status = 200, description = "Alerts, most recent first", body = AlertPage),
+        (status = 400, description = "Invalid query parameter", body = ErrorBody), (status = 503, description = "Database unavailable", body = ErrorBody),
+        (status = 429, description = "Rate limited", body = ErrorBody)))]
 pub async fn list(State(state): State<AppState>, Query(params): Query<Params>) -> Response {
     let parsed =
         query::timestamp(&params, "since").and_then(|since| Ok((since, query::page(&params)?)));

@@ -10,6 +10,7 @@ use logstream_core::api::{ClusterStatus, StartRequest};
 use logstream_service::ops::json_error;
 
 use crate::auth;
+use crate::openapi::ErrorBody;
 use crate::startup::AppState;
 
 fn answer(status: ClusterStatus) -> Response {
@@ -26,6 +27,15 @@ fn answer(status: ClusterStatus) -> Response {
     Json(status).into_response()
 }
 
+#[utoipa::path(post, path = "/api/v1/generator/start", tag = "generator",
+    request_body(content = Option<StartRequest>, description = "Optional; every field optional", content_type = "application/json"),
+    security((), ("bearer" = [])),
+    responses((status = 200, description = "Started (or retuned) on every instance", body = ClusterStatus),
+        (status = 400, description = "Invalid body; `field` names the offending field", body = ErrorBody),
+        (status = 401, description = "Missing or invalid bearer token (when LOGSTREAM_API_TOKEN is set)", body = ErrorBody),
+        (status = 429, description = "Rate limited", body = ErrorBody),
+        (status = 502, description = "No generator instance answered", body = ClusterStatus),
+        (status = 503, description = "No generator instance registered", body = ErrorBody)))]
 pub async fn start(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
     if let Err(denied) = auth::require(state.api_token.as_deref(), &headers) {
         return denied.into_response();
@@ -45,6 +55,13 @@ pub async fn start(State(state): State<AppState>, headers: HeaderMap, body: Byte
     answer(ClusterStatus::aggregate(instances, unreachable))
 }
 
+#[utoipa::path(post, path = "/api/v1/generator/stop", tag = "generator",
+    security((), ("bearer" = [])),
+    responses((status = 200, description = "Stopped everywhere; totals are final", body = ClusterStatus),
+        (status = 401, description = "Missing or invalid bearer token (when LOGSTREAM_API_TOKEN is set)", body = ErrorBody),
+        (status = 429, description = "Rate limited", body = ErrorBody),
+        (status = 502, description = "No generator instance answered", body = ClusterStatus),
+        (status = 503, description = "No generator instance registered", body = ErrorBody)))]
 pub async fn stop(State(state): State<AppState>, headers: HeaderMap) -> Response {
     if let Err(denied) = auth::require(state.api_token.as_deref(), &headers) {
         return denied.into_response();
@@ -56,6 +73,11 @@ pub async fn stop(State(state): State<AppState>, headers: HeaderMap) -> Response
     answer(ClusterStatus::aggregate(instances, unreachable))
 }
 
+#[utoipa::path(get, path = "/api/v1/generator/status", tag = "generator",
+    responses((status = 200, description = "Aggregated status and one entry per instance", body = ClusterStatus),
+        (status = 429, description = "Rate limited", body = ErrorBody),
+        (status = 502, description = "No generator instance answered", body = ClusterStatus),
+        (status = 503, description = "No generator instance registered", body = ErrorBody)))]
 pub async fn status(State(state): State<AppState>) -> Response {
     let (instances, unreachable) = state
         .generators

@@ -6,9 +6,12 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use logstream_service::ops::json_error;
 
+use crate::openapi::ErrorBody;
 use crate::startup::AppState;
-use crate::stats;
+use crate::stats::{self, Totals};
 
+#[utoipa::path(get, path = "/api/v1/stats", tag = "stats",
+    responses((status = 200, description = "Stored totals", body = Totals), (status = 503, description = "Database unavailable", body = ErrorBody), (status = 429, description = "Rate limited", body = ErrorBody)))]
 pub async fn all(State(state): State<AppState>) -> Response {
     match stats::totals(&state.pool, None).await {
         Ok(totals) => Json(totals.unwrap_or_default()).into_response(),
@@ -16,6 +19,11 @@ pub async fn all(State(state): State<AppState>) -> Response {
     }
 }
 
+#[utoipa::path(get, path = "/api/v1/stats/{service}", tag = "stats",
+    params(("service" = String, Path, description = "Service name")),
+    responses((status = 200, description = "Stored totals of one service", body = Totals),
+        (status = 404, description = "No events stored for this service", body = ErrorBody), (status = 503, description = "Database unavailable", body = ErrorBody),
+        (status = 429, description = "Rate limited", body = ErrorBody)))]
 pub async fn one(State(state): State<AppState>, Path(service): Path<String>) -> Response {
     match stats::totals(&state.pool, Some(&service)).await {
         Ok(Some(totals)) => Json(totals).into_response(),

@@ -11,6 +11,8 @@ use logstream_service::ops::json_error;
 use serde_json::json;
 
 use super::query::{self, Params};
+use crate::openapi::ErrorBody;
+use crate::openapi::WindowPage;
 use crate::startup::AppState;
 use crate::stats;
 
@@ -33,6 +35,19 @@ fn parse(params: &Params) -> Result<stats::WindowFilter, FieldError> {
     })
 }
 
+#[utoipa::path(get, path = "/api/v1/windows", tag = "stats",
+    params(
+        ("service" = Option<String>, Query, description = "Only this service"),
+        ("level" = Option<String>, Query, description = "Only this level (TRACE, DEBUG, INFO, WARN, ERROR, FATAL)"),
+        ("from" = Option<String>, Query, description = "Windows starting at or after this RFC 3339 time"),
+        ("to" = Option<String>, Query, description = "Windows starting before this RFC 3339 time"),
+        ("size" = Option<i32>, Query, description = "Window size in seconds (default: the smallest stored)"),
+        ("limit" = Option<i64>, Query, description = "Page size, 1..=1000 (default 100)"),
+        ("offset" = Option<i64>, Query, description = "Rows to skip (default 0)"),
+    ),
+    responses((status = 200, description = "Windowed aggregates, newest first", body = WindowPage),
+        (status = 400, description = "Invalid query parameter", body = ErrorBody), (status = 503, description = "Database unavailable", body = ErrorBody),
+        (status = 429, description = "Rate limited", body = ErrorBody)))]
 pub async fn list(State(state): State<AppState>, Query(params): Query<Params>) -> Response {
     let filter = match parse(&params) {
         Ok(f) => f,

@@ -1,0 +1,72 @@
+//! The OpenAPI 3 document of the public API, generated from the route annotations and types,
+//! served at `GET /api/v1/openapi.json`.
+
+use axum::Json;
+use logstream_core::api::{BreakerState, ClusterStatus, InstanceStatus, StartRequest, Unreachable};
+use serde::Serialize;
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{Modify, OpenApi, ToSchema};
+
+use crate::routes;
+use crate::stats::{Alert, Totals, Window};
+
+/// Every error answer: a message, and the offending field when there is one.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ErrorBody {
+    pub error: String,
+    pub field: Option<String>,
+}
+
+/// One page of windowed aggregates.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct WindowPage {
+    pub windows: Vec<Window>,
+    pub limit: i64,
+    pub offset: i64,
+    /// Offset of the next page; null on the last page.
+    pub next_offset: Option<i64>,
+}
+
+/// One page of alerts.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AlertPage {
+    pub alerts: Vec<Alert>,
+    pub limit: i64,
+    pub offset: i64,
+}
+
+struct BearerAuth;
+
+impl Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+        );
+    }
+}
+
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "logstream gateway", description = "Control log generation and query stored logs."),
+    paths(
+        routes::generator::start,
+        routes::generator::stop,
+        routes::generator::status,
+        routes::stats::all,
+        routes::stats::one,
+        routes::windows::list,
+        routes::alerts::list,
+    ),
+    components(schemas(
+        ErrorBody, WindowPage, AlertPage, Totals, Window, Alert,
+        StartRequest, ClusterStatus, InstanceStatus, BreakerState, Unreachable
+    )),
+    modifiers(&BearerAuth)
+)]
+pub struct ApiDoc;
+
+pub async fn document() -> Json<utoipa::openapi::OpenApi> {
+    Json(ApiDoc::openapi())
+}
