@@ -69,14 +69,7 @@ pub fn parse_level_weights(text: &str) -> Result<Weighted<Level>, String> {
 /// The default level mix: mostly INFO, some WARN, a few ERROR.
 pub fn default_level_weights() -> Weighted<Level> {
     Weighted {
-        items: vec![
-            Level::Trace,
-            Level::Debug,
-            Level::Info,
-            Level::Warn,
-            Level::Error,
-            Level::Fatal,
-        ],
+        items: Level::ALL.to_vec(),
         cumulative: vec![1, 10, 80, 94, 99, 100],
     }
 }

@@ -2,7 +2,9 @@
 //! served at `GET /api/v1/openapi.json`.
 
 use axum::Json;
-use logstream_core::api::{BreakerState, ClusterStatus, InstanceStatus, StartRequest, Unreachable};
+use logstream_core::api::{
+    BreakerState, ClusterStatus, Counters, InstanceStatus, StartRequest, Unreachable,
+};
 use serde::Serialize;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi, ToSchema};
@@ -61,7 +63,7 @@ impl Modify for BearerAuth {
     ),
     components(schemas(
         ErrorBody, WindowPage, AlertPage, Totals, Window, Alert,
-        StartRequest, ClusterStatus, InstanceStatus, BreakerState, Unreachable
+        StartRequest, ClusterStatus, Counters, InstanceStatus, BreakerState, Unreachable
     )),
     modifiers(&BearerAuth)
 )]

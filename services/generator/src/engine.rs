@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use logstream_core::api::{BreakerState, GeneratorSettings, InstanceStatus};
+use logstream_core::api::{BreakerState, Counters, GeneratorSettings, InstanceStatus};
 use logstream_core::json;
 use logstream_core::synth::Synthesizer;
 use rdkafka::producer::{BaseRecord, Producer};
@@ -125,19 +125,21 @@ impl Engine {
         let running = self.is_running();
         InstanceStatus {
             instance_id: self.shared.instance_id.clone(),
-            running,
-            target_rate: if running {
-                m.target_rate.get().max(0) as u64
-            } else {
-                0
+            counters: Counters {
+                running,
+                target_rate: if running {
+                    m.target_rate.get().max(0) as u64
+                } else {
+                    0
+                },
+                current_rate: m.rate_current.get(),
+                generated_total: self.shared.seq.load(Ordering::Acquire),
+                sent_total: m.sent.get(),
+                failed_total: m.failed.get(),
+                rate_limited_total: m.rate_limited.get(),
+                in_flight: self.shared.producer.in_flight_count().max(0) as u64,
+                circuit_breaker_state: BreakerState::Closed,
             },
-            current_rate: m.rate_current.get(),
-            generated_total: self.shared.seq.load(Ordering::Acquire),
-            sent_total: m.sent.get(),
-            failed_total: m.failed.get(),
-            rate_limited_total: m.rate_limited.get(),
-            in_flight: self.shared.producer.in_flight_count().max(0) as u64,
-            circuit_breaker_state: BreakerState::Closed,
         }
     }
 

@@ -61,7 +61,7 @@ async fn stop(State(state): State<AppState>) -> Response {
             StatusCode::GATEWAY_TIMEOUT,
             format!(
                 "stopped, but {} records are still unacknowledged by Kafka",
-                state.engine.status().in_flight
+                state.engine.status().counters.in_flight
             ),
             None,
         ),
