@@ -5,12 +5,15 @@
 # this run are exactly the acknowledged ones, with no gap and no duplicate.
 #
 #   integration-tests/system-test.sh [--rate N] [--duration S] [--kill-collector-at S]
-#                                    [--cycle-second-collector N]
+#                                    [--cycle-second-collector N] [--zombie-collector]
 #
 # --kill-collector-at S sends SIGKILL to the native stack's collector S seconds into the run and
 # restarts it (scripts/stack.sh up), to prove a crash neither loses nor doubles anything.
 # --cycle-second-collector N starts a second collector in the same group and stops it (SIGTERM)
 # N times during the run, so partitions move back and forth between members under load.
+# --zombie-collector runs, for the whole run, a second collector with the same static member id
+# as the stack's (tansu does not fence it, so both consume every partition): the fenced offset
+# update must still store each event exactly once.
 # Environment: GATEWAY_URL (http://127.0.0.1:8090), DATABASE_URL
 # (postgres://postgres@127.0.0.1:5432/logstream), CATCH_UP_SECONDS (180).
 set -euo pipefail
@@ -25,11 +28,20 @@ ap.add_argument("--rate", type=int, default=2000)
 ap.add_argument("--duration", type=int, default=10)
 ap.add_argument("--kill-collector-at", type=float, default=None)
 ap.add_argument("--cycle-second-collector", type=int, default=0)
+ap.add_argument("--zombie-collector", action="store_true")
 args = ap.parse_args(sys.argv[2:])
 catch_up = int(os.environ.get("CATCH_UP_SECONDS", "180"))
 def say(msg): print(f"[system-test] {msg}", flush=True)
 
 try:
+    binary = os.path.join(root, "target", os.environ.get("STACK_PROFILE", "release"), "logstream-collector")
+    zombie = None
+    if args.zombie_collector:
+        env = {**os.environ, "LOGSTREAM_COLLECTOR_LISTEN": "127.0.0.1:8083", "LOGSTREAM_GROUP_INSTANCE_ID": "collector-1"}
+        log = open(os.path.join(root, ".stack", "logs", "collector-zombie.log"), "w")
+        zombie = subprocess.Popen([binary], env=env, stdout=log, stderr=subprocess.STDOUT)
+        say(f"zombie collector (same member id as the stack's) started, pid {zombie.pid}")
+        time.sleep(5)
     before = stack.instances()
     say(f"start: {args.rate} events/s for {args.duration} s")
     stack.call("POST", "/api/v1/generator/start", {"rate_per_second": args.rate})
@@ -44,7 +56,6 @@ try:
                        stdout=subprocess.DEVNULL, env={**os.environ, "STACK_PROMETHEUS": "0"})
         say(f"collector restarted and ready at {time.time() - started:.1f} s")
     if args.cycle_second_collector:
-        binary = os.path.join(root, "target", os.environ.get("STACK_PROFILE", "release"), "logstream-collector")
         env = {**os.environ, "LOGSTREAM_COLLECTOR_LISTEN": "127.0.0.1:8082", "LOGSTREAM_GROUP_INSTANCE_ID": ""}
         env.pop("LOGSTREAM_GROUP_INSTANCE_ID")
         slot = args.duration / (args.cycle_second_collector * 2 + 1)
@@ -61,6 +72,12 @@ try:
     after = {i["instance_id"]: i for i in stack.call("POST", "/api/v1/generator/stop")["instances"]}
     say(f"stopped after {time.time() - started:.1f} s")
     runs = stack.run_accounting(before, after)
+    if zombie is not None:
+        try:
+            conflicts = stack.metric("collector_offset_conflicts_total", base="http://127.0.0.1:8083")
+            say(f"zombie collector had {conflicts:.0f} batches refused by the offset fence")
+        except OSError:
+            say(f"zombie collector is gone (fenced by the broker: exit {zombie.poll()})")
     if not runs:
         stack.fail("system-test", "no instance generated anything")
     total = sum(r[2] for r in runs.values())
@@ -70,6 +87,9 @@ try:
     for iid, (lo, hi, sent, failed) in runs.items():
         say(f"{iid}: seq {lo + 1}..{hi}: sent {sent}, failed {failed}, stored {counts[iid][0]} ({counts[iid][1]} distinct)")
     problems = stack.discrepancies(runs, counts)
+    if zombie is not None:
+        zombie.send_signal(signal.SIGTERM)
+        zombie.wait(timeout=60)
 except stack.StackError as e:
     stack.fail("system-test", str(e))
 if problems:

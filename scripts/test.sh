@@ -39,4 +39,7 @@ integration-tests/system-test.sh --rate 5000 --duration 20 --kill-collector-at 8
 step "rebalance test: 5,000 events/s for 30 s, a second collector joins and leaves twice"
 integration-tests/system-test.sh --rate 5000 --duration 30 --cycle-second-collector 2
 
+step "zombie test: 5,000 events/s for 15 s with a second collector under the same member id"
+integration-tests/system-test.sh --rate 5000 --duration 15 --zombie-collector
+
 step "all tests passed"

@@ -15,7 +15,7 @@ use rdkafka::client::ClientContext;
 use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext, RebalanceProtocol};
 use rdkafka::message::{BorrowedMessage, Headers, Message};
 use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
-use rdkafka::types::RDKafkaRespErr;
+use rdkafka::types::{RDKafkaErrorCode, RDKafkaRespErr};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::batch::Record;
@@ -235,6 +235,7 @@ pub fn run(
     rewinds: std::sync::mpsc::Receiver<(i32, Option<i64>)>,
     topic: String,
     metrics: Metrics,
+    fatal: Arc<std::sync::Mutex<Option<String>>>,
     shutdown: CancellationToken,
 ) {
     let tx = consumer.context().tx.clone();
@@ -266,6 +267,15 @@ pub fn run(
         }
         match consumer.poll(Duration::from_millis(100)) {
             None => {}
+            Some(Err(e)) if e.rdkafka_error_code() == Some(RDKafkaErrorCode::Fatal) => {
+                // E.g. a static member fenced by another process with the same group.instance.id:
+                // this consumer can never consume again, so the service must not look healthy.
+                tracing::error!(error = %e, "fatal kafka consumer error; shutting down");
+                if let Ok(mut failed) = fatal.lock() {
+                    *failed = Some(e.to_string());
+                }
+                shutdown.cancel();
+            }
             Some(Err(e)) => tracing::warn!(error = %e, "kafka consumer error"),
             Some(Ok(message)) => {
                 metrics.consumed.inc();

@@ -68,11 +68,16 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         topic.clone(),
     )?);
     let committed: Committed = Arc::new(Mutex::new(Default::default()));
+    let fatal: Arc<Mutex<Option<String>>> = Arc::new(Mutex::new(None));
 
     let ready = {
-        let (pool, dlq, topic) = (pool.clone(), dlq.clone(), topic.clone());
+        let (pool, dlq, topic, fatal) = (pool.clone(), dlq.clone(), topic.clone(), fatal.clone());
         move || {
             let (pool, dlq, topic) = (pool.clone(), dlq.clone(), topic.clone());
+            let consumer = match fatal.lock().map(|f| f.clone()) {
+                Ok(Some(error)) => Err(format!("kafka consumer failed: {error}")),
+                _ => Ok(()),
+            };
             async move {
                 let kafka = tokio::task::spawn_blocking(move || dlq.check_topic(&topic))
                     .await
@@ -80,6 +85,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
                 vec![
                     Check::new("postgres", postgres::check(&pool).await),
                     Check::new("kafka", kafka),
+                    Check::new("consumer", consumer),
                 ]
             }
         }
@@ -133,10 +139,17 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         shutdown.clone(),
     )?;
     let consumer_thread = {
-        let (topic, metrics, shutdown) = (topic.clone(), metrics.clone(), shutdown.clone());
+        let (topic, metrics, fatal, shutdown) = (
+            topic.clone(),
+            metrics.clone(),
+            fatal.clone(),
+            shutdown.clone(),
+        );
         std::thread::Builder::new()
             .name("kafka-consumer".into())
-            .spawn(move || consumer::run(kafka_consumer, rewind_rx, topic, metrics, shutdown))?
+            .spawn(move || {
+                consumer::run(kafka_consumer, rewind_rx, topic, metrics, fatal, shutdown)
+            })?
     };
     tracing::info!(%topic, %group, "collector consuming");
 
@@ -167,5 +180,8 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         ),
     }
     let _ = server.await;
+    if let Ok(Some(error)) = fatal.lock().map(|f| f.clone()) {
+        anyhow::bail!("kafka consumer failed: {error}");
+    }
     Ok(())
 }

@@ -373,3 +373,42 @@ async fn every_route_is_documented_and_answers_as_documented() {
         check_against_spec(&spec, method, spec_path, status, &json);
     }
 }
+
+#[tokio::test]
+async fn with_redis_unreachable_the_limiter_falls_back_to_local_windows() {
+    if !enabled() {
+        return;
+    }
+    let gw = spawn_gateway(&[
+        ("LOGSTREAM_REDIS_URL", "redis://127.0.0.1:1"),
+        ("LOGSTREAM_RATE_LIMITS", "/api/v1/alerts=3"),
+    ])
+    .await;
+    let http = reqwest::Client::new();
+    let mut statuses = Vec::new();
+    for _ in 0..4 {
+        let r = http
+            .get(format!("{}/api/v1/alerts", gw.base))
+            .send()
+            .await
+            .expect("answer");
+        statuses.push(r.status().as_u16());
+    }
+    assert_eq!(
+        statuses,
+        vec![200, 200, 200, 429],
+        "local windows enforce the same limit"
+    );
+    let metrics = http
+        .get(format!("{}/metrics", gw.base))
+        .send()
+        .await
+        .expect("answer")
+        .text()
+        .await
+        .expect("text");
+    assert!(
+        metrics.lines().any(|l| l == "gateway_rate_limiter_local 1"),
+        "the fallback is visible in metrics"
+    );
+}
