@@ -10,6 +10,10 @@ use serde::{Deserialize, Serialize};
 use crate::event::Level;
 use crate::synth::{parse_level_weights, Weighted};
 
+/// Prefix of the Redis keys generator instances register under (`<prefix><instance-id>` = URL);
+/// the generator writes them, the gateway scans them.
+pub const GENERATOR_REGISTRY_PREFIX: &str = "logstream:generators:";
+
 /// Highest rate one start request may ask for.
 pub const MAX_RATE_PER_SECOND: u64 = 5_000_000;
 /// Longest run one start request may ask for (one week).

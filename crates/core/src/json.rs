@@ -31,6 +31,16 @@ pub enum DecodeError {
 }
 
 impl DecodeError {
+    /// Every label [`reason`](DecodeError::reason) returns.
+    pub const REASONS: [&'static str; 6] = [
+        "invalid_utf8",
+        "invalid_json",
+        "invalid_field",
+        "missing_field",
+        "invalid_timestamp",
+        "invalid_level",
+    ];
+
     /// A short, stable label (bounded cardinality) for the `reason` metric label and DLQ header.
     pub fn reason(&self) -> &'static str {
         match self {
@@ -335,6 +345,7 @@ mod tests {
         ];
         for (input, reason) in cases {
             let err = decode(input).expect_err("must be rejected");
+            assert!(DecodeError::REASONS.contains(&err.reason()));
             assert_eq!(
                 err.reason(),
                 *reason,

@@ -10,6 +10,7 @@ use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
+use logstream_core::api::FieldError;
 use prometheus::{Encoder, Registry, TextEncoder};
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
@@ -33,6 +34,11 @@ pub fn json_error(status: StatusCode, error: impl Into<String>, field: Option<&s
         None => json!({ "error": error.into() }),
     };
     (status, Json(body)).into_response()
+}
+
+/// 400 for a request field that is not acceptable, naming the field.
+pub fn field_error(e: FieldError) -> Response {
+    json_error(StatusCode::BAD_REQUEST, e.message, Some(&e.field))
 }
 
 /// A registry with the process collector (CPU, memory, file descriptors) already registered.

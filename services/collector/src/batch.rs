@@ -8,6 +8,9 @@ use logstream_core::json::{self, DecodeError};
 use logstream_core::window::WindowCounts;
 use logstream_core::Level;
 
+/// Dead-letter reason of a record without a value (the codec's reasons cover the rest).
+pub const EMPTY_PAYLOAD: &str = "empty_payload";
+
 /// A record as taken off the Kafka consumer.
 #[derive(Debug, Clone)]
 pub struct Record {
@@ -78,7 +81,7 @@ impl Batch {
         let next = self.next_offsets.entry(record.partition).or_insert(0);
         *next = (*next).max(record.offset + 1);
         let decoded = match &record.payload {
-            None => Err(("empty_payload", "record has no value".to_owned())),
+            None => Err((EMPTY_PAYLOAD, "record has no value".to_owned())),
             Some(bytes) => {
                 json::decode(bytes).map_err(|e: DecodeError| (e.reason(), e.to_string()))
             }

@@ -1,5 +1,6 @@
 //! The collector's Prometheus metrics (names fixed by the design).
 
+use logstream_core::json::DecodeError;
 use prometheus::{
     Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGaugeVec, Opts, Registry,
 };
@@ -105,7 +106,7 @@ impl Metrics {
         registry.register(Box::new(m.duplicates_skipped.clone()))?;
         // Known label values start at zero, so dashboards and alerts have series before the
         // first occurrence.
-        for reason in DLQ_REASONS {
+        for reason in dlq_reasons() {
             m.dlq.with_label_values(&[reason]);
         }
         for kind in ALERT_KINDS {
@@ -138,15 +139,11 @@ impl Metrics {
 const MAX_SERVICE_LABELS: usize = 100;
 
 /// Every `reason` label of `log_events_dlq_total`.
-pub const DLQ_REASONS: [&str; 7] = [
-    "invalid_utf8",
-    "invalid_json",
-    "invalid_field",
-    "missing_field",
-    "invalid_timestamp",
-    "invalid_level",
-    "empty_payload",
-];
+pub fn dlq_reasons() -> impl Iterator<Item = &'static str> {
+    DecodeError::REASONS
+        .into_iter()
+        .chain([crate::batch::EMPTY_PAYLOAD])
+}
 
 /// The alert kinds detection will raise (none is raised yet; the series exist at zero).
 pub const ALERT_KINDS: [&str; 3] = ["error_rate", "traffic_spike", "security"];

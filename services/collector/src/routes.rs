@@ -35,8 +35,7 @@ async fn status(State(s): State<StatusState>) -> Json<Value> {
             .await
             .unwrap_or_default()
     };
-    let dlq_total: u64 = crate::metrics::DLQ_REASONS
-        .iter()
+    let dlq_total: u64 = crate::metrics::dlq_reasons()
         .map(|r| s.metrics.dlq.with_label_values(&[r]).get())
         .sum();
     Json(json!({

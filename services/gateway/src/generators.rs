@@ -4,11 +4,8 @@
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use logstream_core::api::{InstanceStatus, Unreachable};
+use logstream_core::api::{InstanceStatus, Unreachable, GENERATOR_REGISTRY_PREFIX};
 use redis::AsyncCommands;
-
-/// Must match the generator's registration prefix.
-const KEY_PREFIX: &str = "logstream:generators:";
 
 #[derive(Clone)]
 pub struct Generators {
@@ -57,7 +54,7 @@ impl Generators {
         let mut conn = self.redis.get_multiplexed_async_connection().await?;
         let keys: Vec<String> = {
             let mut iter = conn
-                .scan_match::<_, String>(format!("{KEY_PREFIX}*"))
+                .scan_match::<_, String>(format!("{GENERATOR_REGISTRY_PREFIX}*"))
                 .await?;
             let mut keys = Vec::new();
             while let Some(key) = iter.next_item().await {

@@ -10,31 +10,13 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi, ToSchema};
 
 use crate::routes;
-use crate::stats::{Alert, Totals, Window};
+use crate::stats::{Alert, AlertPage, Totals, Window, WindowPage};
 
 /// Every error answer: a message, and the offending field when there is one.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ErrorBody {
     pub error: String,
     pub field: Option<String>,
-}
-
-/// One page of windowed aggregates.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct WindowPage {
-    pub windows: Vec<Window>,
-    pub limit: i64,
-    pub offset: i64,
-    /// Offset of the next page; null on the last page.
-    pub next_offset: Option<i64>,
-}
-
-/// One page of alerts.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct AlertPage {
-    pub alerts: Vec<Alert>,
-    pub limit: i64,
-    pub offset: i64,
 }
 
 struct BearerAuth;

@@ -13,7 +13,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use axum::extract::{ConnectInfo, MatchedPath, Request, State};
-use axum::http::{header, HeaderValue, StatusCode};
+use axum::http::{HeaderValue, StatusCode};
 use axum::middleware::Next;
 use axum::response::Response;
 use logstream_service::ops::json_error;
@@ -208,12 +208,7 @@ fn token_id(token: &str) -> String {
 }
 
 fn client_of(request: &Request) -> String {
-    let token = request
-        .headers()
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "));
-    match token {
+    match crate::auth::bearer_token(request.headers()) {
         Some(t) if !t.is_empty() => token_id(t),
         _ => request
             .extensions()

@@ -60,6 +60,24 @@ pub struct Window {
     pub count: i64,
 }
 
+/// One page of windowed aggregates.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct WindowPage {
+    pub windows: Vec<Window>,
+    pub limit: i64,
+    pub offset: i64,
+    /// Offset of the next page; null on the last page.
+    pub next_offset: Option<i64>,
+}
+
+/// One page of alerts.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct AlertPage {
+    pub alerts: Vec<Alert>,
+    pub limit: i64,
+    pub offset: i64,
+}
+
 pub async fn windows(pool: &PgPool, f: &WindowFilter) -> Result<Vec<Window>, sqlx::Error> {
     sqlx::query_as(
         "SELECT window_start, window_seconds, service, level, event_count AS count

@@ -4,11 +4,10 @@
 
 use std::time::Duration;
 
+use logstream_core::api::GENERATOR_REGISTRY_PREFIX;
 use logstream_service::shutdown::CancellationToken;
 use redis::AsyncCommands;
 
-/// Prefix of the registration keys (the gateway scans it).
-pub const KEY_PREFIX: &str = "logstream:generators:";
 const TTL_SECONDS: u64 = 15;
 const EVERY: Duration = Duration::from_secs(5);
 
@@ -18,7 +17,7 @@ pub async fn heartbeat(
     url: String,
     shutdown: CancellationToken,
 ) {
-    let key = format!("{KEY_PREFIX}{instance_id}");
+    let key = format!("{GENERATOR_REGISTRY_PREFIX}{instance_id}");
     let mut warned = false;
     loop {
         let result: redis::RedisResult<()> = async {

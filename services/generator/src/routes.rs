@@ -10,7 +10,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use logstream_core::api::StartRequest;
-use logstream_service::ops::json_error;
+use logstream_service::ops::{field_error, json_error};
 
 use crate::engine::Engine;
 
@@ -35,7 +35,7 @@ async fn start(State(state): State<AppState>, body: Bytes) -> Response {
     let settings = match StartRequest::from_json(&body).and_then(|r| r.validate(state.default_rate))
     {
         Ok(settings) => settings,
-        Err(e) => return json_error(StatusCode::BAD_REQUEST, e.message, Some(&e.field)),
+        Err(e) => return field_error(e),
     };
     let engine = state.engine.clone();
     match tokio::task::spawn_blocking(move || engine.start(settings)).await {

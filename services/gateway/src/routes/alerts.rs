@@ -1,17 +1,14 @@
 //! `GET /api/v1/alerts?since=&kind=&limit=&offset=`: alerts raised, most recent first.
 
 use axum::extract::{Query, State};
-use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use logstream_service::ops::json_error;
-use serde_json::json;
+use logstream_service::ops::field_error;
 
 use super::query::{self, Params};
-use crate::openapi::AlertPage;
 use crate::openapi::ErrorBody;
 use crate::startup::AppState;
-use crate::stats;
+use crate::stats::{self, AlertPage};
 
 #[utoipa::path(get, path = "/api/v1/alerts", tag = "alerts",
     params(
@@ -28,7 +25,7 @@ pub async fn list(State(state): State<AppState>, Query(params): Query<Params>) -
         query::timestamp(&params, "since").and_then(|since| Ok((since, query::page(&params)?)));
     let (since, (limit, offset)) = match parsed {
         Ok(p) => p,
-        Err(e) => return json_error(StatusCode::BAD_REQUEST, e.message, Some(&e.field)),
+        Err(e) => return field_error(e),
     };
     match stats::alerts(
         &state.pool,
@@ -39,9 +36,12 @@ pub async fn list(State(state): State<AppState>, Query(params): Query<Params>) -
     )
     .await
     {
-        Ok(alerts) => {
-            Json(json!({ "alerts": alerts, "limit": limit, "offset": offset })).into_response()
-        }
+        Ok(alerts) => Json(AlertPage {
+            alerts,
+            limit,
+            offset,
+        })
+        .into_response(),
         Err(e) => super::stats::database_error(e),
     }
 }

@@ -7,7 +7,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use logstream_core::api::{ClusterStatus, StartRequest};
-use logstream_service::ops::json_error;
+use logstream_service::ops::{field_error, json_error};
 
 use crate::auth;
 use crate::openapi::ErrorBody;
@@ -42,7 +42,7 @@ pub async fn start(State(state): State<AppState>, headers: HeaderMap, body: Byte
     }
     let request = match StartRequest::from_json(&body).and_then(|r| r.validate(1).map(|_| r)) {
         Ok(request) => request,
-        Err(e) => return json_error(StatusCode::BAD_REQUEST, e.message, Some(&e.field)),
+        Err(e) => return field_error(e),
     };
     let body = match serde_json::to_vec(&request) {
         Ok(b) => Bytes::from(b),

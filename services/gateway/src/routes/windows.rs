@@ -2,19 +2,16 @@
 //! newest first. `size` is the window size in seconds (default: the smallest stored).
 
 use axum::extract::{Query, State};
-use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use logstream_core::api::FieldError;
 use logstream_core::Level;
-use logstream_service::ops::json_error;
-use serde_json::json;
+use logstream_service::ops::field_error;
 
 use super::query::{self, Params};
 use crate::openapi::ErrorBody;
-use crate::openapi::WindowPage;
 use crate::startup::AppState;
-use crate::stats;
+use crate::stats::{self, WindowPage};
 
 fn parse(params: &Params) -> Result<stats::WindowFilter, FieldError> {
     let level = query::text(params, "level")
@@ -51,14 +48,19 @@ fn parse(params: &Params) -> Result<stats::WindowFilter, FieldError> {
 pub async fn list(State(state): State<AppState>, Query(params): Query<Params>) -> Response {
     let filter = match parse(&params) {
         Ok(f) => f,
-        Err(e) => return json_error(StatusCode::BAD_REQUEST, e.message, Some(&e.field)),
+        Err(e) => return field_error(e),
     };
     match stats::windows(&state.pool, &filter).await {
         Ok(windows) => {
             let next_offset =
                 (windows.len() as i64 == filter.limit).then_some(filter.offset + filter.limit);
-            Json(json!({ "windows": windows, "limit": filter.limit, "offset": filter.offset, "next_offset": next_offset }))
-                .into_response()
+            Json(WindowPage {
+                windows,
+                limit: filter.limit,
+                offset: filter.offset,
+                next_offset,
+            })
+            .into_response()
         }
         Err(e) => super::stats::database_error(e),
     }
