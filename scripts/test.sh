@@ -22,7 +22,7 @@ trap 'scripts/stack.sh down' EXIT
 scripts/stack.sh up
 
 step "cargo test --workspace"
-LOGSTREAM_IT=1 cargo test --workspace
+LOGSTREAM_IT=1 LOGSTREAM_BIN_DIR="$ROOT/target/${STACK_PROFILE:-release}" cargo test --workspace
 
 step "dashboards and alert rules against live Prometheus"
 integration-tests/dashboard-test.sh

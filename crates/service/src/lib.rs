@@ -1,7 +1,8 @@
 //! Plumbing every logstream service shares, so each service's own code is only its data path:
 //!
 //! - [`settings`]: the command-line / `LOGSTREAM_*` settings common to all services.
-//! - [`telemetry`]: tracing set-up (text or JSON logs).
+//! - [`telemetry`]: logs (text or JSON) and OpenTelemetry spans, exported over OTLP when set.
+//! - [`trace_context`]: W3C trace context in HTTP and Kafka headers.
 //! - [`shutdown`]: one cancellation token, cancelled on SIGINT or SIGTERM.
 //! - [`ops`]: the `/metrics`, `/healthz` and `/readyz` endpoints, JSON errors, and serving.
 //! - [`kafka`]: client configuration, topic creation and broker checks.
@@ -13,3 +14,4 @@ pub mod postgres;
 pub mod settings;
 pub mod shutdown;
 pub mod telemetry;
+pub mod trace_context;

@@ -1,12 +1,14 @@
 //! The operational HTTP surface every service exposes: `GET /metrics` (Prometheus text),
 //! `GET /healthz` (the process answers), `GET /readyz` (its dependencies answer), JSON errors
-//! for unknown routes, and serving with graceful shutdown.
+//! for unknown routes, one trace span per API request, and serving with graceful shutdown.
 
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
+use axum::extract::{MatchedPath, Request};
 use axum::http::{header, StatusCode};
+use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
@@ -14,6 +16,12 @@ use logstream_core::api::FieldError;
 use prometheus::{Encoder, Registry, TextEncoder};
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
+
+use crate::trace_context;
+
+/// Paths scraped or probed every few seconds, which get no trace span.
+const UNTRACED: [&str; 3] = ["/metrics", "/healthz", "/readyz"];
 
 /// The result of checking one dependency.
 pub struct Check {
@@ -124,7 +132,33 @@ fn readiness(checks: Vec<Check>) -> Response {
     (status, Json(json!({ "status": word, "checks": details }))).into_response()
 }
 
-/// Binds `addr` (failing with a message naming the setting) and serves `app` until `shutdown`.
+/// Runs a request inside a server span named after its route, child of the caller's trace
+/// context (`traceparent`) when it sends one.
+pub async fn trace_requests(request: Request, next: Next) -> Response {
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|p| p.as_str().to_owned());
+    let Some(route) = route.filter(|r| !UNTRACED.contains(&r.as_str())) else {
+        return next.run(request).await;
+    };
+    let method = request.method().clone();
+    let span = tracing::info_span!(
+        "http_request",
+        otel.name = %format!("{method} {route}"),
+        otel.kind = "server",
+        http.request.method = %method,
+        http.route = %route,
+        http.response.status_code = tracing::field::Empty,
+    );
+    trace_context::adopt_http_parent(&span, request.headers());
+    let response = next.run(request).instrument(span.clone()).await;
+    span.record("http.response.status_code", response.status().as_u16());
+    response
+}
+
+/// Binds `addr` (failing with a message naming the setting) and serves `app` until `shutdown`,
+/// each API request in its own trace span.
 pub async fn serve(
     addr: SocketAddr,
     setting: &str,
@@ -135,6 +169,7 @@ pub async fn serve(
         .await
         .map_err(|e| anyhow::anyhow!("cannot listen on {addr} ({setting}): {e}"))?;
     tracing::info!(%addr, "listening");
+    let app = app.layer(axum::middleware::from_fn(trace_requests));
     axum::serve(
         listener,
         app.into_make_service_with_connect_info::<SocketAddr>(),

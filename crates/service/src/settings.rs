@@ -26,6 +26,33 @@ pub struct CommonSettings {
     #[arg(long, env = "LOGSTREAM_SHUTDOWN_TIMEOUT_SECONDS", default_value_t = 30,
           value_parser = clap::value_parser!(u64).range(1..=3600))]
     pub shutdown_timeout_seconds: u64,
+
+    /// OTLP/HTTP endpoint traces are exported to, e.g. `http://127.0.0.1:4318` (`/v1/traces` is
+    /// appended when missing). Unset: no export; trace context is still propagated.
+    #[arg(long, env = "LOGSTREAM_OTLP_ENDPOINT", value_parser = parse_http_url)]
+    pub otlp_endpoint: Option<String>,
+
+    /// Share of new traces that are sampled (0.0..=1.0); a request's own sampling decision
+    /// (its `traceparent`) is always followed.
+    #[arg(long, env = "LOGSTREAM_TRACE_SAMPLE_RATIO", default_value_t = 1.0,
+          value_parser = parse_ratio)]
+    pub trace_sample_ratio: f64,
+}
+
+fn parse_http_url(value: &str) -> Result<String, String> {
+    let value = value.trim();
+    if value.starts_with("http://") || value.starts_with("https://") {
+        Ok(value.to_owned())
+    } else {
+        Err(format!("{value:?} is not an http:// or https:// URL"))
+    }
+}
+
+fn parse_ratio(value: &str) -> Result<f64, String> {
+    match value.trim().parse::<f64>() {
+        Ok(r) if (0.0..=1.0).contains(&r) => Ok(r),
+        _ => Err(format!("{value:?} is not a number from 0.0 to 1.0")),
+    }
 }
 
 #[derive(Debug, Clone, Args)]

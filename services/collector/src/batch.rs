@@ -20,6 +20,8 @@ pub struct Record {
     pub payload: Option<Vec<u8>>,
     pub instance_id: Option<String>,
     pub seq: Option<i64>,
+    /// The producer's W3C trace context (`traceparent` header), if it sent one.
+    pub traceparent: Option<String>,
 }
 
 /// A record that goes to the dead-letter topic, and why.
@@ -29,6 +31,9 @@ pub struct DeadLetter {
     pub reason: &'static str,
     pub detail: String,
 }
+
+/// Most distinct trace contexts a batch remembers (its span links to them).
+pub const MAX_TRACES: usize = 32;
 
 /// The columns the `COPY` rows fill, in order.
 pub const COPY_COLUMNS: &str =
@@ -45,6 +50,9 @@ pub struct Batch {
     pub records: u64,
     /// Stored events per service, indexed by level (in `Level::ALL` order), for the by-level metric.
     pub by_service_level: HashMap<String, [u64; 6]>,
+    /// Distinct `traceparent` values of the batch's records, first seen first (at most
+    /// [`MAX_TRACES`]).
+    pub traces: Vec<String>,
 }
 
 impl Batch {
@@ -57,6 +65,7 @@ impl Batch {
             next_offsets: BTreeMap::new(),
             records: 0,
             by_service_level: HashMap::new(),
+            traces: Vec::new(),
         }
     }
 
@@ -73,6 +82,7 @@ impl Batch {
         self.next_offsets.clear();
         self.records = 0;
         self.by_service_level.clear();
+        self.traces.clear();
     }
 
     /// Adds one record: a storable event, or a dead letter with its reason.
@@ -80,6 +90,11 @@ impl Batch {
         self.records += 1;
         let next = self.next_offsets.entry(record.partition).or_insert(0);
         *next = (*next).max(record.offset + 1);
+        if let Some(traceparent) = &record.traceparent {
+            if self.traces.len() < MAX_TRACES && !self.traces.contains(traceparent) {
+                self.traces.push(traceparent.clone());
+            }
+        }
         let decoded = match &record.payload {
             None => Err((EMPTY_PAYLOAD, "record has no value".to_owned())),
             Some(bytes) => {
@@ -157,6 +172,7 @@ mod tests {
             payload: Some(payload.to_vec()),
             instance_id: Some("gen-1".into()),
             seq: Some(offset + 1),
+            traceparent: None,
         }
     }
 

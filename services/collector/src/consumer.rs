@@ -11,6 +11,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use logstream_service::shutdown::CancellationToken;
+use logstream_service::trace_context;
 use rdkafka::client::ClientContext;
 use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext, RebalanceProtocol};
 use rdkafka::message::{BorrowedMessage, Headers, Message};
@@ -207,6 +208,7 @@ pub fn subscribe(
 fn to_record(message: &BorrowedMessage<'_>) -> Record {
     let mut instance_id = None;
     let mut seq = None;
+    let mut traceparent = None;
     if let Some(headers) = message.headers() {
         for header in headers.iter() {
             match (header.key, header.value) {
@@ -214,6 +216,9 @@ fn to_record(message: &BorrowedMessage<'_>) -> Record {
                     instance_id = std::str::from_utf8(v).ok().map(str::to_owned)
                 }
                 ("seq", Some(v)) => seq = std::str::from_utf8(v).ok().and_then(|s| s.parse().ok()),
+                (trace_context::TRACEPARENT, Some(v)) => {
+                    traceparent = std::str::from_utf8(v).ok().map(str::to_owned)
+                }
                 _ => {}
             }
         }
@@ -225,6 +230,7 @@ fn to_record(message: &BorrowedMessage<'_>) -> Record {
         payload: message.payload().map(<[u8]>::to_vec),
         instance_id,
         seq,
+        traceparent,
     }
 }
 

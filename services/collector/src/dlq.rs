@@ -6,6 +6,7 @@
 
 use std::time::Duration;
 
+use logstream_service::trace_context;
 use rdkafka::error::KafkaError;
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
@@ -100,6 +101,12 @@ impl DlqSink {
                 headers = headers.insert(Header {
                     key: "seq",
                     value: Some(seq.as_str()),
+                });
+            }
+            if let Some(traceparent) = &letter.record.traceparent {
+                headers = headers.insert(Header {
+                    key: trace_context::TRACEPARENT,
+                    value: Some(traceparent.as_str()),
                 });
             }
             let mut record: FutureRecord<'_, [u8], [u8]> =

@@ -22,6 +22,8 @@ use clap::Parser;
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let config = config::Config::parse();
-    logstream_service::telemetry::init(&config.common)?;
-    startup::run(config).await
+    let telemetry = logstream_service::telemetry::init(&config.common, "logstream-collector")?;
+    let result = startup::run(config).await;
+    telemetry.shutdown();
+    result
 }

@@ -8,7 +8,9 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use logstream_core::Level;
+use logstream_service::trace_context;
 use tokio::sync::mpsc;
+use tracing::Instrument;
 
 use crate::batch::Batch;
 use crate::consumer::Input;
@@ -126,8 +128,22 @@ impl Writer {
         tracing::info!("writer finished");
     }
 
-    /// Writes the batch, retrying until it is stored or found to belong to another member.
+    /// Writes the batch inside a span that continues the producers' traces: child of the first
+    /// record's trace context, linked to the others.
     async fn flush(&self, batch: &mut Batch, positions: &mut BTreeMap<i32, Position>) {
+        let span = tracing::info_span!(
+            "collector_store_batch",
+            otel.kind = "consumer",
+            records = batch.records,
+            stored = batch.stored,
+            dead_letters = batch.dead_letters.len(),
+        );
+        trace_context::continue_traces(&span, batch.traces.iter().map(String::as_str));
+        self.write_batch(batch, positions).instrument(span).await
+    }
+
+    /// Writes the batch, retrying until it is stored or found to belong to another member.
+    async fn write_batch(&self, batch: &mut Batch, positions: &mut BTreeMap<i32, Position>) {
         let expected: BTreeMap<i32, Option<i64>> = batch
             .next_offsets
             .keys()

@@ -33,6 +33,11 @@ pub struct Config {
     #[arg(long, env = "LOGSTREAM_API_TOKEN", hide_env_values = true)]
     pub api_token: Option<String>,
 
+    /// Bearer token required on the read endpoints (status, stats, windows, alerts), which also
+    /// accept the control token. Unset: reads are open. The OpenAPI document is always open.
+    #[arg(long, env = "LOGSTREAM_API_READ_TOKEN", hide_env_values = true)]
+    pub api_read_token: Option<String>,
+
     /// Timeout of one call to a generator instance.
     #[arg(long, env = "LOGSTREAM_GENERATOR_TIMEOUT_SECONDS", default_value_t = 60,
           value_parser = clap::value_parser!(u64).range(1..=600))]
@@ -67,6 +72,10 @@ impl std::fmt::Debug for Config {
             .field("listen", &self.listen)
             .field("generator_urls", &self.generator_urls)
             .field("api_token", &self.api_token.as_ref().map(|_| "<set>"))
+            .field(
+                "api_read_token",
+                &self.api_read_token.as_ref().map(|_| "<set>"),
+            )
             .finish_non_exhaustive()
     }
 }

@@ -5,6 +5,7 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 use logstream_core::api::{InstanceStatus, Unreachable, GENERATOR_REGISTRY_PREFIX};
+use logstream_service::trace_context;
 use redis::AsyncCommands;
 
 #[derive(Clone)]
@@ -69,17 +70,20 @@ impl Generators {
         Ok(values.into_iter().flatten().collect())
     }
 
-    /// Calls `path` on every instance (POST with `body`, or GET), in parallel.
+    /// Calls `path` on every instance (POST with `body`, or GET), in parallel, passing on the
+    /// current trace context.
     pub async fn call_all(
         &self,
         path: &str,
         body: Option<bytes::Bytes>,
     ) -> (Vec<InstanceStatus>, Vec<Unreachable>) {
         let mut calls = tokio::task::JoinSet::new();
+        let trace_headers = trace_context::http_headers(&tracing::Span::current());
         for url in self.urls().await {
             let http = self.http.clone();
             let body = body.clone();
             let target = format!("{url}{path}");
+            let headers = trace_headers.clone();
             calls.spawn(async move {
                 let request = match body {
                     Some(b) => http
@@ -87,7 +91,8 @@ impl Generators {
                         .header("content-type", "application/json")
                         .body(b),
                     None => http.get(&target),
-                };
+                }
+                .headers(headers);
                 let result = async {
                     let response = request.send().await.map_err(|e| e.to_string())?;
                     let status = response.status();

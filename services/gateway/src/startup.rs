@@ -9,6 +9,7 @@ use logstream_service::ops::{self, Check};
 use logstream_service::{postgres, shutdown};
 use sqlx::PgPool;
 
+use crate::auth::{self, Tokens};
 use crate::config::Config;
 use crate::generators::Generators;
 use crate::metrics::{self, Metrics};
@@ -20,7 +21,6 @@ use crate::routes;
 pub struct AppState {
     pub pool: PgPool,
     pub generators: Generators,
-    pub api_token: Option<String>,
 }
 
 pub async fn run(config: Config) -> anyhow::Result<()> {
@@ -47,10 +47,16 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     if config.api_token.as_deref() == Some("") {
         anyhow::bail!("LOGSTREAM_API_TOKEN / --api-token is set but empty");
     }
+    if config.api_read_token.as_deref() == Some("") {
+        anyhow::bail!("LOGSTREAM_API_READ_TOKEN / --api-read-token is set but empty");
+    }
+    let tokens = Arc::new(Tokens {
+        control: config.api_token.clone(),
+        read: config.api_read_token.clone(),
+    });
     let state = AppState {
         pool: pool.clone(),
         generators: generators.clone(),
-        api_token: config.api_token.clone(),
     };
 
     let ready = move || {
@@ -76,6 +82,8 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         .route("/api/v1/windows", get(routes::windows::list))
         .route("/api/v1/alerts", get(routes::alerts::list))
         .route("/api/v1/openapi.json", get(openapi::document))
+        // Layers run outside-in: the rate limit first (it also slows token guessing), then auth.
+        .route_layer(axum::middleware::from_fn_with_state(tokens, auth::enforce))
         .route_layer(axum::middleware::from_fn_with_state(
             (limiter, metrics.clone()),
             ratelimit::enforce,

@@ -412,3 +412,77 @@ async fn with_redis_unreachable_the_limiter_falls_back_to_local_windows() {
         "the fallback is visible in metrics"
     );
 }
+
+#[tokio::test]
+async fn a_read_token_guards_the_read_endpoints() {
+    if !enabled() {
+        return;
+    }
+    let gw = spawn_gateway(&[("LOGSTREAM_API_READ_TOKEN", "read-token")]).await;
+    let http = reqwest::Client::new();
+    let get = |path: &str, token: Option<&str>| {
+        let mut request = http.get(format!("{}{path}", gw.base));
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        request.send()
+    };
+
+    let r = get("/api/v1/stats", None).await.expect("answer");
+    assert_eq!(r.status(), 401);
+    let body: Value = r.json().await.expect("json");
+    assert_eq!(body["field"], "Authorization");
+    assert_eq!(
+        get("/api/v1/stats", Some("wrong"))
+            .await
+            .expect("answer")
+            .status(),
+        401
+    );
+    assert_eq!(
+        get("/api/v1/stats", Some("read-token"))
+            .await
+            .expect("answer")
+            .status(),
+        200
+    );
+    assert_eq!(
+        get("/api/v1/stats", Some("test-token"))
+            .await
+            .expect("answer")
+            .status(),
+        200,
+        "the control token also reads"
+    );
+    let spec: Value = get("/api/v1/openapi.json", None)
+        .await
+        .expect("the document stays open")
+        .json()
+        .await
+        .expect("json");
+    for path in [
+        "/api/v1/stats",
+        "/api/v1/stats/{service}",
+        "/api/v1/windows",
+        "/api/v1/alerts",
+        "/api/v1/generator/status",
+    ] {
+        assert!(
+            spec["paths"][path]["get"]["responses"]["401"].is_object(),
+            "{path} documents its 401"
+        );
+        let request_path = path.replace("{service}", "orders");
+        assert_eq!(
+            get(&request_path, None).await.expect("answer").status(),
+            401,
+            "{path} without the read token"
+        );
+    }
+    let r = http
+        .post(format!("{}/api/v1/generator/stop", gw.base))
+        .bearer_auth("read-token")
+        .send()
+        .await
+        .expect("answer");
+    assert_eq!(r.status(), 401, "the read token does not control");
+}

@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 use logstream_core::api::{BreakerState, Counters, GeneratorSettings, InstanceStatus};
 use logstream_core::json;
 use logstream_core::synth::Synthesizer;
+use logstream_service::trace_context;
 use rdkafka::producer::{BaseRecord, Producer};
 
 use crate::delivery::{self, EventProducer};
@@ -75,7 +76,13 @@ impl Engine {
     }
 
     /// Starts generating with `settings`, replacing (retuning) a run in progress. Blocking.
-    pub fn start(&self, settings: GeneratorSettings) -> std::io::Result<()> {
+    /// Every event of the run carries `run_span`'s trace context in its `traceparent` header;
+    /// the span ends when the run does.
+    pub fn start(
+        &self,
+        settings: GeneratorSettings,
+        run_span: tracing::Span,
+    ) -> std::io::Result<()> {
         let mut run = self.lock_run();
         if let Some(old) = run.take() {
             halt(old);
@@ -91,8 +98,10 @@ impl Engine {
         let thread = std::thread::Builder::new()
             .name("generate".into())
             .spawn(move || {
-                generate(&shared, &settings, &stop2);
+                let traceparent = trace_context::traceparent(&run_span);
+                generate(&shared, &settings, traceparent.as_deref(), &stop2);
                 finished2.store(true, Ordering::Release);
+                drop(run_span);
             })?;
         tracing::info!(instance_id = %self.shared.instance_id, "generation started");
         *run = Some(Run {
@@ -184,7 +193,12 @@ fn now_ms() -> i64 {
 }
 
 /// The generation loop (runs on its own thread).
-fn generate(shared: &Shared, settings: &GeneratorSettings, stop: &AtomicBool) {
+fn generate(
+    shared: &Shared,
+    settings: &GeneratorSettings,
+    traceparent: Option<&str>,
+    stop: &AtomicBool,
+) {
     let mut synth = Synthesizer::new(rand::random(), shared.host.clone());
     if let Some(levels) = &settings.levels {
         synth = synth.with_levels(levels.clone());
@@ -214,18 +228,10 @@ fn generate(shared: &Shared, settings: &GeneratorSettings, stop: &AtomicBool) {
             }
             let seq = shared.seq.fetch_add(1, Ordering::AcqRel) + 1;
             shared.metrics.generated.inc();
-            let traceparent = match (&event.trace_id, &event.span_id) {
-                (Some(t), Some(s)) => Some(format!("00-{t}-{s}-01")),
-                _ => None,
-            };
             let record = BaseRecord::to(&shared.topic)
                 .key(event.service.as_str())
                 .payload(payload.as_slice())
-                .headers(delivery::headers(
-                    &shared.instance_id,
-                    seq,
-                    traceparent.as_deref(),
-                ));
+                .headers(delivery::headers(&shared.instance_id, seq, traceparent));
             delivery::send_blocking(&shared.producer, &shared.metrics, record);
             produced += 1;
         }

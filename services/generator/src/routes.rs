@@ -38,7 +38,13 @@ async fn start(State(state): State<AppState>, body: Bytes) -> Response {
         Err(e) => return field_error(e),
     };
     let engine = state.engine.clone();
-    match tokio::task::spawn_blocking(move || engine.start(settings)).await {
+    // Child of this request's span: the trace the start request belongs to.
+    let run_span = tracing::info_span!(
+        "generator_run",
+        otel.kind = "producer",
+        rate_per_second = settings.rate_per_second,
+    );
+    match tokio::task::spawn_blocking(move || engine.start(settings, run_span)).await {
         Ok(Ok(())) => Json(state.engine.status()).into_response(),
         Ok(Err(e)) => json_error(
             StatusCode::INTERNAL_SERVER_ERROR,

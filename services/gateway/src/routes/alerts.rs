@@ -17,9 +17,10 @@ use crate::stats::{self, AlertPage};
         ("limit" = Option<i64>, Query, description = "Page size, 1..=1000 (default 100)"),
         ("offset" = Option<i64>, Query, description = "Rows to skip (default 0)"),
     ),
+    security((), ("bearer" = [])),
     responses((status = 200, description = "Alerts, most recent first", body = AlertPage),
         (status = 400, description = "Invalid query parameter", body = ErrorBody), (status = 503, description = "Database unavailable", body = ErrorBody),
-        (status = 429, description = "Rate limited", body = ErrorBody)))]
+        (status = 401, description = "Missing or invalid bearer token (when LOGSTREAM_API_READ_TOKEN is set)", body = ErrorBody), (status = 429, description = "Rate limited", body = ErrorBody)))]
 pub async fn list(State(state): State<AppState>, Query(params): Query<Params>) -> Response {
     let parsed =
         query::timestamp(&params, "since").and_then(|since| Ok((since, query::page(&params)?)));

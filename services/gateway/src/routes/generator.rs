@@ -3,13 +3,12 @@
 
 use axum::body::Bytes;
 use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use logstream_core::api::{ClusterStatus, StartRequest};
 use logstream_service::ops::{field_error, json_error};
 
-use crate::auth;
 use crate::openapi::ErrorBody;
 use crate::startup::AppState;
 
@@ -36,10 +35,7 @@ fn answer(status: ClusterStatus) -> Response {
         (status = 429, description = "Rate limited", body = ErrorBody),
         (status = 502, description = "No generator instance answered", body = ClusterStatus),
         (status = 503, description = "No generator instance registered", body = ErrorBody)))]
-pub async fn start(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
-    if let Err(denied) = auth::require(state.api_token.as_deref(), &headers) {
-        return denied.into_response();
-    }
+pub async fn start(State(state): State<AppState>, body: Bytes) -> Response {
     let request = match StartRequest::from_json(&body).and_then(|r| r.validate(1).map(|_| r)) {
         Ok(request) => request,
         Err(e) => return field_error(e),
@@ -62,10 +58,7 @@ pub async fn start(State(state): State<AppState>, headers: HeaderMap, body: Byte
         (status = 429, description = "Rate limited", body = ErrorBody),
         (status = 502, description = "No generator instance answered", body = ClusterStatus),
         (status = 503, description = "No generator instance registered", body = ErrorBody)))]
-pub async fn stop(State(state): State<AppState>, headers: HeaderMap) -> Response {
-    if let Err(denied) = auth::require(state.api_token.as_deref(), &headers) {
-        return denied.into_response();
-    }
+pub async fn stop(State(state): State<AppState>) -> Response {
     let (instances, unreachable) = state
         .generators
         .call_all("/api/v1/generator/stop", Some(Bytes::new()))
@@ -74,8 +67,9 @@ pub async fn stop(State(state): State<AppState>, headers: HeaderMap) -> Response
 }
 
 #[utoipa::path(get, path = "/api/v1/generator/status", tag = "generator",
+    security((), ("bearer" = [])),
     responses((status = 200, description = "Aggregated status and one entry per instance", body = ClusterStatus),
-        (status = 429, description = "Rate limited", body = ErrorBody),
+        (status = 401, description = "Missing or invalid bearer token (when LOGSTREAM_API_READ_TOKEN is set)", body = ErrorBody), (status = 429, description = "Rate limited", body = ErrorBody),
         (status = 502, description = "No generator instance answered", body = ClusterStatus),
         (status = 503, description = "No generator instance registered", body = ErrorBody)))]
 pub async fn status(State(state): State<AppState>) -> Response {

@@ -11,7 +11,8 @@ use crate::startup::AppState;
 use crate::stats::{self, Totals};
 
 #[utoipa::path(get, path = "/api/v1/stats", tag = "stats",
-    responses((status = 200, description = "Stored totals", body = Totals), (status = 503, description = "Database unavailable", body = ErrorBody), (status = 429, description = "Rate limited", body = ErrorBody)))]
+    security((), ("bearer" = [])),
+    responses((status = 200, description = "Stored totals", body = Totals), (status = 503, description = "Database unavailable", body = ErrorBody), (status = 401, description = "Missing or invalid bearer token (when LOGSTREAM_API_READ_TOKEN is set)", body = ErrorBody), (status = 429, description = "Rate limited", body = ErrorBody)))]
 pub async fn all(State(state): State<AppState>) -> Response {
     match stats::totals(&state.pool, None).await {
         Ok(totals) => Json(totals.unwrap_or_default()).into_response(),
@@ -21,9 +22,10 @@ pub async fn all(State(state): State<AppState>) -> Response {
 
 #[utoipa::path(get, path = "/api/v1/stats/{service}", tag = "stats",
     params(("service" = String, Path, description = "Service name")),
+    security((), ("bearer" = [])),
     responses((status = 200, description = "Stored totals of one service", body = Totals),
         (status = 404, description = "No events stored for this service", body = ErrorBody), (status = 503, description = "Database unavailable", body = ErrorBody),
-        (status = 429, description = "Rate limited", body = ErrorBody)))]
+        (status = 401, description = "Missing or invalid bearer token (when LOGSTREAM_API_READ_TOKEN is set)", body = ErrorBody), (status = 429, description = "Rate limited", body = ErrorBody)))]
 pub async fn one(State(state): State<AppState>, Path(service): Path<String>) -> Response {
     match stats::totals(&state.pool, Some(&service)).await {
         Ok(Some(totals)) => Json(totals).into_response(),

@@ -1,0 +1,129 @@
+//! Runs logstream's own binaries as child processes, for tests that need several services
+//! together against the real PostgreSQL, Redis and Kafka (tansu) of the native stack.
+//!
+//! The binaries come from `LOGSTREAM_BIN_DIR` (`scripts/test.sh` points it at the stack's
+//! build), else from the directory above the test executable (`target/debug` after
+//! `cargo build --workspace --bins`). Each child's output goes to `target/it-logs/<name>.log`.
+
+use std::fs::File;
+use std::net::TcpListener;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// Whether the live-stack tests should run (`LOGSTREAM_IT=1`); says why not when they don't.
+pub fn enabled() -> bool {
+    let on = std::env::var("LOGSTREAM_IT").as_deref() == Ok("1");
+    if !on {
+        eprintln!("skipped: set LOGSTREAM_IT=1 with the native stack up (scripts/stack.sh up)");
+    }
+    on
+}
+
+/// A TCP port nobody listens on right now.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port on 127.0.0.1")
+}
+
+/// Something unique to this test run, for topic, group and instance names.
+pub fn unique(prefix: &str) -> String {
+    let millis = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis())
+        .unwrap_or(0);
+    format!("{prefix}-{}-{millis}", std::process::id())
+}
+
+fn bin_dir() -> PathBuf {
+    if let Some(dir) = std::env::var_os("LOGSTREAM_BIN_DIR") {
+        return PathBuf::from(dir);
+    }
+    // target/<profile>/deps/<test> → target/<profile>
+    let exe = std::env::current_exe().expect("test executable path");
+    exe.parent()
+        .and_then(|deps| deps.parent())
+        .map(PathBuf::from)
+        .expect("test executable under target/<profile>/deps")
+}
+
+fn log_dir() -> PathBuf {
+    let dir = bin_dir().join("..").join("it-logs");
+    let _ = std::fs::create_dir_all(&dir);
+    dir
+}
+
+/// One running service; killed when dropped.
+pub struct Service {
+    name: String,
+    child: Child,
+    /// `http://127.0.0.1:<port>`
+    pub base: String,
+}
+
+impl Service {
+    /// Starts `binary` (e.g. `logstream-gateway`) listening on a free port given through
+    /// `listen_var`, with `env`, and waits until `/healthz` answers.
+    pub async fn start(name: &str, binary: &str, listen_var: &str, env: &[(&str, &str)]) -> Self {
+        let path = bin_dir().join(binary);
+        assert!(
+            path.exists(),
+            "{} is missing: run `cargo build --workspace --bins` or set LOGSTREAM_BIN_DIR",
+            path.display()
+        );
+        let port = free_port();
+        let log_path = log_dir().join(format!("{name}.log"));
+        let log = File::create(&log_path).expect("log file");
+        let mut command = Command::new(&path);
+        command
+            .env(listen_var, format!("127.0.0.1:{port}"))
+            .stdout(Stdio::from(log.try_clone().expect("log file")))
+            .stderr(Stdio::from(log));
+        for (key, value) in env {
+            command.env(key, value);
+        }
+        let service = Self {
+            name: name.to_owned(),
+            child: command.spawn().expect("service starts"),
+            base: format!("http://127.0.0.1:{port}"),
+        };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while reqwest::get(format!("{}/healthz", service.base))
+            .await
+            .is_err()
+        {
+            assert!(
+                Instant::now() < deadline,
+                "{name} did not come up; see {}",
+                log_path.display()
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        service
+    }
+
+    /// SIGTERM, then waits (up to 30 s) for a graceful exit.
+    pub async fn terminate(&mut self) {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        eprintln!("{} ignored SIGTERM for 30 s; killing it", self.name);
+        let _ = self.child.kill();
+    }
+}
+
+impl Drop for Service {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
