@@ -18,6 +18,7 @@ use axum::middleware::Next;
 use axum::response::Response;
 use logstream_service::ops::json_error;
 use prometheus::IntGauge;
+use redis::aio::MultiplexedConnection;
 
 use crate::metrics::Metrics;
 
@@ -95,7 +96,7 @@ pub struct LocalWindows {
 
 impl LocalWindows {
     pub fn check(&self, key: &str, limit: u32, now: Instant) -> Decision {
-        let mut hits = self.hits.lock().unwrap_or_else(|p| p.into_inner());
+        let mut hits = lock(&self.hits);
         if hits.len() > 100_000 {
             hits.retain(|_, q| q.back().is_some_and(|t| now.duration_since(*t) < WINDOW));
         }
@@ -126,8 +127,16 @@ impl LocalWindows {
     }
 }
 
+/// After Redis failed, how long requests go straight to the local windows before Redis is tried
+/// again (so an unreachable Redis costs one attempt per interval, not one per request).
+const RETRY_REDIS_AFTER: Duration = Duration::from_secs(1);
+
 pub struct RateLimiter {
     redis: redis::Client,
+    /// One multiplexed connection, shared by all requests; dropped on error and made anew.
+    connection: tokio::sync::Mutex<Option<MultiplexedConnection>>,
+    /// While set and in the future, Redis is not tried.
+    retry_at: Mutex<Option<Instant>>,
     script: redis::Script,
     local: LocalWindows,
     using_local: IntGauge,
@@ -138,6 +147,8 @@ impl RateLimiter {
     pub fn new(redis: redis::Client, limits: Limits, using_local: IntGauge) -> Self {
         Self {
             redis,
+            connection: tokio::sync::Mutex::new(None),
+            retry_at: Mutex::new(None),
             script: redis::Script::new(SLIDING_WINDOW),
             local: LocalWindows::default(),
             using_local,
@@ -145,8 +156,18 @@ impl RateLimiter {
         }
     }
 
+    async fn connection(&self) -> redis::RedisResult<MultiplexedConnection> {
+        let mut slot = self.connection.lock().await;
+        if let Some(conn) = slot.as_ref() {
+            return Ok(conn.clone());
+        }
+        let conn = self.redis.get_multiplexed_async_connection().await?;
+        *slot = Some(conn.clone());
+        Ok(conn)
+    }
+
     async fn check_redis(&self, key: &str, limit: u32) -> redis::RedisResult<Decision> {
-        let mut conn = self.redis.get_multiplexed_async_connection().await?;
+        let mut conn = self.connection().await?;
         let (allowed, remaining, reset_ms): (i64, i64, i64) = self
             .script
             .key(key)
@@ -166,9 +187,14 @@ impl RateLimiter {
     pub async fn check(&self, client: &str, route: &str, is_control: bool) -> Decision {
         let limit = self.limits.for_route(route, is_control);
         let key = format!("logstream:ratelimit:{route}:{client}");
+        let backing_off = lock(&self.retry_at).is_some_and(|at| Instant::now() < at);
+        if backing_off {
+            return self.local.check(&key, limit, Instant::now());
+        }
         match tokio::time::timeout(Duration::from_millis(500), self.check_redis(&key, limit)).await
         {
             Ok(Ok(decision)) => {
+                *lock(&self.retry_at) = None;
                 if self.using_local.get() == 1 {
                     tracing::info!("rate limiter back on redis");
                     self.using_local.set(0);
@@ -176,6 +202,8 @@ impl RateLimiter {
                 decision
             }
             outcome => {
+                *self.connection.lock().await = None;
+                *lock(&self.retry_at) = Some(Instant::now() + RETRY_REDIS_AFTER);
                 if self.using_local.get() == 0 {
                     let error = match outcome {
                         Ok(Err(e)) => e.to_string(),
@@ -188,6 +216,10 @@ impl RateLimiter {
             }
         }
     }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 fn rand_suffix() -> u64 {

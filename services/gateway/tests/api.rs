@@ -3,6 +3,8 @@
 
 use std::net::TcpListener;
 use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
@@ -485,4 +487,124 @@ async fn a_read_token_guards_the_read_endpoints() {
         .await
         .expect("answer");
     assert_eq!(r.status(), 401, "the read token does not control");
+}
+
+/// A TCP proxy to the real Redis that can be cut (open connections closed, new ones dropped)
+/// and restored, to stop and return Redis under a running gateway without touching the server
+/// other tests use.
+struct RedisProxy {
+    port: u16,
+    up: Arc<AtomicBool>,
+    cut: Arc<tokio::sync::Notify>,
+}
+
+impl RedisProxy {
+    async fn start() -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let port = listener.local_addr().expect("addr").port();
+        let up = Arc::new(AtomicBool::new(true));
+        let cut = Arc::new(tokio::sync::Notify::new());
+        let (up2, cut2) = (up.clone(), cut.clone());
+        tokio::spawn(async move {
+            while let Ok((mut client, _)) = listener.accept().await {
+                if !up2.load(Ordering::SeqCst) {
+                    continue; // dropped: the gateway sees the connection close at once
+                }
+                let cut = cut2.clone();
+                tokio::spawn(async move {
+                    let Ok(mut server) = tokio::net::TcpStream::connect("127.0.0.1:6379").await
+                    else {
+                        return;
+                    };
+                    tokio::select! {
+                        _ = tokio::io::copy_bidirectional(&mut client, &mut server) => {}
+                        _ = cut.notified() => {}
+                    }
+                });
+            }
+        });
+        Self { port, up, cut }
+    }
+
+    fn set_up(&self, up: bool) {
+        self.up.store(up, Ordering::SeqCst);
+        if !up {
+            self.cut.notify_waiters();
+        }
+    }
+}
+
+async fn limiter_local(http: &reqwest::Client, base: &str) -> bool {
+    let metrics = http
+        .get(format!("{base}/metrics"))
+        .send()
+        .await
+        .expect("answer")
+        .text()
+        .await
+        .expect("text");
+    metrics.lines().any(|l| l == "gateway_rate_limiter_local 1")
+}
+
+/// Four calls as one client (its token): the statuses.
+async fn four_calls(http: &reqwest::Client, base: &str, client: &str) -> Vec<u16> {
+    let mut statuses = Vec::new();
+    for _ in 0..4 {
+        let r = http
+            .get(format!("{base}/api/v1/alerts"))
+            .bearer_auth(client)
+            .send()
+            .await
+            .expect("answer");
+        statuses.push(r.status().as_u16());
+    }
+    statuses
+}
+
+#[tokio::test]
+async fn redis_stopping_and_returning_mid_run_switches_the_limiter_and_back() {
+    if !enabled() {
+        return;
+    }
+    let proxy = RedisProxy::start().await;
+    let url = format!("redis://127.0.0.1:{}", proxy.port);
+    let gw = spawn_gateway(&[
+        ("LOGSTREAM_REDIS_URL", url.as_str()),
+        ("LOGSTREAM_RATE_LIMITS", "/api/v1/alerts=3"),
+    ])
+    .await;
+    let http = reqwest::Client::new();
+    let run = format!("{}-{:?}", std::process::id(), Instant::now());
+
+    assert_eq!(
+        four_calls(&http, &gw.base, &format!("a-{run}")).await,
+        [200, 200, 200, 429],
+        "redis window"
+    );
+    assert!(!limiter_local(&http, &gw.base).await, "on redis at first");
+
+    proxy.set_up(false);
+    assert_eq!(
+        four_calls(&http, &gw.base, &format!("b-{run}")).await,
+        [200, 200, 200, 429],
+        "redis gone: local windows enforce the same limit, nothing fails"
+    );
+    assert!(
+        limiter_local(&http, &gw.base).await,
+        "fallback shows in metrics"
+    );
+
+    proxy.set_up(true);
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(
+        four_calls(&http, &gw.base, &format!("c-{run}")).await,
+        [200, 200, 200, 429],
+        "redis back"
+    );
+    assert!(
+        !limiter_local(&http, &gw.base).await,
+        "back on redis once it answers"
+    );
 }
