@@ -6,6 +6,7 @@ COPY Cargo.toml Cargo.lock ./
 COPY crates crates
 COPY services services
 COPY migrations migrations
+COPY integration-tests integration-tests
 RUN cargo build --release --bins --locked
 
 FROM debian:bookworm-slim

@@ -29,6 +29,14 @@ for name, svc in compose["services"].items():
         checked += 1
         if f"[env: {key}=" not in help_text:
             failures.append(f"{name}: {key} is set in docker-compose.yml but {command[0]} does not read it")
+# The image builds the workspace, so it must copy every member's directory.
+import re, tomllib
+members = tomllib.load(open("Cargo.toml", "rb"))["workspace"]["members"]
+copied = re.findall(r"^COPY (\S+) ", open("Dockerfile").read(), re.M)
+for member in members:
+    checked += 1
+    if not any(member == c or member.startswith(c.rstrip("/") + "/") for c in copied):
+        failures.append(f"Dockerfile does not copy workspace member {member}")
 for f in failures:
     print(f"[compose-env-test] {f}")
 print(f"[compose-env-test] {checked} variables checked")

@@ -28,7 +28,8 @@ pub struct CommonSettings {
     pub shutdown_timeout_seconds: u64,
 
     /// OTLP/HTTP endpoint traces are exported to, e.g. `http://127.0.0.1:4318` (`/v1/traces` is
-    /// appended when missing). Unset: no export; trace context is still propagated.
+    /// appended when missing; plain http only). Unset: no export; trace context is still
+    /// propagated.
     #[arg(long, env = "LOGSTREAM_OTLP_ENDPOINT", value_parser = parse_http_url)]
     pub otlp_endpoint: Option<String>,
 
@@ -39,12 +40,18 @@ pub struct CommonSettings {
     pub trace_sample_ratio: f64,
 }
 
+/// OTLP endpoints are plain HTTP (the exporter is built without TLS; put a local collector or
+/// sidecar in front of a TLS backend).
 fn parse_http_url(value: &str) -> Result<String, String> {
     let value = value.trim();
-    if value.starts_with("http://") || value.starts_with("https://") {
+    if value.starts_with("https://") {
+        Err(format!(
+            "{value:?}: https is not supported; use an http:// endpoint (e.g. a local OTLP collector)"
+        ))
+    } else if value.len() > "http://".len() && value.starts_with("http://") {
         Ok(value.to_owned())
     } else {
-        Err(format!("{value:?} is not an http:// or https:// URL"))
+        Err(format!("{value:?} is not an http:// URL"))
     }
 }
 
