@@ -3,7 +3,7 @@
 //!
 //! The binaries come from `LOGSTREAM_BIN_DIR` (`scripts/test.sh` points it at the stack's
 //! build), else from the directory above the test executable (`target/debug` after
-//! `cargo build --workspace --bins`). Each child's output goes to `target/it-logs/<name>.log`.
+//! `cargo build --workspace --bins`). Each child's output goes to `target/it-logs/<name>-<port>.log`.
 
 use std::fs::File;
 use std::net::TcpListener;
@@ -64,19 +64,28 @@ pub struct Service {
 }
 
 impl Service {
-    /// Starts `binary` (e.g. `logstream-gateway`) listening on a free port given through
-    /// `listen_var`, with `env`, and waits until `/healthz` answers.
+    /// Starts `binary` (e.g. `logstream-gateway`) from the binaries' directory, listening on a
+    /// free port given through `listen_var`, with `env`, and waits until `/healthz` answers.
     pub async fn start(name: &str, binary: &str, listen_var: &str, env: &[(&str, &str)]) -> Self {
-        let path = bin_dir().join(binary);
+        Self::start_path(name, &bin_dir().join(binary), listen_var, env).await
+    }
+
+    /// [`Service::start`] with the executable's path given (e.g. a `CARGO_BIN_EXE_*`).
+    pub async fn start_path(
+        name: &str,
+        path: &std::path::Path,
+        listen_var: &str,
+        env: &[(&str, &str)],
+    ) -> Self {
         assert!(
             path.exists(),
             "{} is missing: run `cargo build --workspace --bins` or set LOGSTREAM_BIN_DIR",
             path.display()
         );
         let port = free_port();
-        let log_path = log_dir().join(format!("{name}.log"));
+        let log_path = log_dir().join(format!("{name}-{port}.log"));
         let log = File::create(&log_path).expect("log file");
-        let mut command = Command::new(&path);
+        let mut command = Command::new(path);
         command
             .env(listen_var, format!("127.0.0.1:{port}"))
             .stdout(Stdio::from(log.try_clone().expect("log file")))

@@ -1,63 +1,29 @@
 //! The gateway's HTTP surface, tried as a client would: the real binary, started on a free port
 //! against the real PostgreSQL and Redis (enabled by LOGSTREAM_IT=1; scripts/test.sh sets it).
 
-use std::net::TcpListener;
-use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use logstream_integration_tests::{enabled, Service};
 use serde_json::Value;
 
-struct Gateway {
-    child: Child,
-    base: String,
-}
+type Gateway = Service;
 
-impl Drop for Gateway {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
+/// The gateway built with these tests, with a control token and no reachable static generator.
 async fn spawn_gateway(extra_env: &[(&str, &str)]) -> Gateway {
-    let port = TcpListener::bind("127.0.0.1:0")
-        .expect("free port")
-        .local_addr()
-        .expect("addr")
-        .port();
-    let mut command = Command::new(env!("CARGO_BIN_EXE_logstream-gateway"));
-    command
-        .env("LOGSTREAM_GATEWAY_LISTEN", format!("127.0.0.1:{port}"))
-        .env("LOGSTREAM_API_TOKEN", "test-token")
-        .env("LOGSTREAM_GENERATOR_URLS", "http://127.0.0.1:1")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null());
-    for (k, v) in extra_env {
-        command.env(k, v);
-    }
-    let gateway = Gateway {
-        child: command.spawn().expect("gateway starts"),
-        base: format!("http://127.0.0.1:{port}"),
-    };
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while reqwest::get(format!("{}/healthz", gateway.base))
-        .await
-        .is_err()
-    {
-        assert!(Instant::now() < deadline, "gateway did not come up");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    gateway
-}
-
-fn enabled() -> bool {
-    let on = std::env::var("LOGSTREAM_IT").as_deref() == Ok("1");
-    if !on {
-        eprintln!("skipped: set LOGSTREAM_IT=1 with PostgreSQL and Redis running");
-    }
-    on
+    let mut env = vec![
+        ("LOGSTREAM_API_TOKEN", "test-token"),
+        ("LOGSTREAM_GENERATOR_URLS", "http://127.0.0.1:1"),
+    ];
+    env.extend_from_slice(extra_env);
+    Service::start_path(
+        "api-gateway",
+        std::path::Path::new(env!("CARGO_BIN_EXE_logstream-gateway")),
+        "LOGSTREAM_GATEWAY_LISTEN",
+        &env,
+    )
+    .await
 }
 
 #[tokio::test]
@@ -387,30 +353,13 @@ async fn with_redis_unreachable_the_limiter_falls_back_to_local_windows() {
     ])
     .await;
     let http = reqwest::Client::new();
-    let mut statuses = Vec::new();
-    for _ in 0..4 {
-        let r = http
-            .get(format!("{}/api/v1/alerts", gw.base))
-            .send()
-            .await
-            .expect("answer");
-        statuses.push(r.status().as_u16());
-    }
     assert_eq!(
-        statuses,
-        vec![200, 200, 200, 429],
+        four_calls(&http, &gw.base, "some-client").await,
+        [200, 200, 200, 429],
         "local windows enforce the same limit"
     );
-    let metrics = http
-        .get(format!("{}/metrics", gw.base))
-        .send()
-        .await
-        .expect("answer")
-        .text()
-        .await
-        .expect("text");
     assert!(
-        metrics.lines().any(|l| l == "gateway_rate_limiter_local 1"),
+        limiter_local(&http, &gw.base).await,
         "the fallback is visible in metrics"
     );
 }
@@ -434,28 +383,13 @@ async fn a_read_token_guards_the_read_endpoints() {
     assert_eq!(r.status(), 401);
     let body: Value = r.json().await.expect("json");
     assert_eq!(body["field"], "Authorization");
-    assert_eq!(
-        get("/api/v1/stats", Some("wrong"))
+    for (token, expected) in [("wrong", 401), ("read-token", 200), ("test-token", 200)] {
+        let status = get("/api/v1/stats", Some(token))
             .await
             .expect("answer")
-            .status(),
-        401
-    );
-    assert_eq!(
-        get("/api/v1/stats", Some("read-token"))
-            .await
-            .expect("answer")
-            .status(),
-        200
-    );
-    assert_eq!(
-        get("/api/v1/stats", Some("test-token"))
-            .await
-            .expect("answer")
-            .status(),
-        200,
-        "the control token also reads"
-    );
+            .status();
+        assert_eq!(status, expected, "stats with token {token:?}");
+    }
     let spec: Value = get("/api/v1/openapi.json", None)
         .await
         .expect("the document stays open")
