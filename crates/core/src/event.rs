@@ -89,6 +89,36 @@ pub struct LogEvent {
     pub attributes: Option<String>,
 }
 
+/// The request of an access-log event (the `http` fields of the design's event).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HttpAccess {
+    pub client_ip: String,
+    pub user: Option<String>,
+    pub method: String,
+    /// Path and query, as requested.
+    pub path: String,
+    pub protocol: String,
+    pub status: u16,
+    /// Response body size; `None` when nothing was sent (`-` in the log line).
+    pub bytes: Option<u64>,
+    pub referer: Option<String>,
+    pub user_agent: Option<String>,
+    /// Time taken to serve the request, in microseconds (Apache's `%D`; absent from plain
+    /// common/combined lines).
+    pub latency_us: Option<u64>,
+}
+
+impl HttpAccess {
+    /// The level an access line implies: 5xx ERROR, 4xx WARN, else INFO.
+    pub fn level(&self) -> Level {
+        match self.status {
+            500..=599 => Level::Error,
+            400..=499 => Level::Warn,
+            _ => Level::Info,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

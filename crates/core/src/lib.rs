@@ -2,6 +2,8 @@
 //!
 //! - [`api`]: the generator control API's request and status types, validated once.
 //! - [`event`]: the normalised log event every format is turned into.
+//! - [`format`]: the wire formats (JSON, Apache access lines, syslog RFC 5424 and 3164) and
+//!   their `content-type` names; encoders for the generator, parsers for the collector.
 //! - [`json`]: the JSON wire form of an event (encode for the generator, decode for the collector).
 //! - [`synth`]: realistic synthetic events for the generator.
 //! - [`window`]: event-time window keys and counts.
@@ -10,8 +12,9 @@
 pub mod api;
 pub mod copy;
 pub mod event;
+pub mod format;
 pub mod json;
 pub mod synth;
 pub mod window;
 
-pub use event::{Level, LogEvent};
+pub use event::{HttpAccess, Level, LogEvent};
