@@ -109,6 +109,39 @@ pub struct HttpAccess {
 }
 
 impl HttpAccess {
+    /// The event message of a request: `GET /path 200 12 ms` (the time when known).
+    pub fn message(&self) -> String {
+        match self.latency_us {
+            Some(us) => format!(
+                "{} {} {} {} ms",
+                self.method,
+                self.path,
+                self.status,
+                us / 1000
+            ),
+            None => format!("{} {} {}", self.method, self.path, self.status),
+        }
+    }
+
+    /// `{"http": {...}}`: the design's `http` fields, as an event's attributes.
+    pub fn attributes(&self) -> String {
+        serde_json::json!({
+            "http": {
+                "method": self.method,
+                "path": self.path,
+                "protocol": self.protocol,
+                "status": self.status,
+                "bytes": self.bytes,
+                "latency_ms": self.latency_us.map(|us| us as f64 / 1000.0),
+                "client_ip": self.client_ip,
+                "user": self.user,
+                "referer": self.referer,
+                "user_agent": self.user_agent,
+            }
+        })
+        .to_string()
+    }
+
     /// The level an access line implies: 5xx ERROR, 4xx WARN, else INFO.
     pub fn level(&self) -> Level {
         match self.status {

@@ -118,7 +118,7 @@ pub const MAX_SERVICE_LEN: usize = 256;
 /// (`\u0000`, lone surrogates, numbers beyond its range, extreme nesting), so attributes are
 /// checked by a full parse (serde_json limits nesting to 128 and refuses out-of-range numbers and
 /// lone surrogates) and kept verbatim when they pass.
-fn storable_json(raw: &str) -> Result<String, DecodeError> {
+pub(crate) fn storable_json(raw: &str) -> Result<String, DecodeError> {
     fn has_nul(value: &serde_json::Value) -> bool {
         match value {
             serde_json::Value::String(s) => s.contains('\0'),

@@ -8,7 +8,7 @@ use std::fmt::Write as _;
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 
-use crate::event::{Level, LogEvent};
+use crate::event::{HttpAccess, Level, LogEvent};
 
 /// A weighted choice among `T`s. Weights are relative; zero-weight entries are never chosen.
 #[derive(Debug, Clone)]
@@ -151,6 +151,44 @@ const DECLINES: &[&str] = &[
     "issuer unavailable",
 ];
 const REGIONS: &[&str] = &["eu-west-1", "us-east-1", "ap-south-1"];
+const METHODS: &[(&str, u32)] = &[
+    ("GET", 70),
+    ("POST", 18),
+    ("PUT", 6),
+    ("DELETE", 3),
+    ("PATCH", 3),
+];
+const STATUSES: &[(u16, u32)] = &[
+    (200, 780),
+    (201, 40),
+    (204, 30),
+    (301, 10),
+    (304, 40),
+    (400, 25),
+    (401, 15),
+    (403, 8),
+    (404, 30),
+    (429, 5),
+    (500, 8),
+    (502, 4),
+    (503, 5),
+];
+const USERS: &[&str] = &[
+    "alice", "bob", "carol", "dave", "erin", "frank", "grace", "heidi",
+];
+const USER_AGENTS: &[&str] = &[
+    "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/126.0 Safari/537.36",
+    "Mozilla/5.0 (Macintosh; Intel Mac OS X 14_5) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.5 Safari/605.1.15",
+    "Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0",
+    "curl/8.5.0",
+    "okhttp/4.12.0",
+    "python-requests/2.32.3",
+];
+const REFERERS: &[&str] = &[
+    "https://shop.example.com/",
+    "https://www.google.com/",
+    "https://shop.example.com/cart",
+];
 
 /// Produces synthetic events.
 pub struct Synthesizer {
@@ -158,6 +196,8 @@ pub struct Synthesizer {
     host: String,
     services: Weighted<&'static ServiceProfile>,
     levels: Weighted<Level>,
+    methods: Weighted<&'static str>,
+    statuses: Weighted<u16>,
 }
 
 impl Synthesizer {
@@ -168,6 +208,10 @@ impl Synthesizer {
             services: Weighted::new(SERVICES.iter().map(|(p, w)| (p, *w)))
                 .unwrap_or_else(|_| unreachable!("static weights are valid")),
             levels: default_level_weights(),
+            methods: Weighted::new(METHODS.iter().copied())
+                .unwrap_or_else(|_| unreachable!("static weights are valid")),
+            statuses: Weighted::new(STATUSES.iter().copied())
+                .unwrap_or_else(|_| unreachable!("static weights are valid")),
         }
     }
 
@@ -264,10 +308,95 @@ impl Synthesizer {
     }
 }
 
+impl Synthesizer {
+    /// The next access-log request of a service: its event (level from the status, the `http`
+    /// fields in `attributes`) and the request itself, for the Apache line.
+    pub fn next_access(&mut self, timestamp_ms: i64) -> (LogEvent, HttpAccess) {
+        let profile: &'static ServiceProfile = self.services.pick(&mut self.rng);
+        let method = *self.methods.pick(&mut self.rng);
+        let status = *self.statuses.pick(&mut self.rng);
+        let id = self.rng.random_range(1_000..99_999u32);
+        let path = match self.rng.random_range(0..4u8) {
+            0 => format!("{}/{id}", self.pick(PATHS)),
+            1 => format!("{}?page={}&sort=price", self.pick(PATHS), id % 20),
+            _ => format!("/api/v1/{}s/{id}", profile.entity),
+        };
+        let client_ip = match self.rng.random_range(0..3u8) {
+            0 => format!(
+                "10.{}.{}.{}",
+                self.rng.random::<u8>(),
+                self.rng.random::<u8>(),
+                self.rng.random_range(1..255u8)
+            ),
+            1 => format!("203.0.113.{}", self.rng.random_range(1..255u8)),
+            _ => format!("198.51.100.{}", self.rng.random_range(1..255u8)),
+        };
+        // Latency: mostly tens of milliseconds, a long tail, slower on server errors.
+        let base = self.rng.random_range(2_000..60_000u64);
+        let tail = if self.rng.random_range(0..20u8) == 0 {
+            self.rng.random_range(100_000..2_000_000u64)
+        } else {
+            0
+        };
+        let latency_us = base + tail + if status >= 500 { 500_000 } else { 0 };
+        let access = HttpAccess {
+            client_ip,
+            user: (self.rng.random_range(0..3u8) > 0).then(|| self.pick(USERS).to_owned()),
+            method: method.to_owned(),
+            path,
+            protocol: "HTTP/1.1".to_owned(),
+            status,
+            bytes: (status != 204 && status != 304).then(|| self.rng.random_range(120..48_000u64)),
+            referer: (self.rng.random_range(0..2u8) == 0).then(|| self.pick(REFERERS).to_owned()),
+            user_agent: Some(self.pick(USER_AGENTS).to_owned()),
+            latency_us: Some(latency_us),
+        };
+        let event = LogEvent {
+            timestamp_ms,
+            level: access.level(),
+            service: profile.name.to_owned(),
+            component: Some("access".to_owned()),
+            host: Some(self.host.clone()),
+            message: format!(
+                "{} {} {} {} ms",
+                access.method,
+                access.path,
+                status,
+                latency_us / 1000
+            ),
+            trace_id: Some(self.hex(16)),
+            span_id: Some(self.hex(8)),
+            parent_id: None,
+            attributes: Some(access.attributes()),
+        };
+        (event, access)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::json;
+
+    #[test]
+    fn access_events_are_consistent_and_their_lines_parse_back() {
+        let mut synth = Synthesizer::new(11, "web-1");
+        let mut statuses = std::collections::HashSet::new();
+        for i in 0..2_000 {
+            let (event, access) = synth.next_access(1_700_000_000_000 + i * 1000);
+            assert_eq!(event.level, access.level());
+            let bytes = json::encode(&event).expect("encodes");
+            assert_eq!(json::decode(&bytes).expect("decodes"), event);
+            let mut line = Vec::new();
+            crate::format::apache::encode_into(event.timestamp_ms, &access, &mut line);
+            let parsed = crate::format::apache::parse(std::str::from_utf8(&line).expect("utf8"))
+                .expect("parses");
+            assert_eq!(parsed.access, access);
+            assert_eq!(parsed.timestamp_ms, event.timestamp_ms);
+            statuses.insert(access.status);
+        }
+        assert!(statuses.len() >= 10, "statuses seen: {statuses:?}");
+    }
 
     #[test]
     fn events_are_valid_and_varied() {

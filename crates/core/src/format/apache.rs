@@ -177,8 +177,9 @@ mod tests {
         assert_eq!(common.timestamp_ms, 971_211_336_000);
         assert_eq!(common.access.user.as_deref(), Some("frank"));
         assert_eq!(common.access.referer, None);
-        let combined = parse(r#"127.0.0.1 - - [10/Oct/2000:13:55:36 +0000] "-" 408 - "http://x/" "curl""#)
-            .expect("combined");
+        let combined =
+            parse(r#"127.0.0.1 - - [10/Oct/2000:13:55:36 +0000] "-" 408 - "http://x/" "curl""#)
+                .expect("combined");
         assert_eq!(combined.access.path, "-");
         assert_eq!(combined.access.bytes, None);
         assert_eq!(combined.access.referer.as_deref(), Some("http://x/"));
@@ -189,10 +190,22 @@ mod tests {
     fn rejects_broken_lines_with_a_reason() {
         for (line, reason) in [
             ("", "apache_bad_host"),
-            ("1.2.3.4 - - [nope] \"GET / HTTP/1.1\" 200 1", "apache_bad_time"),
-            ("1.2.3.4 - - [10/Oct/2000:13:55:36 +0000] \"GET / HTTP/1.1 200 1", "apache_bad_request"),
-            ("1.2.3.4 - - [10/Oct/2000:13:55:36 +0000] \"GET / HTTP/1.1\" 20x 1", "apache_bad_status"),
-            ("1.2.3.4 - - [10/Oct/2000:13:55:36 +0000] \"GET / HTTP/1.1\" 200 1 \"-\" \"-\" 5 x", "apache_trailing_data"),
+            (
+                "1.2.3.4 - - [nope] \"GET / HTTP/1.1\" 200 1",
+                "apache_bad_time",
+            ),
+            (
+                "1.2.3.4 - - [10/Oct/2000:13:55:36 +0000] \"GET / HTTP/1.1 200 1",
+                "apache_bad_request",
+            ),
+            (
+                "1.2.3.4 - - [10/Oct/2000:13:55:36 +0000] \"GET / HTTP/1.1\" 20x 1",
+                "apache_bad_status",
+            ),
+            (
+                "1.2.3.4 - - [10/Oct/2000:13:55:36 +0000] \"GET / HTTP/1.1\" 200 1 \"-\" \"-\" 5 x",
+                "apache_trailing_data",
+            ),
         ] {
             assert_eq!(parse(line).map_err(|e| e.reason), Err(reason), "{line}");
         }

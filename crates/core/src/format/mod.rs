@@ -10,6 +10,7 @@
 //! Line formats hold one record each: line breaks inside a field are written as spaces.
 
 pub mod apache;
+pub mod decode;
 mod scan;
 pub mod syslog;
 
@@ -122,7 +123,10 @@ mod tests {
     fn names_and_content_types_round_trip() {
         for format in Format::ALL {
             assert_eq!(format.name().parse::<Format>(), Ok(format));
-            assert_eq!(Format::from_content_type(format.content_type()), Some(format));
+            assert_eq!(
+                Format::from_content_type(format.content_type()),
+                Some(format)
+            );
         }
         assert_eq!(
             Format::from_content_type("Application/JSON; charset=utf-8"),

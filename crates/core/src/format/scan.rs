@@ -60,7 +60,10 @@ impl<'a> Scan<'a> {
         let at = self.pos;
         let token = self.until(b' ');
         if token.is_empty() {
-            Err(ParseError::new(reason, format!("missing field at byte {at}")))
+            Err(ParseError::new(
+                reason,
+                format!("missing field at byte {at}"),
+            ))
         } else {
             Ok(token)
         }
@@ -68,11 +71,21 @@ impl<'a> Scan<'a> {
 
     /// The text up to the next of the `stops` bytes (or the end); fails with `reason` when it is
     /// empty.
-    pub fn token_until(&mut self, stops: &[u8], reason: &'static str) -> Result<&'a str, ParseError> {
+    pub fn token_until(
+        &mut self,
+        stops: &[u8],
+        reason: &'static str,
+    ) -> Result<&'a str, ParseError> {
         let rest = self.rest();
-        let len = rest.bytes().position(|b| stops.contains(&b)).unwrap_or(rest.len());
+        let len = rest
+            .bytes()
+            .position(|b| stops.contains(&b))
+            .unwrap_or(rest.len());
         if len == 0 {
-            return Err(ParseError::new(reason, format!("missing name at byte {}", self.pos)));
+            return Err(ParseError::new(
+                reason,
+                format!("missing name at byte {}", self.pos),
+            ));
         }
         self.pos += len;
         Ok(&rest[..len])
@@ -169,7 +182,12 @@ pub(crate) fn push_quoted(out: &mut Vec<u8>, text: &str) {
             }
             0..=0x1f | 0x7f => {
                 const HEX: &[u8; 16] = b"0123456789abcdef";
-                out.extend_from_slice(&[b'\\', b'x', HEX[usize::from(b >> 4)], HEX[usize::from(b & 15)]]);
+                out.extend_from_slice(&[
+                    b'\\',
+                    b'x',
+                    HEX[usize::from(b >> 4)],
+                    HEX[usize::from(b & 15)],
+                ]);
             }
             _ => out.push(b),
         }
@@ -188,7 +206,11 @@ pub(crate) fn push_token(out: &mut Vec<u8>, text: &str, max: usize, printable_as
             !c.is_whitespace() && !c.is_control()
         };
         let mut buf = [0u8; 4];
-        let encoded = if ok { c.encode_utf8(&mut buf).as_bytes() } else { b"_" };
+        let encoded = if ok {
+            c.encode_utf8(&mut buf).as_bytes()
+        } else {
+            b"_"
+        };
         if out.len() - start + encoded.len() > max {
             break;
         }

@@ -178,7 +178,10 @@ pub fn parse_5424(line: &str) -> Result<Rfc5424, ParseError> {
     let mut scan = Scan::new(line.trim_end_matches(['\r', '\n']));
     let (facility, severity) = parse_pri(&mut scan)?;
     if scan.token("syslog_bad_version")? != "1" {
-        return Err(ParseError::new("syslog_bad_version", "RFC 5424 version must be 1"));
+        return Err(ParseError::new(
+            "syslog_bad_version",
+            "RFC 5424 version must be 1",
+        ));
     }
     let mut header = [""; 5];
     for (i, field) in header.iter_mut().enumerate() {
@@ -240,7 +243,10 @@ fn parse_structured_data(scan: &mut Scan<'_>) -> Result<Elements, ParseError> {
         while scan.eat(b' ') {
             let name = scan.until(b'=').to_owned();
             if name.is_empty() || name.contains([' ', ']', '"']) {
-                return Err(ParseError::new(REASON, format!("bad parameter name in [{id}")));
+                return Err(ParseError::new(
+                    REASON,
+                    format!("bad parameter name in [{id}"),
+                ));
             }
             scan.expect(b'=', REASON)?;
             params.push((name, scan.sd_value(REASON)?));
@@ -356,7 +362,10 @@ mod tests {
         assert_eq!(a.message, "'su root' failed for lonvick on /dev/pts/8");
         let b = parse_5424(r#"<165>1 2003-10-11T22:14:15.003Z mymachine.example.com evntslog - ID47 [exampleSDID@32473 iut="3" eventSource="Application" eventID="1011"][examplePriority@32473 class="high"]"#).expect("example 3");
         assert_eq!(b.structured_data.len(), 2);
-        assert_eq!(b.structured_data[1].1, vec![("class".to_owned(), "high".to_owned())]);
+        assert_eq!(
+            b.structured_data[1].1,
+            vec![("class".to_owned(), "high".to_owned())]
+        );
         assert_eq!(b.message, "");
         let c = parse_5424("<13>1 - - - - - -").expect("all nil");
         assert_eq!(c.timestamp_ms, None);
@@ -367,18 +376,25 @@ mod tests {
         let mut line = Vec::new();
         encode_3164_into(&event(), &mut line);
         let text = String::from_utf8(line).expect("utf8");
-        assert_eq!(text, "<135>Oct 10 13:55:36 web-1 orders: order 1 done second line");
+        assert_eq!(
+            text,
+            "<135>Oct 10 13:55:36 web-1 orders: order 1 done second line"
+        );
         let parsed = parse_3164(&text, 2026).expect("parses");
         assert_eq!(level_of(parsed.severity), Level::Debug);
         assert_eq!(parsed.timestamp_ms, 1_791_640_536_000);
         assert_eq!(parsed.hostname, "web-1");
         assert_eq!(parsed.tag.as_deref(), Some("orders"));
         assert_eq!(parsed.message, "order 1 done second line");
-        let rfc = parse_3164("<34>Oct  1 22:14:15 mymachine su[123]: 'su root' failed", 2003)
-            .expect("rfc example");
+        let rfc = parse_3164(
+            "<34>Oct  1 22:14:15 mymachine su[123]: 'su root' failed",
+            2003,
+        )
+        .expect("rfc example");
         assert_eq!(rfc.pid.as_deref(), Some("123"));
         assert_eq!(rfc.tag.as_deref(), Some("su"));
-        let untagged = parse_3164("<13>Oct  1 22:14:15 host just a message", 2003).expect("untagged");
+        let untagged =
+            parse_3164("<13>Oct  1 22:14:15 host just a message", 2003).expect("untagged");
         assert_eq!(untagged.tag, None);
         assert_eq!(untagged.message, "just a message");
     }
@@ -393,7 +409,11 @@ mod tests {
             ("<13>1 - - - - - [x a=\"1]", "syslog_bad_structured_data"),
             ("<13>1 - - - - - x", "syslog_bad_structured_data"),
         ] {
-            assert_eq!(parse_5424(line).map_err(|e| e.reason), Err(reason), "{line}");
+            assert_eq!(
+                parse_5424(line).map_err(|e| e.reason),
+                Err(reason),
+                "{line}"
+            );
         }
         assert_eq!(
             parse_3164("<13>Foo 99 99:99:99 h t: m", 2020).map_err(|e| e.reason),
