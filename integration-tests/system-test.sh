@@ -6,7 +6,10 @@
 #
 #   integration-tests/system-test.sh [--rate N] [--duration S] [--kill-collector-at S]
 #                                    [--cycle-second-collector N] [--zombie-collector]
+#                                    [--formats '{"json": 70, "apache": 20, "syslog5424": 10}']
 #
+# --formats sends that format mix in the start request (default: the generator's, JSON only);
+# every format must arrive in PostgreSQL parsed, so the seq accounting covers the parsers too.
 # --kill-collector-at S sends SIGKILL to the native stack's collector S seconds into the run and
 # restarts it (scripts/stack.sh up), to prove a crash neither loses nor doubles anything.
 # --cycle-second-collector N starts a second collector in the same group and stops it (SIGTERM)
@@ -19,7 +22,7 @@
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 PYTHONPATH="$ROOT/integration-tests" exec python3 - "$ROOT" "$@" <<'PY'
-import argparse, os, signal, subprocess, sys, time
+import argparse, json, os, signal, subprocess, sys, time
 import stack_client as stack
 
 root = sys.argv[1]
@@ -29,6 +32,7 @@ ap.add_argument("--duration", type=int, default=10)
 ap.add_argument("--kill-collector-at", type=float, default=None)
 ap.add_argument("--cycle-second-collector", type=int, default=0)
 ap.add_argument("--zombie-collector", action="store_true")
+ap.add_argument("--formats", type=json.loads, default=None)
 args = ap.parse_args(sys.argv[2:])
 catch_up = int(os.environ.get("CATCH_UP_SECONDS", "180"))
 def say(msg): print(f"[system-test] {msg}", flush=True)
@@ -43,8 +47,11 @@ try:
         say(f"zombie collector (same member id as the stack's) started, pid {zombie.pid}")
         time.sleep(5)
     before = stack.instances()
-    say(f"start: {args.rate} events/s for {args.duration} s")
-    stack.call("POST", "/api/v1/generator/start", {"rate_per_second": args.rate})
+    body = {"rate_per_second": args.rate}
+    if args.formats:
+        body["formats"] = args.formats
+    say(f"start: {args.rate} events/s for {args.duration} s" + (f", formats {args.formats}" if args.formats else ""))
+    stack.call("POST", "/api/v1/generator/start", body)
     started = time.time()
     if args.kill_collector_at is not None:
         time.sleep(args.kill_collector_at)

@@ -30,8 +30,9 @@ integration-tests/dashboard-test.sh
 step "docker-compose.yml check"
 integration-tests/compose-env-test.sh
 
-step "system test: 2,000 events/s for 10 s"
-integration-tests/system-test.sh --rate 2000 --duration 10
+step "system test: 2,000 events/s for 10 s in all four formats"
+integration-tests/system-test.sh --rate 2000 --duration 10 \
+  --formats '{"json": 55, "apache": 20, "syslog5424": 15, "syslog3164": 10}'
 
 step "crash test: 5,000 events/s for 20 s, collector SIGKILLed at 8 s"
 integration-tests/system-test.sh --rate 5000 --duration 20 --kill-collector-at 8

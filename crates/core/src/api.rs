@@ -8,6 +8,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use crate::event::Level;
+use crate::format::{self, Format};
 use crate::synth::{parse_level_weights, Weighted};
 
 /// Prefix of the Redis keys generator instances register under (`<prefix><instance-id>` = URL);
@@ -60,12 +61,12 @@ pub struct GeneratorSettings {
     pub rate_per_second: u64,
     pub duration: Option<Duration>,
     pub levels: Option<Weighted<Level>>,
+    /// Format mix; `None` is JSON only.
+    pub formats: Option<Weighted<Format>>,
 }
 
 /// The scenarios this build implements.
 pub const SCENARIOS: &[&str] = &["steady"];
-/// The formats this build implements.
-pub const FORMATS: &[&str] = &["json"];
 
 impl StartRequest {
     /// Parses a request body; an empty body is the default request.
@@ -114,23 +115,10 @@ impl StartRequest {
                 ));
             }
         }
-        if let Some(formats) = &self.formats {
-            if let Some(unknown) = formats.keys().find(|f| !FORMATS.contains(&f.as_str())) {
-                return Err(FieldError::new(
-                    "formats",
-                    format!(
-                        "unknown format {unknown:?}; available: {}",
-                        FORMATS.join(", ")
-                    ),
-                ));
-            }
-            if formats.values().all(|w| *w == 0) {
-                return Err(FieldError::new(
-                    "formats",
-                    "at least one weight must be positive",
-                ));
-            }
-        }
+        let formats = match &self.formats {
+            None => None,
+            Some(mix) => Some(format::weights(mix).map_err(|e| FieldError::new("formats", e))?),
+        };
         let levels = match &self.level_weights {
             None => None,
             Some(text) => {
@@ -138,6 +126,7 @@ impl StartRequest {
             }
         };
         Ok(GeneratorSettings {
+            formats,
             rate_per_second,
             duration,
             levels,

@@ -9,6 +9,7 @@ use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 
 use crate::event::{HttpAccess, Level, LogEvent};
+use crate::format::Format;
 
 /// A weighted choice among `T`s. Weights are relative; zero-weight entries are never chosen.
 #[derive(Debug, Clone)]
@@ -198,6 +199,7 @@ pub struct Synthesizer {
     levels: Weighted<Level>,
     methods: Weighted<&'static str>,
     statuses: Weighted<u16>,
+    formats: Option<Weighted<Format>>,
 }
 
 impl Synthesizer {
@@ -212,6 +214,7 @@ impl Synthesizer {
                 .unwrap_or_else(|_| unreachable!("static weights are valid")),
             statuses: Weighted::new(STATUSES.iter().copied())
                 .unwrap_or_else(|_| unreachable!("static weights are valid")),
+            formats: None,
         }
     }
 
@@ -308,7 +311,45 @@ impl Synthesizer {
     }
 }
 
+/// One generated event in the format it is to be sent in (with its request when it is an
+/// access-log line).
+#[derive(Debug, Clone)]
+pub struct Generated {
+    pub format: Format,
+    pub event: LogEvent,
+    pub access: Option<HttpAccess>,
+}
+
 impl Synthesizer {
+    /// Draws each event's format from `formats` (default: JSON only).
+    pub fn with_formats(mut self, formats: Weighted<Format>) -> Self {
+        self.formats = Some(formats);
+        self
+    }
+
+    /// The next event: its format drawn from the mix; Apache lines are access requests, the
+    /// other formats carry any event.
+    pub fn next_generated(&mut self, timestamp_ms: i64) -> Generated {
+        let format = match &self.formats {
+            Some(formats) => *formats.pick(&mut self.rng),
+            None => Format::Json,
+        };
+        if format == Format::Apache {
+            let (event, access) = self.next_access(timestamp_ms);
+            Generated {
+                format,
+                event,
+                access: Some(access),
+            }
+        } else {
+            Generated {
+                format,
+                event: self.next_event(timestamp_ms),
+                access: None,
+            }
+        }
+    }
+
     /// The next access-log request of a service: its event (level from the status, the `http`
     /// fields in `attributes`) and the request itself, for the Apache line.
     pub fn next_access(&mut self, timestamp_ms: i64) -> (LogEvent, HttpAccess) {

@@ -4,7 +4,8 @@
 use std::collections::{BTreeMap, HashMap};
 
 use logstream_core::copy::{push_int, push_opt_text, push_text};
-use logstream_core::json::{self, DecodeError};
+use logstream_core::format::decode;
+use logstream_core::json;
 use logstream_core::window::WindowCounts;
 use logstream_core::Level;
 
@@ -22,6 +23,8 @@ pub struct Record {
     pub seq: Option<i64>,
     /// The producer's W3C trace context (`traceparent` header), if it sent one.
     pub traceparent: Option<String>,
+    /// The `content-type` header (the format); detected from the bytes when absent.
+    pub content_type: Option<String>,
 }
 
 /// A record that goes to the dead-letter topic, and why.
@@ -85,8 +88,9 @@ impl Batch {
         self.traces.clear();
     }
 
-    /// Adds one record: a storable event, or a dead letter with its reason.
-    pub fn add(&mut self, record: Record) {
+    /// Adds one record: a storable event, or a dead letter with its reason. `now_ms` dates
+    /// syslog lines that lack a time or a year.
+    pub fn add(&mut self, record: Record, now_ms: i64) {
         self.records += 1;
         let next = self.next_offsets.entry(record.partition).or_insert(0);
         *next = (*next).max(record.offset + 1);
@@ -97,9 +101,9 @@ impl Batch {
         }
         let decoded = match &record.payload {
             None => Err((EMPTY_PAYLOAD, "record has no value".to_owned())),
-            Some(bytes) => {
-                json::decode(bytes).map_err(|e: DecodeError| (e.reason(), e.to_string()))
-            }
+            Some(bytes) => decode::format_of(record.content_type.as_deref(), bytes)
+                .and_then(|format| decode::decode(format, bytes, record.key.as_deref(), now_ms))
+                .map_err(|e| (e.reason, e.detail)),
         };
         match decoded {
             Ok(event) => {
@@ -173,21 +177,28 @@ mod tests {
             instance_id: Some("gen-1".into()),
             seq: Some(offset + 1),
             traceparent: None,
+            content_type: None,
         }
     }
 
     #[test]
     fn splits_good_and_bad_records_and_tracks_offsets() {
         let mut batch = Batch::new(vec![10_000]);
-        batch.add(record(
-            5,
-            br#"{"timestamp":1000,"level":"INFO","service":"orders","message":"a\tb"}"#,
-        ));
-        batch.add(record(6, b"garbage"));
-        batch.add(Record {
-            payload: None,
-            ..record(7, b"")
-        });
+        batch.add(
+            record(
+                5,
+                br#"{"timestamp":1000,"level":"INFO","service":"orders","message":"a\tb"}"#,
+            ),
+            0,
+        );
+        batch.add(record(6, b"{garbage"), 0);
+        batch.add(
+            Record {
+                payload: None,
+                ..record(7, b"")
+            },
+            0,
+        );
         assert_eq!(batch.records, 3);
         assert_eq!(batch.stored, 1);
         assert_eq!(batch.dead_letters.len(), 2);

@@ -209,6 +209,7 @@ fn to_record(message: &BorrowedMessage<'_>) -> Record {
     let mut instance_id = None;
     let mut seq = None;
     let mut traceparent = None;
+    let mut content_type = None;
     if let Some(headers) = message.headers() {
         for header in headers.iter() {
             match (header.key, header.value) {
@@ -216,6 +217,9 @@ fn to_record(message: &BorrowedMessage<'_>) -> Record {
                     instance_id = std::str::from_utf8(v).ok().map(str::to_owned)
                 }
                 ("seq", Some(v)) => seq = std::str::from_utf8(v).ok().and_then(|s| s.parse().ok()),
+                ("content-type", Some(v)) => {
+                    content_type = Some(String::from_utf8_lossy(v).into_owned())
+                }
                 (trace_context::TRACEPARENT, Some(v)) => {
                     traceparent = std::str::from_utf8(v).ok().map(str::to_owned)
                 }
@@ -231,6 +235,7 @@ fn to_record(message: &BorrowedMessage<'_>) -> Record {
         instance_id,
         seq,
         traceparent,
+        content_type,
     }
 }
 

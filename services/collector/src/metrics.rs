@@ -1,6 +1,6 @@
 //! The collector's Prometheus metrics (names fixed by the design).
 
-use logstream_core::json::DecodeError;
+use logstream_core::format::decode;
 use prometheus::{
     Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGaugeVec, Opts, Registry,
 };
@@ -140,7 +140,7 @@ const MAX_SERVICE_LABELS: usize = 100;
 
 /// Every `reason` label of `log_events_dlq_total`.
 pub fn dlq_reasons() -> impl Iterator<Item = &'static str> {
-    DecodeError::REASONS
+    decode::REASONS
         .into_iter()
         .chain([crate::batch::EMPTY_PAYLOAD])
 }

@@ -86,7 +86,7 @@ impl Writer {
                     if batch.is_empty() {
                         opened = Some(Instant::now());
                     }
-                    batch.add(record);
+                    batch.add(record, chrono::Utc::now().timestamp_millis());
                     if batch.records >= self.max_events {
                         self.flush(&mut batch, &mut positions).await;
                         opened = None;

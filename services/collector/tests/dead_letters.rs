@@ -46,24 +46,52 @@ async fn malformed_records_go_to_the_dead_letter_topic() {
         format!(r#"{{"timestamp":{now},"level":"INFO","service":"dlqtest","message":"valid {n}"}}"#)
             .into_bytes()
     };
-    let records: Vec<(Vec<u8>, Option<&str>)> = vec![
-        (good(1), None),
-        (b"this is not json".to_vec(), Some("invalid_json")),
-        (vec![0xff, 0xfe, b'{', b'}'], Some("invalid_utf8")),
+    let syslog = format!(
+        "<134>1 {} web-1 dlqtest - - [logstream@32473 level=\"WARN\"] a syslog line",
+        logstream_core::json::format_timestamp(now)
+    );
+    // (value, content-type header, expected dead-letter reason or None when stored)
+    let records: Vec<(Vec<u8>, Option<&str>, Option<&str>)> = vec![
+        (good(1), None, None),
+        (
+            b"this is not json".to_vec(),
+            Some("application/json"),
+            Some("invalid_json"),
+        ),
+        (vec![0xff, 0xfe, b'{', b'}'], None, Some("invalid_utf8")),
         (
             format!(r#"{{"timestamp":{now},"service":"dlqtest"}}"#).into_bytes(),
+            None,
             Some("missing_field"),
         ),
-        (good(2), None),
+        (
+            b"not an access line".to_vec(),
+            Some("text/apache-combined"),
+            Some("invalid_apache"),
+        ),
+        (syslog.into_bytes(), None, None),
+        (
+            b"<a/>".to_vec(),
+            Some("text/xml"),
+            Some("unsupported_content_type"),
+        ),
+        (good(2), None, None),
     ];
+    let bad: Vec<usize> = (1..=records.len())
+        .filter(|&seq| records[seq - 1].2.is_some())
+        .collect();
+    let good_seqs: Vec<(i64,)> = (1..=records.len())
+        .filter(|&seq| records[seq - 1].2.is_none())
+        .map(|seq| (seq as i64,))
+        .collect();
     let producer: FutureProducer = ClientConfig::new()
         .set("bootstrap.servers", &brokers)
         .set("broker.address.family", "v4")
         .create()
         .expect("producer");
-    for (i, (payload, _)) in records.iter().enumerate() {
+    for (i, (payload, content_type, _)) in records.iter().enumerate() {
         let seq = (i + 1).to_string();
-        let headers = OwnedHeaders::new()
+        let mut headers = OwnedHeaders::new()
             .insert(Header {
                 key: "instance-id",
                 value: Some(instance.as_str()),
@@ -72,6 +100,12 @@ async fn malformed_records_go_to_the_dead_letter_topic() {
                 key: "seq",
                 value: Some(seq.as_str()),
             });
+        if let Some(content_type) = content_type {
+            headers = headers.insert(Header {
+                key: "content-type",
+                value: Some(*content_type),
+            });
+        }
         producer
             .send(
                 FutureRecord::to("logs.raw")
@@ -94,16 +128,20 @@ async fn malformed_records_go_to_the_dead_letter_topic() {
                 .fetch_all(&pool)
                 .await
                 .expect("query");
-        if rows.len() >= 2 || Instant::now() > deadline {
+        if rows.len() >= good_seqs.len() || Instant::now() > deadline {
             break rows;
         }
         tokio::time::sleep(Duration::from_millis(500)).await;
     };
-    assert_eq!(
-        stored,
-        vec![(1,), (5,)],
-        "valid records stored exactly once"
-    );
+    assert_eq!(stored, good_seqs, "valid records stored exactly once");
+    let level: (String,) = sqlx::query_as(
+        "SELECT level FROM log_events WHERE instance_id = $1 AND message = 'a syslog line'",
+    )
+    .bind(&instance)
+    .fetch_one(&pool)
+    .await
+    .expect("the syslog record is stored");
+    assert_eq!(level.0, "WARN", "its level comes from the structured data");
 
     // The bad ones are in logs.dlq, unchanged, with a reason and their source.
     let consumer: BaseConsumer = ClientConfig::new()
@@ -117,7 +155,7 @@ async fn malformed_records_go_to_the_dead_letter_topic() {
     consumer.subscribe(&["logs.dlq"]).expect("subscribe");
     let mut found = Vec::new();
     let deadline = Instant::now() + Duration::from_secs(60);
-    while found.len() < 3 && Instant::now() < deadline {
+    while found.len() < bad.len() && Instant::now() < deadline {
         let Some(Ok(message)) = consumer.poll(Duration::from_millis(500)) else {
             continue;
         };
@@ -135,7 +173,7 @@ async fn malformed_records_go_to_the_dead_letter_topic() {
         let seq: usize = header("seq")
             .and_then(|s| s.parse().ok())
             .expect("seq header");
-        let (payload, reason) = &records[seq - 1];
+        let (payload, _, reason) = &records[seq - 1];
         let got_reason = header("dlq-reason").expect("dlq-reason header");
         assert!(
             got_reason.starts_with(reason.expect("only bad records")),
@@ -151,14 +189,10 @@ async fn malformed_records_go_to_the_dead_letter_topic() {
         found.push(seq);
     }
     found.sort();
-    assert_eq!(
-        found,
-        vec![2, 3, 4],
-        "every malformed record is dead-lettered"
-    );
+    assert_eq!(found, bad, "every malformed record is dead-lettered");
     let dlq_after = dlq_total(&collector).await;
     assert!(
-        dlq_after - dlq_before >= 3.0,
+        dlq_after - dlq_before >= bad.len() as f64,
         "log_events_dlq_total grew by {}",
         dlq_after - dlq_before
     );

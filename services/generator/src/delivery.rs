@@ -62,12 +62,17 @@ pub fn producer(
 }
 
 /// The headers of one record: trace context, content type, and loss-accounting identity.
-pub fn headers(instance_id: &str, seq: u64, traceparent: Option<&str>) -> OwnedHeaders {
+pub fn headers(
+    content_type: &str,
+    instance_id: &str,
+    seq: u64,
+    traceparent: Option<&str>,
+) -> OwnedHeaders {
     let seq = seq.to_string();
     let headers = OwnedHeaders::new_with_capacity(4)
         .insert(Header {
             key: "content-type",
-            value: Some("application/json"),
+            value: Some(content_type),
         })
         .insert(Header {
             key: "instance-id",

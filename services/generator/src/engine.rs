@@ -12,7 +12,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use logstream_core::api::{BreakerState, Counters, GeneratorSettings, InstanceStatus};
-use logstream_core::json;
+use logstream_core::format;
 use logstream_core::synth::Synthesizer;
 use logstream_service::trace_context;
 use rdkafka::producer::{BaseRecord, Producer};
@@ -203,6 +203,9 @@ fn generate(
     if let Some(levels) = &settings.levels {
         synth = synth.with_levels(levels.clone());
     }
+    if let Some(formats) = &settings.formats {
+        synth = synth.with_formats(formats.clone());
+    }
     let rate = settings.rate_per_second as f64;
     let max_lag = settings.rate_per_second.max(1);
     let began = Instant::now();
@@ -220,18 +223,31 @@ fn generate(
         }
         let timestamp = now_ms();
         while produced < due && !stop.load(Ordering::Relaxed) {
-            let event = synth.next_event(timestamp);
+            let generated = synth.next_generated(timestamp);
             payload.clear();
-            if let Err(e) = json::encode_into(&event, &mut payload) {
-                tracing::error!(error = %e, "cannot encode event");
-                continue;
-            }
+            let format = match format::encode_into(
+                generated.format,
+                &generated.event,
+                generated.access.as_ref(),
+                &mut payload,
+            ) {
+                Ok(format) => format,
+                Err(e) => {
+                    tracing::error!(error = %e, "cannot encode event");
+                    continue;
+                }
+            };
             let seq = shared.seq.fetch_add(1, Ordering::AcqRel) + 1;
             shared.metrics.generated.inc();
             let record = BaseRecord::to(&shared.topic)
-                .key(event.service.as_str())
+                .key(generated.event.service.as_str())
                 .payload(payload.as_slice())
-                .headers(delivery::headers(&shared.instance_id, seq, traceparent));
+                .headers(delivery::headers(
+                    format.content_type(),
+                    &shared.instance_id,
+                    seq,
+                    traceparent,
+                ));
             delivery::send_blocking(&shared.producer, &shared.metrics, record);
             produced += 1;
         }

@@ -95,8 +95,8 @@ pub fn decode(
     if format == Format::Json {
         return Ok(json::decode(bytes)?);
     }
-    let line =
-        std::str::from_utf8(bytes).map_err(|e| Rejected::from(DecodeError::InvalidUtf8(e.to_string())))?;
+    let line = std::str::from_utf8(bytes)
+        .map_err(|e| Rejected::from(DecodeError::InvalidUtf8(e.to_string())))?;
     if line.contains('\0') {
         return Err(rejected(
             "invalid_field",
@@ -203,26 +203,6 @@ fn from_3164(line: &str, key: Option<&str>, now_ms: i64) -> Result<LogEvent, Rej
     })
 }
 
-/// Appends `event` in `format`; Apache lines need the request too (`access`), and without one
-/// the event is written as JSON.
-pub fn encode_into(
-    format: Format,
-    event: &LogEvent,
-    access: Option<&crate::event::HttpAccess>,
-    out: &mut Vec<u8>,
-) -> Result<Format, serde_json::Error> {
-    match (format, access) {
-        (Format::Apache, Some(access)) => apache::encode_into(event.timestamp_ms, access, out),
-        (Format::Syslog5424, _) => syslog::encode_5424_into(event, out),
-        (Format::Syslog3164, _) => syslog::encode_3164_into(event, out),
-        (Format::Json, _) | (Format::Apache, None) => {
-            json::encode_into(event, out)?;
-            return Ok(Format::Json);
-        }
-    }
-    Ok(format)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -236,7 +216,8 @@ mod tests {
         access: Option<&crate::HttpAccess>,
     ) -> LogEvent {
         let mut bytes = Vec::new();
-        let written = encode_into(format, event, access, &mut bytes).expect("encodes");
+        let written =
+            super::super::encode_into(format, event, access, &mut bytes).expect("encodes");
         assert_eq!(written, format);
         assert_eq!(
             detect(&bytes),

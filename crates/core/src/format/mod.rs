@@ -18,6 +18,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::str::FromStr;
 
+use crate::event::{HttpAccess, LogEvent};
 use crate::synth::{InvalidWeights, Weighted};
 
 /// Syntax errors of the line formats; `reason` is a short stable label (for metrics and the
@@ -104,6 +105,26 @@ impl FromStr for Format {
             .find(|f| f.name().eq_ignore_ascii_case(s.trim()))
             .ok_or_else(|| UnknownFormat(s.to_owned()))
     }
+}
+
+/// Appends `event` in `format`; Apache lines need the request too (`access`), and without one
+/// the event is written as JSON.
+pub fn encode_into(
+    format: Format,
+    event: &LogEvent,
+    access: Option<&HttpAccess>,
+    out: &mut Vec<u8>,
+) -> Result<Format, serde_json::Error> {
+    match (format, access) {
+        (Format::Apache, Some(access)) => apache::encode_into(event.timestamp_ms, access, out),
+        (Format::Syslog5424, _) => syslog::encode_5424_into(event, out),
+        (Format::Syslog3164, _) => syslog::encode_3164_into(event, out),
+        (Format::Json, _) | (Format::Apache, None) => {
+            crate::json::encode_into(event, out)?;
+            return Ok(Format::Json);
+        }
+    }
+    Ok(format)
 }
 
 /// The format mix of a start request (`{"json": 70, "apache": 20, "syslog5424": 10}`).

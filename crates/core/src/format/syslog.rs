@@ -238,7 +238,7 @@ fn parse_structured_data(scan: &mut Scan<'_>) -> Result<Elements, ParseError> {
     }
     while scan.peek() == Some(b'[') {
         scan.expect(b'[', REASON)?;
-        let id = scan.token_until(&[b' ', b']'], REASON)?.to_owned();
+        let id = scan.token_until(b" ]", REASON)?.to_owned();
         let mut params = Vec::new();
         while scan.eat(b' ') {
             let name = scan.until(b'=').to_owned();
