@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::event::Level;
 use crate::format::{self, Format};
+use crate::scenario::{self, Episode, Kind, Schedule};
 use crate::synth::{parse_level_weights, Weighted};
 
 /// Prefix of the Redis keys generator instances register under (`<prefix><instance-id>` = URL);
@@ -29,13 +30,103 @@ pub struct StartRequest {
     pub rate_per_second: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub duration_seconds: Option<u64>,
+    /// One scenario for the whole run (shorthand for a one-entry `scenarios`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub scenario: Option<String>,
+    /// Scenarios scheduled within the run, each with its own start and duration.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scenarios: Option<Vec<ScenarioRequest>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub formats: Option<BTreeMap<String, u32>>,
     /// Level mix as `INFO:70,WARN:20,ERROR:10`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub level_weights: Option<String>,
+}
+
+/// One scheduled scenario of a start request.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScenarioRequest {
+    /// `steady`, `spike`, `error_burst` or `attack`.
+    pub name: String,
+    /// Seconds after the start of the run (default 0).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub start_seconds: Option<u64>,
+    /// How long it lasts (default: until the run ends).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub duration_seconds: Option<u64>,
+    /// `error_burst`: the service whose errors jump (default `payments`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub service: Option<String>,
+    /// `spike`: the rate multiplier, 1 to 100 (default 10).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub factor: Option<f64>,
+    /// `error_burst`: share of the service's events that become errors (default 0.5);
+    /// `attack`: share of all events that are attack requests (default 0.2). Above 0, at most 1.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub share: Option<f64>,
+}
+
+impl ScenarioRequest {
+    fn episode(&self, id: u32, field: &str) -> Result<Episode, FieldError> {
+        let bad = |name: &str, message: String| FieldError::new(format!("{field}.{name}"), message);
+        let share = |default: f64| match self.share {
+            None => Ok(default),
+            Some(s) if s > 0.0 && s <= 1.0 => Ok(s),
+            Some(s) => Err(bad(
+                "share",
+                format!("must be above 0 and at most 1, got {s}"),
+            )),
+        };
+        let kind = match self.name.as_str() {
+            "steady" => Kind::Steady,
+            "spike" => match self.factor {
+                None => Kind::Spike { factor: 10.0 },
+                Some(f) if (1.0..=100.0).contains(&f) => Kind::Spike { factor: f },
+                Some(f) => return Err(bad("factor", format!("must be from 1 to 100, got {f}"))),
+            },
+            "error_burst" => Kind::ErrorBurst {
+                service: match &self.service {
+                    None => "payments".to_owned(),
+                    Some(s) if !s.is_empty() && s.len() <= crate::json::MAX_SERVICE_LEN => {
+                        s.clone()
+                    }
+                    Some(_) => return Err(bad("service", "must be 1 to 256 bytes".into())),
+                },
+                share: share(0.5)?,
+            },
+            "attack" => Kind::Attack { share: share(0.2)? },
+            other => {
+                return Err(bad(
+                    "name",
+                    format!(
+                        "unknown scenario {other:?}; available: {}",
+                        scenario::NAMES.join(", ")
+                    ),
+                ))
+            }
+        };
+        let start = Duration::from_secs(self.start_seconds.unwrap_or(0).min(MAX_DURATION_SECONDS));
+        let end = match self.duration_seconds {
+            None => None,
+            Some(d) if (1..=MAX_DURATION_SECONDS).contains(&d) => {
+                Some(start + Duration::from_secs(d))
+            }
+            Some(d) => {
+                return Err(bad(
+                    "duration_seconds",
+                    format!("must be between 1 and {MAX_DURATION_SECONDS} or null, got {d}"),
+                ))
+            }
+        };
+        Ok(Episode {
+            id,
+            kind,
+            start,
+            end,
+        })
+    }
 }
 
 /// A request field that is not acceptable.
@@ -63,10 +154,8 @@ pub struct GeneratorSettings {
     pub levels: Option<Weighted<Level>>,
     /// Format mix; `None` is JSON only.
     pub formats: Option<Weighted<Format>>,
+    pub schedule: Schedule,
 }
-
-/// The scenarios this build implements.
-pub const SCENARIOS: &[&str] = &["steady"];
 
 impl StartRequest {
     /// Parses a request body; an empty body is the default request.
@@ -104,16 +193,21 @@ impl StartRequest {
                 ))
             }
         };
-        if let Some(scenario) = &self.scenario {
-            if !SCENARIOS.contains(&scenario.as_str()) {
-                return Err(FieldError::new(
-                    "scenario",
-                    format!(
-                        "unknown scenario {scenario:?}; available: {}",
-                        SCENARIOS.join(", ")
-                    ),
-                ));
-            }
+        let mut episodes = Vec::new();
+        if let Some(name) = &self.scenario {
+            let whole_run = ScenarioRequest {
+                name: name.clone(),
+                ..Default::default()
+            };
+            let episode = whole_run.episode(1, "scenario").map_err(|mut e| {
+                e.field = "scenario".into();
+                e
+            })?;
+            episodes.push(episode);
+        }
+        for (i, request) in self.scenarios.iter().flatten().enumerate() {
+            let id = episodes.len() as u32 + 1;
+            episodes.push(request.episode(id, &format!("scenarios[{i}]"))?);
         }
         let formats = match &self.formats {
             None => None,
@@ -127,6 +221,7 @@ impl StartRequest {
         };
         Ok(GeneratorSettings {
             formats,
+            schedule: Schedule { episodes },
             rate_per_second,
             duration,
             levels,
@@ -246,6 +341,30 @@ mod tests {
     }
 
     #[test]
+    fn scenarios_become_a_schedule() {
+        let settings = StartRequest::from_json(
+            br#"{"scenario": "attack", "scenarios": [{"name": "spike", "start_seconds": 10, "duration_seconds": 5, "factor": 4}, {"name": "error_burst", "service": "orders"}]}"#,
+        )
+        .and_then(|r| r.validate(100))
+        .expect("valid");
+        let e = &settings.schedule.episodes;
+        assert_eq!(e.len(), 3);
+        assert_eq!(e[0].kind, Kind::Attack { share: 0.2 });
+        assert_eq!(
+            (e[1].id, e[1].start, e[1].end),
+            (2, Duration::from_secs(10), Some(Duration::from_secs(15)))
+        );
+        assert_eq!(e[1].kind, Kind::Spike { factor: 4.0 });
+        assert_eq!(
+            e[2].kind,
+            Kind::ErrorBurst {
+                service: "orders".into(),
+                share: 0.5
+            }
+        );
+    }
+
+    #[test]
     fn errors_name_the_field() {
         let err = |body: &str| {
             StartRequest::from_json(body.as_bytes())
@@ -256,6 +375,18 @@ mod tests {
         assert_eq!(err(r#"{"rate_per_second": 0}"#), "rate_per_second");
         assert_eq!(err(r#"{"duration_seconds": 0}"#), "duration_seconds");
         assert_eq!(err(r#"{"scenario": "chaos"}"#), "scenario");
+        assert_eq!(
+            err(r#"{"scenarios": [{"name": "spike"}, {"name": "spike", "factor": 1000}]}"#),
+            "scenarios[1].factor"
+        );
+        assert_eq!(
+            err(r#"{"scenarios": [{"name": "attack", "share": 0}]}"#),
+            "scenarios[0].share"
+        );
+        assert_eq!(
+            err(r#"{"scenarios": [{"name": "x"}]}"#),
+            "scenarios[0].name"
+        );
         assert_eq!(err(r#"{"formats": {"xml": 1}}"#), "formats");
         assert_eq!(err(r#"{"level_weights": "INFO:x"}"#), "level_weights");
         assert_eq!(err(r#"{"rate": 5}"#), "rate");

@@ -5,6 +5,7 @@
 //! - [`format`]: the wire formats (JSON, Apache access lines, syslog RFC 5424 and 3164) and
 //!   their `content-type` names; encoders for the generator, parsers for the collector.
 //! - [`json`]: the JSON wire form of an event (encode for the generator, decode for the collector).
+//! - [`scenario`]: anomalies scheduled into a run (spike, error burst, attack), with labels.
 //! - [`synth`]: realistic synthetic events for the generator.
 //! - [`window`]: event-time window keys and counts.
 //! - [`copy`]: PostgreSQL `COPY ... FROM STDIN` text encoding of field values.
@@ -14,6 +15,7 @@ pub mod copy;
 pub mod event;
 pub mod format;
 pub mod json;
+pub mod scenario;
 pub mod synth;
 pub mod window;
 

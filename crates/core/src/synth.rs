@@ -290,6 +290,35 @@ impl Synthesizer {
     pub fn next_event(&mut self, timestamp_ms: i64) -> LogEvent {
         let profile: &'static ServiceProfile = self.services.pick(&mut self.rng);
         let level = *self.levels.pick(&mut self.rng);
+        self.event_with(profile, level, timestamp_ms)
+    }
+
+    /// An event of `service` (one of [`service_names`], or any other name with generic
+    /// messages) at `level`.
+    pub fn event_of(&mut self, service: &str, level: Level, timestamp_ms: i64) -> LogEvent {
+        const GENERIC: ServiceProfile = ServiceProfile {
+            name: "service",
+            components: &["api"],
+            entity: "request",
+        };
+        let profile = SERVICES
+            .iter()
+            .map(|(p, _)| p)
+            .find(|p| p.name == service)
+            .unwrap_or(&GENERIC);
+        let mut event = self.event_with(profile, level, timestamp_ms);
+        if event.service != service {
+            event.service = service.to_owned();
+        }
+        event
+    }
+
+    fn event_with(
+        &mut self,
+        profile: &ServiceProfile,
+        level: Level,
+        timestamp_ms: i64,
+    ) -> LogEvent {
         let component = self.pick(profile.components);
         let message = self.message(profile, level);
         let region = self.pick(REGIONS);

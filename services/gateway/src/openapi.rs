@@ -3,7 +3,8 @@
 
 use axum::Json;
 use logstream_core::api::{
-    BreakerState, ClusterStatus, Counters, InstanceStatus, StartRequest, Unreachable,
+    BreakerState, ClusterStatus, Counters, InstanceStatus, ScenarioRequest, StartRequest,
+    Unreachable,
 };
 use serde::Serialize;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
@@ -45,7 +46,7 @@ impl Modify for BearerAuth {
     ),
     components(schemas(
         ErrorBody, WindowPage, AlertPage, Totals, Window, Alert,
-        StartRequest, ClusterStatus, Counters, InstanceStatus, BreakerState, Unreachable
+        StartRequest, ScenarioRequest, ClusterStatus, Counters, InstanceStatus, BreakerState, Unreachable
     )),
     modifiers(&BearerAuth)
 )]

@@ -61,33 +61,44 @@ pub fn producer(
     Ok(producer)
 }
 
-/// The headers of one record: trace context, content type, and loss-accounting identity.
-pub fn headers(
-    content_type: &str,
-    instance_id: &str,
-    seq: u64,
-    traceparent: Option<&str>,
-) -> OwnedHeaders {
-    let seq = seq.to_string();
-    let headers = OwnedHeaders::new_with_capacity(4)
-        .insert(Header {
-            key: "content-type",
-            value: Some(content_type),
-        })
-        .insert(Header {
-            key: "instance-id",
-            value: Some(instance_id),
-        })
-        .insert(Header {
-            key: "seq",
-            value: Some(seq.as_str()),
-        });
-    match traceparent {
-        Some(tp) => headers.insert(Header {
-            key: "traceparent",
-            value: Some(tp),
-        }),
-        None => headers,
+/// What one record's headers say.
+pub struct RecordHeaders<'a> {
+    /// The format (`content-type`).
+    pub content_type: &'a str,
+    /// Loss accounting: the producing instance and its per-process sequence number.
+    pub instance_id: &'a str,
+    pub seq: u64,
+    /// W3C trace context of the run.
+    pub traceparent: Option<&'a str>,
+    /// Ground truth of an injected anomaly (`<anomaly>:<episode>`), never in the event itself.
+    pub label: Option<&'a str>,
+}
+
+impl RecordHeaders<'_> {
+    pub fn to_kafka(&self) -> OwnedHeaders {
+        let seq = self.seq.to_string();
+        let mut headers = OwnedHeaders::new_with_capacity(5)
+            .insert(Header {
+                key: "content-type",
+                value: Some(self.content_type),
+            })
+            .insert(Header {
+                key: "instance-id",
+                value: Some(self.instance_id),
+            })
+            .insert(Header {
+                key: "seq",
+                value: Some(seq.as_str()),
+            });
+        for (key, value) in [("traceparent", self.traceparent), ("label", self.label)] {
+            if let Some(value) = value {
+                headers = headers.insert(Header {
+                    key,
+                    value: Some(value),
+                });
+            }
+        }
+        headers
     }
 }
 

@@ -13,11 +13,12 @@ use std::time::{Duration, Instant};
 
 use logstream_core::api::{BreakerState, Counters, GeneratorSettings, InstanceStatus};
 use logstream_core::format;
+use logstream_core::scenario::Injector;
 use logstream_core::synth::Synthesizer;
 use logstream_service::trace_context;
 use rdkafka::producer::{BaseRecord, Producer};
 
-use crate::delivery::{self, EventProducer};
+use crate::delivery::{self, EventProducer, RecordHeaders};
 use crate::metrics::Metrics;
 
 /// What a generation thread needs, shared with the engine.
@@ -206,8 +207,8 @@ fn generate(
     if let Some(formats) = &settings.formats {
         synth = synth.with_formats(formats.clone());
     }
+    let mut injector = Injector::new(settings.schedule.clone(), rand::random());
     let rate = settings.rate_per_second as f64;
-    let max_lag = settings.rate_per_second.max(1);
     let began = Instant::now();
     let mut produced: u64 = 0;
     let mut payload = Vec::with_capacity(512);
@@ -216,14 +217,16 @@ fn generate(
         if settings.duration.is_some_and(|d| elapsed >= d) {
             break;
         }
-        let due = (elapsed.as_secs_f64() * rate) as u64;
+        let due = (injector.schedule().effective_seconds(elapsed) * rate) as u64;
+        let max_lag = (rate * injector.schedule().rate_factor(elapsed)).max(1.0) as u64;
         // Never try to catch up more than one second of backlog at once.
         if due > produced + max_lag {
             produced = due - max_lag;
         }
         let timestamp = now_ms();
         while produced < due && !stop.load(Ordering::Relaxed) {
-            let generated = synth.next_generated(timestamp);
+            let mut generated = synth.next_generated(timestamp);
+            let label = injector.apply(elapsed, &mut synth, &mut generated);
             payload.clear();
             let format = match format::encode_into(
                 generated.format,
@@ -242,12 +245,16 @@ fn generate(
             let record = BaseRecord::to(&shared.topic)
                 .key(generated.event.service.as_str())
                 .payload(payload.as_slice())
-                .headers(delivery::headers(
-                    format.content_type(),
-                    &shared.instance_id,
-                    seq,
-                    traceparent,
-                ));
+                .headers(
+                    RecordHeaders {
+                        content_type: format.content_type(),
+                        instance_id: &shared.instance_id,
+                        seq,
+                        traceparent,
+                        label: label.as_deref(),
+                    }
+                    .to_kafka(),
+                );
             delivery::send_blocking(&shared.producer, &shared.metrics, record);
             produced += 1;
         }
