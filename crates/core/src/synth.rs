@@ -293,6 +293,16 @@ impl Synthesizer {
         self.event_with(profile, level, timestamp_ms)
     }
 
+    /// A level drawn from the level mix.
+    pub fn next_level(&mut self) -> Level {
+        *self.levels.pick(&mut self.rng)
+    }
+
+    /// A service name drawn from the service mix.
+    pub fn next_service(&mut self) -> &'static str {
+        self.services.pick(&mut self.rng).name
+    }
+
     /// An event of `service` (one of [`service_names`], or any other name with generic
     /// messages) at `level`.
     pub fn event_of(&mut self, service: &str, level: Level, timestamp_ms: i64) -> LogEvent {

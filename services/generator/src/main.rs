@@ -3,10 +3,12 @@
 //!
 //! Data path: `routes` (start/stop) → `engine` (rate-controlled generation thread) →
 //! `delivery` (idempotent Kafka producer; an event counts as sent only once Kafka acknowledged it).
+//! Beside it, `live` streams synthetic events over a WebSocket (`GET /ws/logs`).
 
 mod config;
 mod delivery;
 mod engine;
+mod live;
 mod metrics;
 mod registration;
 mod routes;

@@ -12,6 +12,7 @@ pub struct Metrics {
     pub failed: IntCounter,
     pub in_flight: IntGauge,
     pub breaker_state: IntGauge,
+    pub live_clients: IntGauge,
 }
 
 impl Metrics {
@@ -43,6 +44,10 @@ impl Metrics {
                 "circuit_breaker_state",
                 "Kafka circuit breaker: 0 closed, 1 half-open, 2 open",
             )?,
+            live_clients: IntGauge::new(
+                "generator_live_stream_clients",
+                "WebSocket clients connected to /ws/logs",
+            )?,
         };
         registry.register(Box::new(m.generated.clone()))?;
         registry.register(Box::new(m.rate_limited.clone()))?;
@@ -52,6 +57,7 @@ impl Metrics {
         registry.register(Box::new(m.failed.clone()))?;
         registry.register(Box::new(m.in_flight.clone()))?;
         registry.register(Box::new(m.breaker_state.clone()))?;
+        registry.register(Box::new(m.live_clients.clone()))?;
         Ok(m)
     }
 }

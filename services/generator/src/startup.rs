@@ -10,14 +10,18 @@ use logstream_service::{kafka, shutdown};
 use crate::config::{hostname, Config};
 use crate::delivery;
 use crate::engine::Engine;
+use crate::live::{self, LiveState};
 use crate::metrics::Metrics;
 use crate::registration;
 use crate::routes;
+use axum::routing::get;
+use axum::Router;
 
 pub async fn run(config: Config) -> anyhow::Result<()> {
     let shutdown = shutdown::on_signal();
     let registry = ops::new_registry();
     let metrics = Metrics::register(&registry)?;
+    let live_clients = metrics.live_clients.clone();
     let instance_id = config.instance_id();
     let producer = delivery::producer(&config, metrics.clone(), &instance_id)?;
     let flush_timeout = Duration::from_millis(config.kafka_message_timeout_ms + 5_000);
@@ -61,8 +65,17 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
             }
         }
     };
+    let live = Router::new()
+        .route("/ws/logs", get(live::handler))
+        .with_state(LiveState {
+            host: hostname(),
+            clients: live_clients,
+            shutdown: shutdown.clone(),
+        });
     let app = ops::with_json_errors(
-        routes::router(engine.clone(), config.rate_per_second).merge(ops::router(registry, ready)),
+        routes::router(engine.clone(), config.rate_per_second)
+            .merge(live)
+            .merge(ops::router(registry, ready)),
     );
     ops::serve(
         config.listen,
