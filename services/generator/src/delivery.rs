@@ -1,6 +1,7 @@
 //! Kafka delivery: an idempotent producer (`acks=all`) whose delivery callback is the only place
 //! an event becomes "sent" (acknowledged) or "failed". Nothing is counted on hand-off.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use rdkafka::client::ClientContext;
@@ -9,24 +10,37 @@ use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, ThreadedProducer};
 use rdkafka::types::RDKafkaErrorCode;
 
+use crate::breaker::Breaker;
 use crate::config::Config;
 use crate::metrics::Metrics;
 
-/// Counts acknowledgements and failures as librdkafka reports them.
+/// Counts acknowledgements and failures as librdkafka reports them, and tells the breaker.
 pub struct DeliveryCounter {
     metrics: Metrics,
+    breaker: Arc<Breaker>,
 }
 
-impl ClientContext for DeliveryCounter {}
+impl ClientContext for DeliveryCounter {
+    fn error(&self, error: KafkaError, reason: &str) {
+        tracing::error!(%error, reason, "kafka client error");
+        if error.rdkafka_error_code() == Some(RDKafkaErrorCode::AllBrokersDown) {
+            self.breaker.on_failure("all brokers down");
+        }
+    }
+}
 
 impl ProducerContext for DeliveryCounter {
     type DeliveryOpaque = ();
 
     fn delivery(&self, result: &DeliveryResult<'_>, _: Self::DeliveryOpaque) {
         match result {
-            Ok(_) => self.metrics.sent.inc(),
+            Ok(_) => {
+                self.metrics.sent.inc();
+                self.breaker.on_delivered();
+            }
             Err((e, _)) => {
                 self.metrics.failed.inc();
+                self.breaker.on_failure("delivery failed");
                 tracing::warn!(error = %e, "kafka delivery failed");
             }
         }
@@ -39,11 +53,16 @@ pub type EventProducer = ThreadedProducer<DeliveryCounter>;
 pub fn producer(
     config: &Config,
     metrics: Metrics,
+    breaker: Arc<Breaker>,
     client_id: &str,
 ) -> anyhow::Result<EventProducer> {
     let producer = logstream_service::kafka::base_config(&config.kafka.kafka_brokers, client_id)
         .set("enable.idempotence", "true")
         .set("acks", "all")
+        // Reconnect within 2 s of a broker's return (librdkafka's default backs off to 10 s),
+        // so the breaker's probes find it soon.
+        .set("reconnect.backoff.ms", "100")
+        .set("reconnect.backoff.max.ms", "2000")
         .set("compression.type", &config.kafka_compression)
         .set("linger.ms", config.kafka_linger_ms.to_string())
         .set("batch.num.messages", "10000")
@@ -54,7 +73,7 @@ pub fn producer(
             "message.timeout.ms",
             config.kafka_message_timeout_ms.to_string(),
         )
-        .create_with_context(DeliveryCounter { metrics })
+        .create_with_context(DeliveryCounter { metrics, breaker })
         .map_err(|e| {
             anyhow::anyhow!("cannot create Kafka producer (LOGSTREAM_KAFKA_BROKERS): {e}")
         })?;

@@ -18,12 +18,14 @@ use logstream_core::synth::Synthesizer;
 use logstream_service::trace_context;
 use rdkafka::producer::{BaseRecord, Producer};
 
+use crate::breaker::Breaker;
 use crate::delivery::{self, EventProducer, RecordHeaders};
 use crate::metrics::Metrics;
 
 /// What a generation thread needs, shared with the engine.
 struct Shared {
     producer: EventProducer,
+    breaker: Arc<Breaker>,
     metrics: Metrics,
     topic: String,
     instance_id: String,
@@ -47,6 +49,7 @@ pub struct Engine {
 impl Engine {
     pub fn new(
         producer: EventProducer,
+        breaker: Arc<Breaker>,
         metrics: Metrics,
         topic: String,
         instance_id: String,
@@ -56,6 +59,7 @@ impl Engine {
         Self {
             shared: Arc::new(Shared {
                 producer,
+                breaker,
                 metrics,
                 topic,
                 instance_id,
@@ -148,8 +152,25 @@ impl Engine {
                 failed_total: m.failed.get(),
                 rate_limited_total: m.rate_limited.get(),
                 in_flight: self.shared.producer.in_flight_count().max(0) as u64,
-                circuit_breaker_state: BreakerState::Closed,
+                circuit_breaker_state: self.shared.breaker.state(),
             },
+        }
+    }
+
+    /// Feeds the breaker its stall check four times a second.
+    pub async fn watch_breaker(
+        self: Arc<Self>,
+        shutdown: logstream_service::shutdown::CancellationToken,
+    ) {
+        let mut tick = tokio::time::interval(Duration::from_millis(250));
+        loop {
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                _ = tick.tick() => {}
+            }
+            self.shared
+                .breaker
+                .check_stall(self.shared.producer.in_flight_count());
         }
     }
 
@@ -193,6 +214,56 @@ fn now_ms() -> i64 {
     chrono::Utc::now().timestamp_millis()
 }
 
+/// What one run's events are made from.
+struct Source<'a> {
+    synth: Synthesizer,
+    injector: Injector,
+    traceparent: Option<&'a str>,
+    payload: Vec<u8>,
+}
+
+impl Source<'_> {
+    /// Generates one event and hands it to the producer.
+    fn emit(&mut self, shared: &Shared, elapsed: Duration, timestamp: i64) {
+        let mut generated = self.synth.next_generated(timestamp);
+        let label = self
+            .injector
+            .apply(elapsed, &mut self.synth, &mut generated);
+        self.payload.clear();
+        let format = match format::encode_into(
+            generated.format,
+            &generated.event,
+            generated.access.as_ref(),
+            &mut self.payload,
+        ) {
+            Ok(format) => format,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot encode event");
+                return;
+            }
+        };
+        let seq = shared.seq.fetch_add(1, Ordering::AcqRel) + 1;
+        shared.metrics.generated.inc();
+        let record = BaseRecord::to(&shared.topic)
+            .key(generated.event.service.as_str())
+            .payload(self.payload.as_slice())
+            .headers(
+                RecordHeaders {
+                    content_type: format.content_type(),
+                    instance_id: &shared.instance_id,
+                    seq,
+                    traceparent: self.traceparent,
+                    label: label.as_deref(),
+                }
+                .to_kafka(),
+            );
+        delivery::send_blocking(&shared.producer, &shared.metrics, record);
+    }
+}
+
+/// How often a half-open breaker lets one probe event through.
+const PROBE_EVERY: Duration = Duration::from_millis(100);
+
 /// The generation loop (runs on its own thread).
 fn generate(
     shared: &Shared,
@@ -207,55 +278,45 @@ fn generate(
     if let Some(formats) = &settings.formats {
         synth = synth.with_formats(formats.clone());
     }
-    let mut injector = Injector::new(settings.schedule.clone(), rand::random());
+    let mut source = Source {
+        synth,
+        injector: Injector::new(settings.schedule.clone(), rand::random()),
+        traceparent,
+        payload: Vec::with_capacity(512),
+    };
     let rate = settings.rate_per_second as f64;
     let began = Instant::now();
     let mut produced: u64 = 0;
-    let mut payload = Vec::with_capacity(512);
     while !stop.load(Ordering::Acquire) {
         let elapsed = began.elapsed();
         if settings.duration.is_some_and(|d| elapsed >= d) {
             break;
         }
-        let due = (injector.schedule().effective_seconds(elapsed) * rate) as u64;
-        let max_lag = (rate * injector.schedule().rate_factor(elapsed)).max(1.0) as u64;
+        let schedule = source.injector.schedule();
+        let due = (schedule.effective_seconds(elapsed) * rate) as u64;
+        let max_lag = (rate * schedule.rate_factor(elapsed)).max(1.0) as u64;
         // Never try to catch up more than one second of backlog at once.
         if due > produced + max_lag {
             produced = due - max_lag;
         }
+        if !shared.breaker.permits() {
+            // Open: generate nothing (no events into the void); resume at the rate, no burst.
+            produced = due;
+            std::thread::sleep(Duration::from_millis(10));
+            continue;
+        }
+        if shared.breaker.state() == BreakerState::HalfOpen {
+            // Probing: one event at a time until Kafka acknowledges one (closed) or not (open).
+            if due > produced {
+                source.emit(shared, elapsed, now_ms());
+            }
+            produced = due;
+            std::thread::sleep(PROBE_EVERY);
+            continue;
+        }
         let timestamp = now_ms();
         while produced < due && !stop.load(Ordering::Relaxed) {
-            let mut generated = synth.next_generated(timestamp);
-            let label = injector.apply(elapsed, &mut synth, &mut generated);
-            payload.clear();
-            let format = match format::encode_into(
-                generated.format,
-                &generated.event,
-                generated.access.as_ref(),
-                &mut payload,
-            ) {
-                Ok(format) => format,
-                Err(e) => {
-                    tracing::error!(error = %e, "cannot encode event");
-                    continue;
-                }
-            };
-            let seq = shared.seq.fetch_add(1, Ordering::AcqRel) + 1;
-            shared.metrics.generated.inc();
-            let record = BaseRecord::to(&shared.topic)
-                .key(generated.event.service.as_str())
-                .payload(payload.as_slice())
-                .headers(
-                    RecordHeaders {
-                        content_type: format.content_type(),
-                        instance_id: &shared.instance_id,
-                        seq,
-                        traceparent,
-                        label: label.as_deref(),
-                    }
-                    .to_kafka(),
-                );
-            delivery::send_blocking(&shared.producer, &shared.metrics, record);
+            source.emit(shared, elapsed, timestamp);
             produced += 1;
         }
         std::thread::sleep(Duration::from_millis(1));

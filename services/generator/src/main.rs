@@ -2,9 +2,11 @@
 //! Kafka (`logs.raw`). Controlled over HTTP by the gateway; see `routes.rs`.
 //!
 //! Data path: `routes` (start/stop) → `engine` (rate-controlled generation thread) →
-//! `delivery` (idempotent Kafka producer; an event counts as sent only once Kafka acknowledged it).
+//! `delivery` (idempotent Kafka producer; an event counts as sent only once Kafka acknowledged it),
+//! guarded by `breaker` (generation pauses while Kafka does not acknowledge).
 //! Beside it, `live` streams synthetic events over a WebSocket (`GET /ws/logs`).
 
+mod breaker;
 mod config;
 mod delivery;
 mod engine;

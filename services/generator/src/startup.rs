@@ -7,6 +7,7 @@ use std::time::Duration;
 use logstream_service::ops::{self, Check};
 use logstream_service::{kafka, shutdown};
 
+use crate::breaker::Breaker;
 use crate::config::{hostname, Config};
 use crate::delivery;
 use crate::engine::Engine;
@@ -23,10 +24,15 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let metrics = Metrics::register(&registry)?;
     let live_clients = metrics.live_clients.clone();
     let instance_id = config.instance_id();
-    let producer = delivery::producer(&config, metrics.clone(), &instance_id)?;
+    let breaker = Arc::new(Breaker::new(
+        config.breaker()?,
+        metrics.breaker_state.clone(),
+    ));
+    let producer = delivery::producer(&config, metrics.clone(), breaker.clone(), &instance_id)?;
     let flush_timeout = Duration::from_millis(config.kafka_message_timeout_ms + 5_000);
     let engine = Arc::new(Engine::new(
         producer,
+        breaker,
         metrics,
         config.kafka.topic_raw.clone(),
         instance_id.clone(),
@@ -40,6 +46,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         shutdown.clone(),
     ));
     tokio::spawn(engine.clone().sample_rate(shutdown.clone()));
+    tokio::spawn(engine.clone().watch_breaker(shutdown.clone()));
     let redis = redis::Client::open(config.redis_url.as_str())
         .map_err(|e| anyhow::anyhow!("invalid LOGSTREAM_REDIS_URL / --redis-url: {e}"))?;
     let heartbeat = tokio::spawn(registration::heartbeat(
