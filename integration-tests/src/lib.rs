@@ -41,12 +41,15 @@ fn bin_dir() -> PathBuf {
     if let Some(dir) = std::env::var_os("LOGSTREAM_BIN_DIR") {
         return PathBuf::from(dir);
     }
-    // target/<profile>/deps/<test> → target/<profile>
-    let exe = std::env::current_exe().expect("test executable path");
-    exe.parent()
-        .and_then(|deps| deps.parent())
-        .map(PathBuf::from)
-        .expect("test executable under target/<profile>/deps")
+    // A test runs as target/<profile>/deps/<test>, a binary as target/<profile>/<binary>.
+    let exe = std::env::current_exe().expect("executable path");
+    let dir = exe.parent().expect("executable in a directory");
+    let dir = if dir.ends_with("deps") {
+        dir.parent().unwrap_or(dir)
+    } else {
+        dir
+    };
+    dir.to_path_buf()
 }
 
 fn log_dir() -> PathBuf {

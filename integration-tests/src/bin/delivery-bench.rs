@@ -1,0 +1,234 @@
+//! Delivery throughput of one generator instance, next to a bare rdkafka producer loop in the
+//! same run: both send the same kind of payloads (the synthesizer's JSON events, with the same
+//! headers and producer settings: idempotent, acks=all, lz4, linger 5 ms) to the same broker,
+//! and the figure is records acknowledged per second.
+//!
+//! Needs a broker (the native stack's tansu: `scripts/stack.sh up`) and the release binaries.
+//!
+//!   cargo run --release -p logstream-integration-tests --bin delivery-bench -- [--seconds 20]
+//!
+//! Environment: LOGSTREAM_KAFKA_BROKERS (127.0.0.1:9092), LOGSTREAM_BIN_DIR (target/release).
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use logstream_core::json;
+use logstream_core::synth::Synthesizer;
+use logstream_integration_tests::{unique, Service};
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::{ClientContext, DefaultClientContext};
+use rdkafka::error::KafkaError;
+use rdkafka::message::{Header, OwnedHeaders};
+use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, ThreadedProducer};
+use rdkafka::types::RDKafkaErrorCode;
+use rdkafka::ClientConfig;
+
+const PARTITIONS: i32 = 6;
+
+/// A setting shared with the generator instance (which reads the same variable), or its default.
+fn env_or(name: &str, default: &str) -> String {
+    std::env::var(name).unwrap_or_else(|_| default.to_owned())
+}
+
+struct Acks(Arc<AtomicU64>, Arc<AtomicU64>);
+
+impl ClientContext for Acks {}
+
+impl ProducerContext for Acks {
+    type DeliveryOpaque = ();
+
+    fn delivery(&self, result: &DeliveryResult<'_>, _: ()) {
+        match result {
+            Ok(_) => self.0.fetch_add(1, Ordering::Relaxed),
+            Err(_) => self.1.fetch_add(1, Ordering::Relaxed),
+        };
+    }
+}
+
+async fn create_topic(brokers: &str, topic: &str) {
+    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .set("broker.address.family", "v4")
+        .create()
+        .expect("admin client");
+    let results = admin
+        .create_topics(
+            &[NewTopic::new(topic, PARTITIONS, TopicReplication::Fixed(1))],
+            &AdminOptions::new(),
+        )
+        .await
+        .expect("create topic");
+    for result in results {
+        if let Err((name, code)) = result {
+            assert_eq!(
+                code,
+                RDKafkaErrorCode::TopicAlreadyExists,
+                "creating {name}"
+            );
+        }
+    }
+}
+
+/// The bare loop: pre-encoded payloads sent as fast as the producer takes them.
+fn bare_loop(brokers: &str, topic: &str, seconds: u64) -> (f64, u64) {
+    let (acked, failed) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
+    let producer: ThreadedProducer<Acks> = ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .set("broker.address.family", "v4")
+        .set("enable.idempotence", "true")
+        .set("acks", "all")
+        .set(
+            "compression.type",
+            env_or("LOGSTREAM_KAFKA_COMPRESSION", "lz4"),
+        )
+        .set("linger.ms", env_or("LOGSTREAM_KAFKA_LINGER_MS", "5"))
+        .set("batch.num.messages", "10000")
+        .set("batch.size", "1000000")
+        .set("queue.buffering.max.messages", "500000")
+        .set("queue.buffering.max.kbytes", "1048576")
+        .create_with_context(Acks(acked.clone(), failed.clone()))
+        .expect("producer");
+    let mut synth = Synthesizer::new(1, "bench-host");
+    let payloads: Vec<(String, Vec<u8>)> = (0..10_000)
+        .map(|i| {
+            let event = synth.next_event(1_700_000_000_000 + i);
+            (
+                event.service.clone(),
+                json::encode(&event).expect("encodes"),
+            )
+        })
+        .collect();
+    let began = Instant::now();
+    let mut seq: u64 = 0;
+    while began.elapsed() < Duration::from_secs(seconds) {
+        let (key, payload) = &payloads[(seq % payloads.len() as u64) as usize];
+        seq += 1;
+        let seq_text = seq.to_string();
+        let headers = OwnedHeaders::new_with_capacity(4)
+            .insert(Header {
+                key: "content-type",
+                value: Some("application/json"),
+            })
+            .insert(Header {
+                key: "instance-id",
+                value: Some("bare-loop"),
+            })
+            .insert(Header {
+                key: "seq",
+                value: Some(seq_text.as_str()),
+            });
+        let mut record = BaseRecord::to(topic)
+            .key(key.as_str())
+            .payload(payload.as_slice())
+            .headers(headers);
+        loop {
+            match producer.send(record) {
+                Ok(()) => break,
+                Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
+                    record = back;
+                    std::thread::sleep(Duration::from_micros(200));
+                }
+                Err((e, _)) => panic!("bare loop: {e}"),
+            }
+        }
+    }
+    let _ = producer.flush(Duration::from_secs(60));
+    let elapsed = began.elapsed().as_secs_f64();
+    (
+        acked.load(Ordering::Relaxed) as f64 / elapsed,
+        failed.load(Ordering::Relaxed),
+    )
+}
+
+async fn sent_total(http: &reqwest::Client, base: &str) -> u64 {
+    let status: serde_json::Value = http
+        .get(format!("{base}/api/v1/generator/status"))
+        .send()
+        .await
+        .expect("status")
+        .json()
+        .await
+        .expect("json");
+    status["sent_total"].as_u64().unwrap_or(0)
+}
+
+/// The generator instance at its highest rate; acknowledged records per second.
+async fn instance(brokers: &str, topic: &str, seconds: u64, threads: &str) -> (f64, u64) {
+    let mut generator = Service::start(
+        "delivery-bench-generator",
+        "logstream-generator",
+        "LOGSTREAM_GENERATOR_LISTEN",
+        &[
+            ("LOGSTREAM_KAFKA_BROKERS", brokers),
+            ("LOGSTREAM_TOPIC_RAW", topic),
+            ("LOGSTREAM_REDIS_URL", "redis://127.0.0.1:6379/7"),
+            ("LOGSTREAM_THREADS", threads),
+            ("LOGSTREAM_LOG", "warn"),
+        ],
+    )
+    .await;
+    let http = reqwest::Client::new();
+    let base = generator.base.clone();
+    let started = http
+        .post(format!("{base}/api/v1/generator/start"))
+        .json(&serde_json::json!({"rate_per_second": logstream_core::api::MAX_RATE_PER_SECOND}))
+        .send()
+        .await
+        .expect("start");
+    assert_eq!(
+        started.status(),
+        200,
+        "{}",
+        started.text().await.unwrap_or_default()
+    );
+    // Measure the steady part: skip the first second.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let (from, began) = (sent_total(&http, &base).await, Instant::now());
+    tokio::time::sleep(Duration::from_secs(seconds)).await;
+    let to = sent_total(&http, &base).await;
+    let rate = (to - from) as f64 / began.elapsed().as_secs_f64();
+    let stopped: serde_json::Value = http
+        .post(format!("{base}/api/v1/generator/stop"))
+        .send()
+        .await
+        .expect("stop")
+        .json()
+        .await
+        .expect("json");
+    generator.terminate().await;
+    (rate, stopped["failed_total"].as_u64().unwrap_or(0))
+}
+
+#[tokio::main]
+async fn main() {
+    let mut seconds = 20;
+    let mut args = std::env::args().skip(1);
+    while let Some(arg) = args.next() {
+        match (arg.as_str(), args.next()) {
+            ("--seconds", Some(s)) => seconds = s.parse().expect("--seconds N"),
+            _ => {
+                eprintln!("usage: delivery-bench [--seconds N]");
+                std::process::exit(2);
+            }
+        }
+    }
+    let brokers =
+        std::env::var("LOGSTREAM_KAFKA_BROKERS").unwrap_or_else(|_| "127.0.0.1:9092".into());
+    let threads = std::env::var("LOGSTREAM_THREADS").unwrap_or_else(|_| "1".into());
+    let topic = unique("delivery-bench");
+    create_topic(&brokers, &topic).await;
+    println!("delivery to {brokers}, topic {topic} ({PARTITIONS} partitions), {seconds} s each");
+    let bare_topic = topic.clone();
+    let bare_brokers = brokers.clone();
+    let (bare, bare_failed) =
+        tokio::task::spawn_blocking(move || bare_loop(&bare_brokers, &bare_topic, seconds))
+            .await
+            .expect("bare loop");
+    println!(
+        "bare rdkafka producer loop: {bare:>10.0} records/s acknowledged ({bare_failed} failed)"
+    );
+    let (ours, ours_failed) = instance(&brokers, &topic, seconds, &threads).await;
+    println!("generator instance ({threads} thread(s)): {ours:>10.0} events/s acknowledged ({ours_failed} failed)");
+    println!("ratio generator / bare loop: {:.2}", ours / bare);
+}
