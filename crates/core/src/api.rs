@@ -41,6 +41,13 @@ pub struct StartRequest {
     /// Level mix as `INFO:70,WARN:20,ERROR:10`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub level_weights: Option<String>,
+    /// Generation threads per instance (1..=64; default: the instance's LOGSTREAM_THREADS).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub threads: Option<u32>,
+    /// Events a thread generates between clock checks (1..=100000; default: the instance's
+    /// LOGSTREAM_BATCH_SIZE).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub batch_size: Option<u32>,
 }
 
 /// One scheduled scenario of a start request.
@@ -155,7 +162,16 @@ pub struct GeneratorSettings {
     /// Format mix; `None` is JSON only.
     pub formats: Option<Weighted<Format>>,
     pub schedule: Schedule,
+    /// `None`: the instance's default.
+    pub threads: Option<u32>,
+    /// `None`: the instance's default.
+    pub batch_size: Option<u32>,
 }
+
+/// Most generation threads per instance.
+pub const MAX_THREADS: u32 = 64;
+/// Largest batch between clock checks.
+pub const MAX_BATCH_SIZE: u32 = 100_000;
 
 impl StartRequest {
     /// Parses a request body; an empty body is the default request.
@@ -219,7 +235,24 @@ impl StartRequest {
                 Some(parse_level_weights(text).map_err(|e| FieldError::new("level_weights", e))?)
             }
         };
+        if let Some(t) = self.threads.filter(|t| !(1..=MAX_THREADS).contains(t)) {
+            return Err(FieldError::new(
+                "threads",
+                format!("must be between 1 and {MAX_THREADS}, got {t}"),
+            ));
+        }
+        if let Some(b) = self
+            .batch_size
+            .filter(|b| !(1..=MAX_BATCH_SIZE).contains(b))
+        {
+            return Err(FieldError::new(
+                "batch_size",
+                format!("must be between 1 and {MAX_BATCH_SIZE}, got {b}"),
+            ));
+        }
         Ok(GeneratorSettings {
+            threads: self.threads,
+            batch_size: self.batch_size,
             formats,
             schedule: Schedule { episodes },
             rate_per_second,
@@ -390,6 +423,8 @@ mod tests {
         assert_eq!(err(r#"{"formats": {"xml": 1}}"#), "formats");
         assert_eq!(err(r#"{"level_weights": "INFO:x"}"#), "level_weights");
         assert_eq!(err(r#"{"rate": 5}"#), "rate");
+        assert_eq!(err(r#"{"threads": 0}"#), "threads");
+        assert_eq!(err(r#"{"batch_size": 1000000}"#), "batch_size");
         assert_eq!(err(r#"{"rate_per_second": "fast"}"#), "body");
     }
 

@@ -215,7 +215,7 @@ async fn main() {
     }
     let brokers =
         std::env::var("LOGSTREAM_KAFKA_BROKERS").unwrap_or_else(|_| "127.0.0.1:9092".into());
-    let threads = std::env::var("LOGSTREAM_THREADS").unwrap_or_else(|_| "1".into());
+    let threads = std::env::var("LOGSTREAM_THREADS").unwrap_or_else(|_| "2".into());
     let topic = unique("delivery-bench");
     create_topic(&brokers, &topic).await;
     println!("delivery to {brokers}, topic {topic} ({PARTITIONS} partitions), {seconds} s each");

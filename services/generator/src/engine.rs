@@ -6,7 +6,7 @@
 //! (`rate × elapsed`) and produces the difference every millisecond. It never runs more than one
 //! second ahead of or behind schedule.
 
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -36,14 +36,31 @@ struct Shared {
 
 struct Run {
     stop: Arc<AtomicBool>,
-    finished: Arc<AtomicBool>,
-    thread: JoinHandle<()>,
+    /// Generation threads still running.
+    running: Arc<AtomicUsize>,
+    threads: Vec<JoinHandle<()>>,
+}
+
+/// The instance's fixed settings.
+#[derive(Debug, Clone)]
+pub struct EngineSettings {
+    pub topic: String,
+    pub instance_id: String,
+    pub host: String,
+    /// How long stop waits for acknowledgements.
+    pub flush_timeout: Duration,
+    /// Threads of a run whose start request names none.
+    pub threads: u32,
+    /// Batch size of a run whose start request names none.
+    pub batch_size: u32,
 }
 
 pub struct Engine {
     shared: Arc<Shared>,
     run: Mutex<Option<Run>>,
     flush_timeout: Duration,
+    /// Threads and batch size of a run whose start request names none.
+    defaults: (u32, u32),
 }
 
 impl Engine {
@@ -51,23 +68,21 @@ impl Engine {
         producer: EventProducer,
         breaker: Arc<Breaker>,
         metrics: Metrics,
-        topic: String,
-        instance_id: String,
-        host: String,
-        flush_timeout: Duration,
+        settings: EngineSettings,
     ) -> Self {
         Self {
             shared: Arc::new(Shared {
                 producer,
                 breaker,
                 metrics,
-                topic,
-                instance_id,
-                host,
+                topic: settings.topic,
+                instance_id: settings.instance_id,
+                host: settings.host,
                 seq: AtomicU64::new(0),
             }),
             run: Mutex::new(None),
-            flush_timeout,
+            flush_timeout: settings.flush_timeout,
+            defaults: (settings.threads, settings.batch_size),
         }
     }
 
@@ -93,26 +108,61 @@ impl Engine {
             halt(old);
         }
         let stop = Arc::new(AtomicBool::new(false));
-        let finished = Arc::new(AtomicBool::new(false));
         self.shared
             .metrics
             .target_rate
             .set(settings.rate_per_second as i64);
-        let shared = self.shared.clone();
-        let (stop2, finished2) = (stop.clone(), finished.clone());
-        let thread = std::thread::Builder::new()
-            .name("generate".into())
-            .spawn(move || {
-                let traceparent = trace_context::traceparent(&run_span);
-                generate(&shared, &settings, traceparent.as_deref(), &stop2);
-                finished2.store(true, Ordering::Release);
-                drop(run_span);
-            })?;
-        tracing::info!(instance_id = %self.shared.instance_id, "generation started");
+        let threads = settings.threads.unwrap_or(self.defaults.0).max(1) as usize;
+        let batch_size = u64::from(settings.batch_size.unwrap_or(self.defaults.1).max(1));
+        let traceparent: Arc<Option<String>> = Arc::new(trace_context::traceparent(&run_span));
+        // The run span ends when the last thread does.
+        let run_span = Arc::new(run_span);
+        let settings = Arc::new(settings);
+        let running = Arc::new(AtomicUsize::new(threads));
+        let mut handles = Vec::with_capacity(threads);
+        for index in 0..threads {
+            let (shared, settings, thread_stop, thread_running) = (
+                self.shared.clone(),
+                settings.clone(),
+                stop.clone(),
+                running.clone(),
+            );
+            let (traceparent, run_span) = (traceparent.clone(), run_span.clone());
+            let spawned = std::thread::Builder::new()
+                .name(format!("generate-{index}"))
+                .spawn(move || {
+                    let share = Share {
+                        index,
+                        of: threads,
+                        batch_size,
+                    };
+                    generate(
+                        &shared,
+                        &settings,
+                        share,
+                        traceparent.as_deref(),
+                        &thread_stop,
+                    );
+                    thread_running.fetch_sub(1, Ordering::AcqRel);
+                    drop(run_span);
+                });
+            match spawned {
+                Ok(handle) => handles.push(handle),
+                Err(e) => {
+                    halt(Run {
+                        stop,
+                        running,
+                        threads: handles,
+                    });
+                    return Err(e);
+                }
+            }
+        }
+        tracing::info!(instance_id = %self.shared.instance_id, threads, batch_size, "generation started");
         *run = Some(Run {
             stop,
-            finished,
-            thread,
+            running,
+            threads: handles,
         });
         Ok(())
     }
@@ -131,7 +181,7 @@ impl Engine {
     pub fn is_running(&self) -> bool {
         self.lock_run()
             .as_ref()
-            .is_some_and(|r| !r.finished.load(Ordering::Acquire))
+            .is_some_and(|r| r.running.load(Ordering::Acquire) > 0)
     }
 
     pub fn status(&self) -> InstanceStatus {
@@ -205,8 +255,10 @@ impl Engine {
 
 fn halt(run: Run) {
     run.stop.store(true, Ordering::Release);
-    if run.thread.join().is_err() {
-        tracing::error!("generation thread panicked");
+    for thread in run.threads {
+        if thread.join().is_err() {
+            tracing::error!("generation thread panicked");
+        }
     }
 }
 
@@ -264,10 +316,27 @@ impl Source<'_> {
 /// How often a half-open breaker lets one probe event through.
 const PROBE_EVERY: Duration = Duration::from_millis(100);
 
-/// The generation loop (runs on its own thread).
+/// One thread's part of a run.
+#[derive(Debug, Clone, Copy)]
+struct Share {
+    index: usize,
+    of: usize,
+    batch_size: u64,
+}
+
+impl Share {
+    /// This thread's part of `rate`: an even split, the remainder to the first threads.
+    fn rate(&self, rate: u64) -> f64 {
+        let of = self.of as u64;
+        (rate / of + u64::from((self.index as u64) < rate % of)) as f64
+    }
+}
+
+/// The generation loop of one thread.
 fn generate(
     shared: &Shared,
     settings: &GeneratorSettings,
+    share: Share,
     traceparent: Option<&str>,
     stop: &AtomicBool,
 ) {
@@ -284,7 +353,7 @@ fn generate(
         traceparent,
         payload: Vec::with_capacity(512),
     };
-    let rate = settings.rate_per_second as f64;
+    let rate = share.rate(settings.rate_per_second);
     let began = Instant::now();
     let mut produced: u64 = 0;
     while !stop.load(Ordering::Acquire) {
@@ -306,6 +375,12 @@ fn generate(
             continue;
         }
         if shared.breaker.state() == BreakerState::HalfOpen {
+            if share.index > 0 {
+                // One thread probes.
+                produced = due;
+                std::thread::sleep(PROBE_EVERY);
+                continue;
+            }
             // Probing: one event at a time until Kafka acknowledges one (closed) or not (open).
             if due > produced {
                 source.emit(shared, elapsed, now_ms());
@@ -314,11 +389,14 @@ fn generate(
             std::thread::sleep(PROBE_EVERY);
             continue;
         }
+        let batch = (due - produced.min(due)).min(share.batch_size);
         let timestamp = now_ms();
-        while produced < due && !stop.load(Ordering::Relaxed) {
+        for _ in 0..batch {
             source.emit(shared, elapsed, timestamp);
-            produced += 1;
         }
-        std::thread::sleep(Duration::from_millis(1));
+        produced += batch;
+        if produced >= due {
+            std::thread::sleep(Duration::from_millis(1));
+        }
     }
 }

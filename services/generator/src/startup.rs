@@ -11,6 +11,7 @@ use crate::breaker::Breaker;
 use crate::config::{hostname, Config};
 use crate::delivery;
 use crate::engine::Engine;
+use crate::engine::EngineSettings;
 use crate::live::{self, LiveState};
 use crate::metrics::Metrics;
 use crate::registration;
@@ -34,10 +35,14 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         producer,
         breaker,
         metrics,
-        config.kafka.topic_raw.clone(),
-        instance_id.clone(),
-        hostname(),
-        flush_timeout,
+        EngineSettings {
+            topic: config.kafka.topic_raw.clone(),
+            instance_id: instance_id.clone(),
+            host: hostname(),
+            flush_timeout,
+            threads: config.threads,
+            batch_size: config.batch_size,
+        },
     ));
     tracing::info!(%instance_id, topic = %config.kafka.topic_raw, "generator starting");
 
