@@ -41,6 +41,10 @@ pub struct StartRequest {
     /// Level mix as `INFO:70,WARN:20,ERROR:10`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub level_weights: Option<String>,
+    /// Cap on the events per second of all instances together, enforced through Redis
+    /// (default: the instance's LOGSTREAM_GLOBAL_RATE_PER_SECOND; none when unset).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub global_rate_per_second: Option<u64>,
     /// Generation threads per instance (1..=64; default: the instance's LOGSTREAM_THREADS).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub threads: Option<u32>,
@@ -163,6 +167,8 @@ pub struct GeneratorSettings {
     pub formats: Option<Weighted<Format>>,
     pub schedule: Schedule,
     /// `None`: the instance's default.
+    pub global_rate: Option<u64>,
+    /// `None`: the instance's default.
     pub threads: Option<u32>,
     /// `None`: the instance's default.
     pub batch_size: Option<u32>,
@@ -250,7 +256,17 @@ impl StartRequest {
                 format!("must be between 1 and {MAX_BATCH_SIZE}, got {b}"),
             ));
         }
+        if let Some(g) = self
+            .global_rate_per_second
+            .filter(|g| !(1..=MAX_RATE_PER_SECOND).contains(g))
+        {
+            return Err(FieldError::new(
+                "global_rate_per_second",
+                format!("must be between 1 and {MAX_RATE_PER_SECOND}, got {g}"),
+            ));
+        }
         Ok(GeneratorSettings {
+            global_rate: self.global_rate_per_second,
             threads: self.threads,
             batch_size: self.batch_size,
             formats,
@@ -310,6 +326,10 @@ impl Counters {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct InstanceStatus {
     pub instance_id: String,
+    /// Where the global rate cap is enforced: `redis`, or `local` while Redis is unreachable;
+    /// absent when no cap is set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rate_limiter: Option<String>,
     #[serde(flatten)]
     #[cfg_attr(feature = "openapi", schema(inline))]
     pub counters: Counters,
@@ -424,6 +444,10 @@ mod tests {
         assert_eq!(err(r#"{"level_weights": "INFO:x"}"#), "level_weights");
         assert_eq!(err(r#"{"rate": 5}"#), "rate");
         assert_eq!(err(r#"{"threads": 0}"#), "threads");
+        assert_eq!(
+            err(r#"{"global_rate_per_second": 0}"#),
+            "global_rate_per_second"
+        );
         assert_eq!(err(r#"{"batch_size": 1000000}"#), "batch_size");
         assert_eq!(err(r#"{"rate_per_second": "fast"}"#), "body");
     }

@@ -57,6 +57,12 @@ pub struct Config {
           value_parser = clap::value_parser!(u64).range(1000..=900_000))]
     pub kafka_message_timeout_ms: u64,
 
+    /// Cap on the events per second of all generator instances together, enforced through
+    /// Redis (a start request may override it). Unset: no global cap.
+    #[arg(long, env = "LOGSTREAM_GLOBAL_RATE_PER_SECOND",
+          value_parser = clap::value_parser!(u64).range(1..=5_000_000))]
+    pub global_rate_per_second: Option<u64>,
+
     /// Generation threads (a start request may override it). One thread holds ±2% to about
     /// 150,000 events/s on this project's 2-core reference machine; two reach 200,000.
     #[arg(long, env = "LOGSTREAM_THREADS", default_value_t = 2,

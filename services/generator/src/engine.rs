@@ -20,12 +20,14 @@ use rdkafka::producer::{BaseRecord, Producer};
 
 use crate::breaker::Breaker;
 use crate::delivery::{self, EventProducer, RecordHeaders};
+use crate::global_limit::Allowance;
 use crate::metrics::Metrics;
 
 /// What a generation thread needs, shared with the engine.
 struct Shared {
     producer: EventProducer,
     breaker: Arc<Breaker>,
+    allowance: Arc<Allowance>,
     metrics: Metrics,
     topic: String,
     instance_id: String,
@@ -53,6 +55,8 @@ pub struct EngineSettings {
     pub threads: u32,
     /// Batch size of a run whose start request names none.
     pub batch_size: u32,
+    /// Global cap of a run whose start request names none.
+    pub global_rate: Option<u64>,
 }
 
 pub struct Engine {
@@ -61,12 +65,14 @@ pub struct Engine {
     flush_timeout: Duration,
     /// Threads and batch size of a run whose start request names none.
     defaults: (u32, u32),
+    default_global_rate: Option<u64>,
 }
 
 impl Engine {
     pub fn new(
         producer: EventProducer,
         breaker: Arc<Breaker>,
+        allowance: Arc<Allowance>,
         metrics: Metrics,
         settings: EngineSettings,
     ) -> Self {
@@ -74,6 +80,7 @@ impl Engine {
             shared: Arc::new(Shared {
                 producer,
                 breaker,
+                allowance,
                 metrics,
                 topic: settings.topic,
                 instance_id: settings.instance_id,
@@ -83,6 +90,7 @@ impl Engine {
             run: Mutex::new(None),
             flush_timeout: settings.flush_timeout,
             defaults: (settings.threads, settings.batch_size),
+            default_global_rate: settings.global_rate,
         }
     }
 
@@ -112,6 +120,10 @@ impl Engine {
             .metrics
             .target_rate
             .set(settings.rate_per_second as i64);
+        self.shared.allowance.configure(
+            settings.global_rate.or(self.default_global_rate),
+            settings.rate_per_second,
+        );
         let threads = settings.threads.unwrap_or(self.defaults.0).max(1) as usize;
         let batch_size = u64::from(settings.batch_size.unwrap_or(self.defaults.1).max(1));
         let traceparent: Arc<Option<String>> = Arc::new(trace_context::traceparent(&run_span));
@@ -175,6 +187,7 @@ impl Engine {
             tracing::info!(instance_id = %self.shared.instance_id, "generation stopped");
         }
         self.shared.metrics.target_rate.set(0);
+        self.shared.allowance.configure(None, 0);
         delivery::drain(&self.shared.producer, self.flush_timeout)
     }
 
@@ -189,6 +202,7 @@ impl Engine {
         let running = self.is_running();
         InstanceStatus {
             instance_id: self.shared.instance_id.clone(),
+            rate_limiter: self.shared.allowance.mode().map(str::to_owned),
             counters: Counters {
                 running,
                 target_rate: if running {
@@ -390,8 +404,12 @@ fn generate(
             continue;
         }
         let batch = (due - produced.min(due)).min(share.batch_size);
+        let granted = shared.allowance.take(batch);
+        if granted < batch {
+            shared.metrics.rate_limited.inc_by(batch - granted);
+        }
         let timestamp = now_ms();
-        for _ in 0..batch {
+        for _ in 0..granted {
             source.emit(shared, elapsed, timestamp);
         }
         produced += batch;

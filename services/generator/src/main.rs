@@ -10,6 +10,7 @@ mod breaker;
 mod config;
 mod delivery;
 mod engine;
+mod global_limit;
 mod live;
 mod metrics;
 mod registration;

@@ -13,6 +13,7 @@ pub struct Metrics {
     pub in_flight: IntGauge,
     pub breaker_state: IntGauge,
     pub live_clients: IntGauge,
+    pub limiter_local: IntGauge,
 }
 
 impl Metrics {
@@ -44,6 +45,10 @@ impl Metrics {
                 "circuit_breaker_state",
                 "Kafka circuit breaker: 0 closed, 1 half-open, 2 open",
             )?,
+            limiter_local: IntGauge::new(
+                "generator_rate_limiter_local",
+                "1 while the global rate cap is enforced locally (Redis unreachable)",
+            )?,
             live_clients: IntGauge::new(
                 "generator_live_stream_clients",
                 "WebSocket clients connected to /ws/logs",
@@ -58,6 +63,7 @@ impl Metrics {
         registry.register(Box::new(m.in_flight.clone()))?;
         registry.register(Box::new(m.breaker_state.clone()))?;
         registry.register(Box::new(m.live_clients.clone()))?;
+        registry.register(Box::new(m.limiter_local.clone()))?;
         Ok(m)
     }
 }

@@ -1,18 +1,23 @@
 //! Registration in Redis: every few seconds the instance writes
 //! `logstream:generators:<instance-id>` = its URL, with a TTL, so the gateway can discover the
-//! live instances. The key is removed on shutdown; a crashed instance expires by itself.
+//! live instances. The key is removed on shutdown; a crashed instance expires by itself. Each
+//! beat also counts the live instances, for the global rate cap's local fallback.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use logstream_core::api::GENERATOR_REGISTRY_PREFIX;
 use logstream_service::shutdown::CancellationToken;
 use redis::AsyncCommands;
 
+use crate::global_limit::Allowance;
+
 const TTL_SECONDS: u64 = 15;
 const EVERY: Duration = Duration::from_secs(5);
 
 pub async fn heartbeat(
     client: redis::Client,
+    allowance: Arc<Allowance>,
     instance_id: String,
     url: String,
     shutdown: CancellationToken,
@@ -22,7 +27,17 @@ pub async fn heartbeat(
     loop {
         let result: redis::RedisResult<()> = async {
             let mut conn = client.get_multiplexed_async_connection().await?;
-            conn.set_ex(&key, &url, TTL_SECONDS).await
+            conn.set_ex::<_, _, ()>(&key, &url, TTL_SECONDS).await?;
+            let mut live = 0;
+            let mut keys = conn
+                .scan_match::<_, String>(format!("{GENERATOR_REGISTRY_PREFIX}*"))
+                .await?;
+            while let Some(key) = keys.next_item().await {
+                key?;
+                live += 1;
+            }
+            allowance.set_live_instances(live);
+            Ok(())
         }
         .await;
         match result {

@@ -12,6 +12,7 @@ use crate::config::{hostname, Config};
 use crate::delivery;
 use crate::engine::Engine;
 use crate::engine::EngineSettings;
+use crate::global_limit::{self, Allowance};
 use crate::live::{self, LiveState};
 use crate::metrics::Metrics;
 use crate::registration;
@@ -31,9 +32,12 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     ));
     let producer = delivery::producer(&config, metrics.clone(), breaker.clone(), &instance_id)?;
     let flush_timeout = Duration::from_millis(config.kafka_message_timeout_ms + 5_000);
+    let allowance = Arc::new(Allowance::default());
+    let limiter_local = metrics.limiter_local.clone();
     let engine = Arc::new(Engine::new(
         producer,
         breaker,
+        allowance.clone(),
         metrics,
         EngineSettings {
             topic: config.kafka.topic_raw.clone(),
@@ -42,6 +46,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
             flush_timeout,
             threads: config.threads,
             batch_size: config.batch_size,
+            global_rate: config.global_rate_per_second,
         },
     ));
     tracing::info!(%instance_id, topic = %config.kafka.topic_raw, "generator starting");
@@ -54,8 +59,15 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     tokio::spawn(engine.clone().watch_breaker(shutdown.clone()));
     let redis = redis::Client::open(config.redis_url.as_str())
         .map_err(|e| anyhow::anyhow!("invalid LOGSTREAM_REDIS_URL / --redis-url: {e}"))?;
+    tokio::spawn(global_limit::run(
+        allowance.clone(),
+        redis.clone(),
+        limiter_local,
+        shutdown.clone(),
+    ));
     let heartbeat = tokio::spawn(registration::heartbeat(
         redis,
+        allowance,
         instance_id,
         config.advertise_url(),
         shutdown.clone(),
