@@ -139,3 +139,64 @@ impl Drop for Service {
         let _ = self.child.wait();
     }
 }
+
+/// A generator's (or the gateway's) `GET /api/v1/generator/status`, as JSON.
+pub async fn generator_status(http: &reqwest::Client, base: &str) -> serde_json::Value {
+    http.get(format!("{base}/api/v1/generator/status"))
+        .send()
+        .await
+        .expect("status answers")
+        .json()
+        .await
+        .expect("status is JSON")
+}
+
+/// One counter of that status (`generated_total`, `sent_total`, ...); 0 when absent.
+pub async fn generator_counter(http: &reqwest::Client, base: &str, name: &str) -> u64 {
+    generator_status(http, base).await[name]
+        .as_u64()
+        .unwrap_or(0)
+}
+
+/// A Kafka record's header as text.
+pub fn header<M: rdkafka::message::Message>(message: &M, name: &str) -> Option<String> {
+    use rdkafka::message::Headers;
+    message.headers().and_then(|h| {
+        h.iter()
+            .find(|x| x.key == name)
+            .and_then(|x| x.value)
+            .map(|v| String::from_utf8_lossy(v).into_owned())
+    })
+}
+
+/// `POST {base}/api/v1/generator/{action}` (`start` with `body`, or `stop`); asserts 200 and
+/// answers the status it returns.
+pub async fn generator_call(
+    http: &reqwest::Client,
+    base: &str,
+    action: &str,
+    body: &serde_json::Value,
+) -> serde_json::Value {
+    let response = http
+        .post(format!("{base}/api/v1/generator/{action}"))
+        .json(body)
+        .send()
+        .await
+        .expect("generator answers");
+    let status = response.status();
+    let text = response.text().await.unwrap_or_default();
+    assert_eq!(status, 200, "{action}: {text}");
+    serde_json::from_str(&text).expect("status is JSON")
+}
+
+/// Whether `{base}/metrics` has exactly this line (e.g. `some_gauge 1`).
+pub async fn has_metric_line(base: &str, line: &str) -> bool {
+    reqwest::get(format!("{base}/metrics"))
+        .await
+        .expect("metrics answer")
+        .text()
+        .await
+        .expect("metrics text")
+        .lines()
+        .any(|l| l == line)
+}

@@ -7,11 +7,12 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use logstream_core::format::decode;
-use logstream_integration_tests::{enabled, unique, Service};
+use logstream_core::scenario;
+use logstream_integration_tests::{enabled, generator_call, header, unique, Service};
 use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::message::{Headers, Message};
+use rdkafka::message::Message;
 use rdkafka::ClientConfig;
-use serde_json::{json, Value};
+use serde_json::json;
 
 const BROKERS: &str = "127.0.0.1:9092";
 
@@ -36,9 +37,7 @@ async fn labels_follow_the_schedule_and_only_mark_anomalies() {
     .await;
     let rate = 500.0;
     let http = reqwest::Client::new();
-    let started = http
-        .post(format!("{}/api/v1/generator/start", generator.base))
-        .json(&json!({
+    let start = json!({
             "rate_per_second": rate as u64,
             "duration_seconds": 6,
             "formats": {"json": 2, "apache": 1, "syslog5424": 1, "syslog3164": 1},
@@ -46,20 +45,10 @@ async fn labels_follow_the_schedule_and_only_mark_anomalies() {
                 {"name": "spike", "start_seconds": 1, "duration_seconds": 1, "factor": 4},
                 {"name": "attack", "start_seconds": 3, "duration_seconds": 2, "share": 0.25}
             ]
-        }))
-        .send()
-        .await
-        .expect("start answers");
-    assert_eq!(started.status(), 200);
+    });
+    generator_call(&http, &generator.base, "start", &start).await;
     tokio::time::sleep(Duration::from_secs(7)).await;
-    let stopped: Value = http
-        .post(format!("{}/api/v1/generator/stop", generator.base))
-        .send()
-        .await
-        .expect("stop answers")
-        .json()
-        .await
-        .expect("json");
+    let stopped = generator_call(&http, &generator.base, "stop", &json!({})).await;
     let sent = stopped["sent_total"].as_u64().expect("sent_total");
     assert_eq!(stopped["failed_total"], 0);
 
@@ -79,18 +68,10 @@ async fn labels_follow_the_schedule_and_only_mark_anomalies() {
         let Some(Ok(message)) = consumer.poll(Duration::from_millis(500)) else {
             continue;
         };
-        let header = |name: &str| {
-            message.headers().and_then(|h| {
-                h.iter()
-                    .find(|x| x.key == name)
-                    .and_then(|x| x.value)
-                    .map(|v| String::from_utf8_lossy(v).into_owned())
-            })
-        };
         records.push((
             message.timestamp().to_millis().expect("timestamp"),
-            header("label"),
-            header("content-type").expect("content-type"),
+            header(&message, "label"),
+            header(&message, "content-type").expect("content-type"),
             message.payload().unwrap_or_default().to_vec(),
         ));
     }
@@ -136,16 +117,10 @@ async fn labels_follow_the_schedule_and_only_mark_anomalies() {
         "a 1 s spike ×4 at {rate}/s labels about {} events, got {spike}",
         4.0 * rate
     );
-    let attacks: u64 = [
-        "sql_injection",
-        "xss",
-        "path_traversal",
-        "brute_force",
-        "scanner",
-    ]
-    .iter()
-    .map(|k| counts.get(*k).copied().unwrap_or(0))
-    .sum();
+    let attacks: u64 = scenario::ATTACK_KINDS
+        .iter()
+        .map(|k| counts.get(*k).copied().unwrap_or(0))
+        .sum();
     let expected = 0.25 * 2.0 * rate;
     assert!(
         (0.6 * expected..=1.4 * expected).contains(&(attacks as f64)),

@@ -179,6 +179,17 @@ pub const MAX_THREADS: u32 = 64;
 /// Largest batch between clock checks.
 pub const MAX_BATCH_SIZE: u32 = 100_000;
 
+/// An optional field that, when given, must be from 1 to `max`.
+fn within(field: &str, value: Option<u64>, max: u64) -> Result<(), FieldError> {
+    match value {
+        Some(v) if !(1..=max).contains(&v) => Err(FieldError::new(
+            field,
+            format!("must be between 1 and {max}, got {v}"),
+        )),
+        _ => Ok(()),
+    }
+}
+
 impl StartRequest {
     /// Parses a request body; an empty body is the default request.
     pub fn from_json(body: &[u8]) -> Result<Self, FieldError> {
@@ -241,30 +252,17 @@ impl StartRequest {
                 Some(parse_level_weights(text).map_err(|e| FieldError::new("level_weights", e))?)
             }
         };
-        if let Some(t) = self.threads.filter(|t| !(1..=MAX_THREADS).contains(t)) {
-            return Err(FieldError::new(
-                "threads",
-                format!("must be between 1 and {MAX_THREADS}, got {t}"),
-            ));
-        }
-        if let Some(b) = self
-            .batch_size
-            .filter(|b| !(1..=MAX_BATCH_SIZE).contains(b))
-        {
-            return Err(FieldError::new(
-                "batch_size",
-                format!("must be between 1 and {MAX_BATCH_SIZE}, got {b}"),
-            ));
-        }
-        if let Some(g) = self
-            .global_rate_per_second
-            .filter(|g| !(1..=MAX_RATE_PER_SECOND).contains(g))
-        {
-            return Err(FieldError::new(
-                "global_rate_per_second",
-                format!("must be between 1 and {MAX_RATE_PER_SECOND}, got {g}"),
-            ));
-        }
+        within("threads", self.threads.map(u64::from), MAX_THREADS.into())?;
+        within(
+            "batch_size",
+            self.batch_size.map(u64::from),
+            MAX_BATCH_SIZE.into(),
+        )?;
+        within(
+            "global_rate_per_second",
+            self.global_rate_per_second,
+            MAX_RATE_PER_SECOND,
+        )?;
         Ok(GeneratorSettings {
             global_rate: self.global_rate_per_second,
             threads: self.threads,

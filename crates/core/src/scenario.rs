@@ -24,6 +24,15 @@ use crate::synth::{Generated, Synthesizer};
 /// The scenarios this build implements.
 pub const NAMES: [&str; 4] = ["steady", "spike", "error_burst", "attack"];
 
+/// The anomalies an `attack` episode labels.
+pub const ATTACK_KINDS: [&str; 5] = [
+    "sql_injection",
+    "xss",
+    "path_traversal",
+    "brute_force",
+    "scanner",
+];
+
 /// What an episode does.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Kind {
@@ -327,15 +336,7 @@ mod tests {
                 }
             }
         }
-        for kind in [
-            "spike",
-            "error_burst",
-            "sql_injection",
-            "xss",
-            "path_traversal",
-            "brute_force",
-            "scanner",
-        ] {
+        for kind in ["spike", "error_burst"].into_iter().chain(ATTACK_KINDS) {
             assert!(
                 counts.get(kind).is_some_and(|n| *n > 5),
                 "{kind}: {counts:?}"
@@ -343,16 +344,7 @@ mod tests {
         }
         // Spike: every event of the 10 s period; attack: about a fifth of 20 s of events.
         assert_eq!(counts["spike"], 100 * 20);
-        let attacks: u32 = [
-            "sql_injection",
-            "xss",
-            "path_traversal",
-            "brute_force",
-            "scanner",
-        ]
-        .iter()
-        .map(|k| counts[*k])
-        .sum();
+        let attacks: u32 = ATTACK_KINDS.iter().map(|k| counts[*k]).sum();
         assert!((700..900).contains(&attacks), "{attacks}");
     }
 }

@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use logstream_core::json;
 use logstream_core::synth::Synthesizer;
-use logstream_integration_tests::{unique, Service};
+use logstream_integration_tests::{generator_call, generator_counter, unique, Service};
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::{ClientContext, DefaultClientContext};
 use rdkafka::error::KafkaError;
@@ -141,18 +141,6 @@ fn bare_loop(brokers: &str, topic: &str, seconds: u64) -> (f64, u64) {
     )
 }
 
-async fn sent_total(http: &reqwest::Client, base: &str) -> u64 {
-    let status: serde_json::Value = http
-        .get(format!("{base}/api/v1/generator/status"))
-        .send()
-        .await
-        .expect("status")
-        .json()
-        .await
-        .expect("json");
-    status["sent_total"].as_u64().unwrap_or(0)
-}
-
 /// The generator instance at its highest rate; acknowledged records per second.
 async fn instance(brokers: &str, topic: &str, seconds: u64, threads: &str) -> (f64, u64) {
     let mut generator = Service::start(
@@ -170,23 +158,21 @@ async fn instance(brokers: &str, topic: &str, seconds: u64, threads: &str) -> (f
     .await;
     let http = reqwest::Client::new();
     let base = generator.base.clone();
-    let started = http
-        .post(format!("{base}/api/v1/generator/start"))
-        .json(&serde_json::json!({"rate_per_second": logstream_core::api::MAX_RATE_PER_SECOND}))
-        .send()
-        .await
-        .expect("start");
-    assert_eq!(
-        started.status(),
-        200,
-        "{}",
-        started.text().await.unwrap_or_default()
-    );
+    generator_call(
+        &http,
+        &base,
+        "start",
+        &serde_json::json!({"rate_per_second": logstream_core::api::MAX_RATE_PER_SECOND}),
+    )
+    .await;
     // Measure the steady part: skip the first second.
     tokio::time::sleep(Duration::from_secs(1)).await;
-    let (from, began) = (sent_total(&http, &base).await, Instant::now());
+    let (from, began) = (
+        generator_counter(&http, &base, "sent_total").await,
+        Instant::now(),
+    );
     tokio::time::sleep(Duration::from_secs(seconds)).await;
-    let to = sent_total(&http, &base).await;
+    let to = generator_counter(&http, &base, "sent_total").await;
     let rate = (to - from) as f64 / began.elapsed().as_secs_f64();
     let stopped: serde_json::Value = http
         .post(format!("{base}/api/v1/generator/stop"))

@@ -11,22 +11,10 @@
 
 use std::time::{Duration, Instant};
 
-use logstream_integration_tests::{unique, Service};
+use logstream_integration_tests::{generator_call, generator_counter, unique, Service};
 
 const WINDOW: Duration = Duration::from_secs(10);
 const TOLERANCE: f64 = 0.02;
-
-async fn generated(http: &reqwest::Client, base: &str) -> u64 {
-    let status: serde_json::Value = http
-        .get(format!("{base}/api/v1/generator/status"))
-        .send()
-        .await
-        .expect("status")
-        .json()
-        .await
-        .expect("json");
-    status["generated_total"].as_u64().unwrap_or(0)
-}
 
 #[tokio::main]
 async fn main() {
@@ -75,24 +63,19 @@ async fn main() {
     );
     let mut worst: f64 = 0.0;
     for rate in rates {
-        let started = http
-            .post(format!("{base}/api/v1/generator/start"))
-            .json(&serde_json::json!({"rate_per_second": rate}))
-            .send()
-            .await
-            .expect("start");
-        assert_eq!(
-            started.status(),
-            200,
-            "{}",
-            started.text().await.unwrap_or_default()
-        );
+        generator_call(
+            &http,
+            &base,
+            "start",
+            &serde_json::json!({"rate_per_second": rate}),
+        )
+        .await;
         tokio::time::sleep(Duration::from_secs(1)).await;
-        let mut from = generated(&http, &base).await;
+        let mut from = generator_counter(&http, &base, "generated_total").await;
         let mut at = Instant::now();
         for window in 1..=windows {
             tokio::time::sleep_until((at + WINDOW).into()).await;
-            let to = generated(&http, &base).await;
+            let to = generator_counter(&http, &base, "generated_total").await;
             let now = Instant::now();
             let achieved = (to - from) as f64 / (now - at).as_secs_f64();
             let off = achieved / rate as f64 - 1.0;

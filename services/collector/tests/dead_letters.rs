@@ -4,9 +4,10 @@
 
 use std::time::{Duration, Instant};
 
+use logstream_integration_tests::header as record_header;
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::message::{Header, Headers, Message, OwnedHeaders};
+use rdkafka::message::{Header, Message, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 
 fn env(name: &str, default: &str) -> String {
@@ -159,14 +160,7 @@ async fn malformed_records_go_to_the_dead_letter_topic() {
         let Some(Ok(message)) = consumer.poll(Duration::from_millis(500)) else {
             continue;
         };
-        let header = |name: &str| {
-            message.headers().and_then(|h| {
-                h.iter()
-                    .find(|x| x.key == name)
-                    .and_then(|x| x.value)
-                    .map(|v| String::from_utf8_lossy(v).into_owned())
-            })
-        };
+        let header = |name: &str| record_header(&message, name);
         if header("instance-id").as_deref() != Some(instance.as_str()) {
             continue;
         }

@@ -7,7 +7,7 @@ use std::collections::BTreeSet;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use logstream_integration_tests::{enabled, unique, Service};
+use logstream_integration_tests::{enabled, generator_call, generator_status, unique, Service};
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::{Headers, Message};
 use rdkafka::mocking::MockCluster;
@@ -16,16 +16,6 @@ use rdkafka::ClientConfig;
 use serde_json::Value;
 
 const PARTITIONS: i32 = 3;
-
-async fn status(http: &reqwest::Client, base: &str) -> Value {
-    http.get(format!("{base}/api/v1/generator/status"))
-        .send()
-        .await
-        .expect("status answers")
-        .json()
-        .await
-        .expect("json")
-}
 
 /// Polls the status until `state` (within `limit`); answers how long it took.
 async fn wait_for_state(
@@ -36,7 +26,7 @@ async fn wait_for_state(
 ) -> Duration {
     let began = Instant::now();
     loop {
-        let s = status(http, base).await;
+        let s = generator_status(http, base).await;
         if s["circuit_breaker_state"] == state {
             return began.elapsed();
         }
@@ -77,15 +67,15 @@ async fn opens_on_a_dead_broker_pauses_and_recovers_without_loss() {
     .await;
     let http = reqwest::Client::new();
     let base = generator.base.as_str();
-    let started = http
-        .post(format!("{base}/api/v1/generator/start"))
-        .json(&serde_json::json!({"rate_per_second": 1000}))
-        .send()
-        .await
-        .expect("start answers");
-    assert_eq!(started.status(), 200);
+    generator_call(
+        &http,
+        base,
+        "start",
+        &serde_json::json!({"rate_per_second": 1000}),
+    )
+    .await;
     tokio::time::sleep(Duration::from_secs(2)).await;
-    let before = status(&http, base).await;
+    let before = generator_status(&http, base).await;
     assert_eq!(before["circuit_breaker_state"], "closed");
     assert!(
         before["sent_total"].as_u64().unwrap_or(0) > 1000,
@@ -95,9 +85,9 @@ async fn opens_on_a_dead_broker_pauses_and_recovers_without_loss() {
     mock.broker_down(1).expect("broker down");
     let opened_after = wait_for_state(&http, base, "open", Duration::from_secs(2)).await;
     println!("broker down → breaker open after {opened_after:?}");
-    let paused_from = generated(&status(&http, base).await);
+    let paused_from = generated(&generator_status(&http, base).await);
     tokio::time::sleep(Duration::from_secs(4)).await;
-    let paused_to = generated(&status(&http, base).await);
+    let paused_to = generated(&generator_status(&http, base).await);
     println!("generated while down for 4 s: {}", paused_to - paused_from);
     assert!(
         paused_to - paused_from < 400,
@@ -108,23 +98,16 @@ async fn opens_on_a_dead_broker_pauses_and_recovers_without_loss() {
     mock.broker_up(1).expect("broker up");
     let closed_after = wait_for_state(&http, base, "closed", Duration::from_secs(15)).await;
     println!("broker up → breaker closed after {closed_after:?}");
-    let resumed_from = generated(&status(&http, base).await);
+    let resumed_from = generated(&generator_status(&http, base).await);
     tokio::time::sleep(Duration::from_secs(2)).await;
-    let resumed_to = generated(&status(&http, base).await);
+    let resumed_to = generated(&generator_status(&http, base).await);
     assert!(
         resumed_to - resumed_from > 1500,
         "generation resumes: {}",
         resumed_to - resumed_from
     );
 
-    let stopped: Value = http
-        .post(format!("{base}/api/v1/generator/stop"))
-        .send()
-        .await
-        .expect("stop answers")
-        .json()
-        .await
-        .expect("json");
+    let stopped = generator_call(&http, base, "stop", &serde_json::json!({})).await;
     let (sent, failed, total) = (
         stopped["sent_total"].as_u64().expect("sent"),
         stopped["failed_total"].as_u64().expect("failed"),

@@ -7,8 +7,9 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use logstream_integration_tests::{enabled, free_port, unique, Service};
-use serde_json::Value;
+use logstream_integration_tests::{
+    enabled, free_port, generator_call, generator_status, has_metric_line, unique, Service,
+};
 
 const CAP: u64 = 2_000;
 const EACH: u64 = 3_000;
@@ -61,21 +62,11 @@ impl Drop for Redis {
     }
 }
 
-async fn status(http: &reqwest::Client, base: &str) -> Value {
-    http.get(format!("{base}/api/v1/generator/status"))
-        .send()
-        .await
-        .expect("status")
-        .json()
-        .await
-        .expect("json")
-}
-
 /// Events per second both instances generated together over one window.
 async fn summed_rate(http: &reqwest::Client, bases: &[&str]) -> f64 {
     let mut from = 0;
     for base in bases {
-        from += status(http, base).await["generated_total"]
+        from += generator_status(http, base).await["generated_total"]
             .as_u64()
             .expect("generated");
     }
@@ -83,7 +74,7 @@ async fn summed_rate(http: &reqwest::Client, bases: &[&str]) -> f64 {
     tokio::time::sleep(WINDOW).await;
     let mut to = 0;
     for base in bases {
-        to += status(http, base).await["generated_total"]
+        to += generator_status(http, base).await["generated_total"]
             .as_u64()
             .expect("generated");
     }
@@ -94,7 +85,7 @@ async fn modes(http: &reqwest::Client, bases: &[&str]) -> Vec<String> {
     let mut modes = Vec::new();
     for base in bases {
         modes.push(
-            status(http, base).await["rate_limiter"]
+            generator_status(http, base).await["rate_limiter"]
                 .as_str()
                 .unwrap_or("-")
                 .to_owned(),
@@ -146,14 +137,9 @@ async fn two_instances_share_the_cap_through_redis_and_fall_back_without_it() {
     }
     let bases: Vec<&str> = instances.iter().map(|s| s.base.as_str()).collect();
     let http = reqwest::Client::new();
+    let start = serde_json::json!({"rate_per_second": EACH, "global_rate_per_second": CAP});
     for base in &bases {
-        let r = http
-            .post(format!("{base}/api/v1/generator/start"))
-            .json(&serde_json::json!({"rate_per_second": EACH, "global_rate_per_second": CAP}))
-            .send()
-            .await
-            .expect("start");
-        assert_eq!(r.status(), 200);
+        generator_call(&http, base, "start", &start).await;
     }
     // Let both heartbeats (every 5 s) count two live instances.
     tokio::time::sleep(Duration::from_secs(6)).await;
@@ -168,15 +154,7 @@ async fn two_instances_share_the_cap_through_redis_and_fall_back_without_it() {
 
     redis.kill();
     wait_for_mode(&http, &bases, "local").await;
-    let metrics = reqwest::get(format!("{}/metrics", bases[0]))
-        .await
-        .expect("metrics")
-        .text()
-        .await
-        .expect("text");
-    assert!(metrics
-        .lines()
-        .any(|l| l == "generator_rate_limiter_local 1"));
+    assert!(has_metric_line(bases[0], "generator_rate_limiter_local 1").await);
     let local = summed_rate(&http, &bases).await;
     println!("redis down, local fallback: {local:.0} events/s for a cap of {CAP}");
     assert!(
@@ -193,7 +171,7 @@ async fn two_instances_share_the_cap_through_redis_and_fall_back_without_it() {
         "back on redis: {back:.0}/s vs cap {CAP}"
     );
 
-    let limited = status(&http, bases[0]).await["rate_limited_total"]
+    let limited = generator_status(&http, bases[0]).await["rate_limited_total"]
         .as_u64()
         .unwrap_or(0);
     assert!(limited > 0, "refused events are counted");

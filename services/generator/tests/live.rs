@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
 use logstream_core::{json, Level};
-use logstream_integration_tests::{enabled, Service};
+use logstream_integration_tests::{enabled, has_metric_line, Service};
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::Message;
 
@@ -62,15 +62,7 @@ async fn streams_filtered_events_at_the_interval() {
         "{:?}",
         began.elapsed()
     );
-    let metrics = reqwest::get(format!("{}/metrics", generator.base))
-        .await
-        .expect("metrics")
-        .text()
-        .await
-        .expect("text");
-    assert!(metrics
-        .lines()
-        .any(|l| l == "generator_live_stream_clients 1"));
+    assert!(has_metric_line(&generator.base, "generator_live_stream_clients 1").await);
 }
 
 #[tokio::test]

@@ -21,14 +21,14 @@ pub struct Rejected {
 /// The `content-type` header names no format this build reads.
 pub const UNSUPPORTED_CONTENT_TYPE: &str = "unsupported_content_type";
 
-/// Every reason [`decode`] can give.
+/// Every reason [`decode`] can give: the JSON codec's, then the line formats'.
 pub const REASONS: [&str; 10] = [
-    "invalid_utf8",
-    "invalid_json",
-    "invalid_field",
-    "missing_field",
-    "invalid_timestamp",
-    "invalid_level",
+    DecodeError::REASONS[0],
+    DecodeError::REASONS[1],
+    DecodeError::REASONS[2],
+    DecodeError::REASONS[3],
+    DecodeError::REASONS[4],
+    DecodeError::REASONS[5],
     "invalid_apache",
     "invalid_syslog5424",
     "invalid_syslog3164",
@@ -308,6 +308,13 @@ mod tests {
             NOW,
         );
         assert_eq!(level.map_err(|e| e.reason), Err("invalid_syslog5424"));
+    }
+
+    #[test]
+    fn every_json_reason_is_a_decode_reason() {
+        for reason in DecodeError::REASONS {
+            assert!(REASONS.contains(&reason), "{reason}");
+        }
     }
 
     proptest::proptest! {
