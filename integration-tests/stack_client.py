@@ -108,3 +108,56 @@ def fail(tag, msg):
     print(f"[{tag}] FAIL: {msg}", flush=True)
     print("0 passed, 1 failed")
     sys.exit(1)
+
+
+def window_discrepancies(since_epoch):
+    """Window aggregates starting at `since_epoch` (a minute boundary) or later, against a recount
+    of the stored events (all of them there once the collector has caught up, so open windows
+    compare too): 10 s tumbling windows and 300 s windows sliding by 60 s. Returns problems."""
+    problems = []
+    for size, slide in ((10, 10), (300, 60)):
+        rows = sql(f"""
+            WITH agg AS (
+                SELECT window_start, service, level, event_count AS n FROM log_window_aggregates
+                WHERE window_seconds = {size} AND slide_seconds = {slide}
+                  AND window_start >= to_timestamp({since_epoch})),
+            raw AS (
+                SELECT w.start AS window_start, e.service, e.level, count(*) AS n
+                FROM log_events e,
+                     LATERAL (SELECT to_timestamp(floor(extract(epoch FROM e.event_time) / {slide}) * {slide}
+                                                  - k * {slide}) AS start
+                              FROM generate_series(0, {size // slide - 1}) AS k) w
+                WHERE e.event_time >= to_timestamp({since_epoch})
+                GROUP BY 1, 2, 3)
+            SELECT count(*) FILTER (WHERE agg.n IS DISTINCT FROM raw.n), count(*),
+                   coalesce(sum(agg.n), 0), coalesce(sum(raw.n), 0)
+            FROM agg JOIN raw USING (window_start, service, level)
+            UNION ALL
+            SELECT count(*), 0, 0, 0 FROM raw LEFT JOIN agg USING (window_start, service, level)
+            WHERE agg.n IS NULL AND raw.window_start >= to_timestamp({since_epoch})""")
+        (bad, compared, agg_total, raw_total), (missing, _, _, _) = rows
+        print(f"[windows] {size} s/{slide} s: {compared} windows compared, aggregates {agg_total}"
+              f" = recount {raw_total}? mismatched {bad}, missing {missing}", flush=True)
+        if int(bad) or int(missing) or int(compared) == 0:
+            problems.append(f"{size} s/{slide} s windows: {bad} differ from a recount, {missing} missing,"
+                            f" {compared} compared")
+    return problems
+
+
+def postgres(action):
+    """Stops or starts the machine's PostgreSQL cluster (pg_ctlcluster)."""
+    version = sorted(os.listdir("/etc/postgresql"))[-1]
+    out = subprocess.run(["pg_ctlcluster", "--skip-systemctl-redirect", version, "main", action]
+                         + (["-m", "fast"] if action == "stop" else []),
+                         capture_output=True, text=True)
+    if out.returncode != 0:
+        raise StackError(f"pg_ctlcluster {action}: {out.stderr.strip()}")
+
+
+def peak_rss_mb(pid):
+    """A process's peak resident set size (VmHWM) in MiB."""
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    raise StackError(f"no VmHWM for pid {pid}")

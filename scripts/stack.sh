@@ -45,7 +45,7 @@ launch() {
   if [ -n "${LAUNCH_PORT:-}" ] && listening "$LAUNCH_PORT"; then
     die "port $LAUNCH_PORT (for $name) is used by a process this script did not start"
   fi
-  nohup "$@" >"$LOGS/$name.log" 2>&1 &
+  nohup "$@" >>"$LOGS/$name.log" 2>&1 &
   echo $! >"$STATE/$name.pid"
   say "started $name (pid $!, log .stack/logs/$name.log)"
 }
@@ -124,7 +124,7 @@ start_services() {
   export LOGSTREAM_KAFKA_BROKERS="$KAFKA" LOGSTREAM_DATABASE_URL="$DB_URL" \
     LOGSTREAM_REDIS_URL="redis://127.0.0.1:6379" LOGSTREAM_TOPIC_PARTITIONS="$PARTITIONS"
   LAUNCH_PORT=8081 launch collector env LOGSTREAM_COLLECTOR_LISTEN=127.0.0.1:8081 \
-    LOGSTREAM_GROUP_INSTANCE_ID="${LOGSTREAM_GROUP_INSTANCE_ID:-collector-1}" "$bin/logstream-collector"
+    LOGSTREAM_GROUP_INSTANCE_ID="${LOGSTREAM_GROUP_INSTANCE_ID-collector-1}" "$bin/logstream-collector"
   LAUNCH_PORT=8080 launch generator env LOGSTREAM_GENERATOR_LISTEN=127.0.0.1:8080 \
     LOGSTREAM_GENERATOR_ADVERTISE_URL=http://127.0.0.1:8080 "$bin/logstream-generator"
   LAUNCH_PORT=8090 launch gateway env LOGSTREAM_GATEWAY_LISTEN=127.0.0.1:8090 "$bin/logstream-gateway"

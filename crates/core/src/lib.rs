@@ -7,7 +7,8 @@
 //! - [`json`]: the JSON wire form of an event (encode for the generator, decode for the collector).
 //! - [`scenario`]: anomalies scheduled into a run (spike, error burst, attack), with labels.
 //! - [`synth`]: realistic synthetic events for the generator.
-//! - [`window`]: event-time window keys and counts.
+//! - [`sketch`]: a mergeable latency sketch (log buckets) for window percentiles.
+//! - [`window`]: event-time windows (tumbling, sliding), their aggregates and the watermark.
 //! - [`copy`]: PostgreSQL `COPY ... FROM STDIN` text encoding of field values.
 
 pub mod api;
@@ -16,6 +17,7 @@ pub mod event;
 pub mod format;
 pub mod json;
 pub mod scenario;
+pub mod sketch;
 pub mod synth;
 pub mod window;
 

@@ -1,12 +1,13 @@
 //! One batch of consumed records on its way to storage: decoded events as `COPY` rows, window
 //! counts, records to dead-letter, and the next offset per partition. Pure: no I/O.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use logstream_core::copy::{push_int, push_opt_text, push_text};
 use logstream_core::format::decode;
 use logstream_core::json;
-use logstream_core::window::WindowCounts;
+use logstream_core::sketch::latency_us_of_attributes;
+use logstream_core::window::{self, Watermark, WindowSpec, Windows};
 use logstream_core::Level;
 
 /// Dead-letter reason of a record without a value (the codec's reasons cover the rest).
@@ -43,10 +44,24 @@ pub const COPY_COLUMNS: &str =
     "event_time, level, service, component, host, message, trace_id, span_id, \
      parent_id, attributes, instance_id, seq, kafka_partition, kafka_offset";
 
+/// Event times the collector accepts, relative to its clock.
+#[derive(Debug, Clone, Copy)]
+pub struct TimeBounds {
+    pub max_past_ms: i64,
+    pub max_future_ms: i64,
+}
+
 pub struct Batch {
     pub rows: Vec<u8>,
     pub stored: u64,
-    pub windows: WindowCounts,
+    pub windows: Windows,
+    /// Stored events whose window the watermark had already passed.
+    pub late: u64,
+    /// Partition → highest event time among the batch's stored events.
+    pub highest: BTreeMap<i32, i64>,
+    /// The UTC days (since the epoch) of the stored events: their partitions must exist.
+    pub days: BTreeSet<i64>,
+    bounds: TimeBounds,
     pub dead_letters: Vec<DeadLetter>,
     /// Partition → offset after the last record of the batch.
     pub next_offsets: BTreeMap<i32, i64>,
@@ -59,11 +74,17 @@ pub struct Batch {
 }
 
 impl Batch {
-    pub fn new(window_sizes_ms: Vec<i64>) -> Self {
+    /// A batch aggregating `specs` (the first decides lateness) that accepts events within
+    /// `bounds`.
+    pub fn new(specs: Vec<WindowSpec>, bounds: TimeBounds) -> Self {
         Self {
             rows: Vec::with_capacity(1 << 20),
             stored: 0,
-            windows: WindowCounts::new(window_sizes_ms),
+            windows: Windows::new(specs),
+            late: 0,
+            highest: BTreeMap::new(),
+            days: BTreeSet::new(),
+            bounds,
             dead_letters: Vec::new(),
             next_offsets: BTreeMap::new(),
             records: 0,
@@ -81,6 +102,9 @@ impl Batch {
         self.rows.clear();
         self.stored = 0;
         self.windows.clear();
+        self.late = 0;
+        self.highest.clear();
+        self.days.clear();
         self.dead_letters.clear();
         self.next_offsets.clear();
         self.records = 0;
@@ -89,8 +113,9 @@ impl Batch {
     }
 
     /// Adds one record: a storable event, or a dead letter with its reason. `now_ms` dates
-    /// syslog lines that lack a time or a year.
-    pub fn add(&mut self, record: Record, now_ms: i64) {
+    /// syslog lines that lack a time or a year and bounds plausible event times; `watermark`
+    /// tells late events and learns from each stored one.
+    pub fn add(&mut self, record: Record, now_ms: i64, watermark: &mut Watermark) {
         self.records += 1;
         let next = self.next_offsets.entry(record.partition).or_insert(0);
         *next = (*next).max(record.offset + 1);
@@ -103,12 +128,52 @@ impl Batch {
             None => Err((EMPTY_PAYLOAD, "record has no value".to_owned())),
             Some(bytes) => decode::format_of(record.content_type.as_deref(), bytes)
                 .and_then(|format| decode::decode(format, bytes, record.key.as_deref(), now_ms))
-                .map_err(|e| (e.reason, e.detail)),
+                .map_err(|e| (e.reason, e.detail))
+                .and_then(|event| {
+                    let TimeBounds {
+                        max_past_ms,
+                        max_future_ms,
+                    } = self.bounds;
+                    if window::out_of_range(event.timestamp_ms, now_ms, max_past_ms, max_future_ms)
+                    {
+                        Err((
+                            window::TIMESTAMP_OUT_OF_RANGE,
+                            format!(
+                                "event time {} is more than {} s ahead of or {} s behind the collector's clock {}",
+                                json::format_timestamp(event.timestamp_ms),
+                                max_future_ms / 1000,
+                                max_past_ms / 1000,
+                                json::format_timestamp(now_ms)
+                            ),
+                        ))
+                    } else {
+                        Ok(event)
+                    }
+                }),
         };
         match decoded {
             Ok(event) => {
+                if let Some(&spec) = self.windows.specs().first() {
+                    if watermark.is_late(event.timestamp_ms, spec) {
+                        self.late += 1;
+                    }
+                }
+                watermark.observe(record.partition, event.timestamp_ms);
+                let highest = self
+                    .highest
+                    .entry(record.partition)
+                    .or_insert(event.timestamp_ms);
+                *highest = (*highest).max(event.timestamp_ms);
+                let day = event.timestamp_ms.div_euclid(crate::store::DAY_MS);
+                if self.days.last() != Some(&day) {
+                    self.days.insert(day);
+                }
+                let latency = event
+                    .attributes
+                    .as_deref()
+                    .and_then(latency_us_of_attributes);
                 self.windows
-                    .add(event.timestamp_ms, &event.service, event.level);
+                    .add(event.timestamp_ms, &event.service, event.level, latency);
                 let slot = Level::ALL
                     .iter()
                     .position(|l| *l == event.level)
@@ -183,21 +248,24 @@ mod tests {
 
     #[test]
     fn splits_good_and_bad_records_and_tracks_offsets() {
-        let mut batch = Batch::new(vec![10_000]);
+        let mut batch = batch();
+        let mut watermark = Watermark::new(5_000);
         batch.add(
             record(
                 5,
                 br#"{"timestamp":1000,"level":"INFO","service":"orders","message":"a\tb"}"#,
             ),
             0,
+            &mut watermark,
         );
-        batch.add(record(6, b"{garbage"), 0);
+        batch.add(record(6, b"{garbage"), 0, &mut watermark);
         batch.add(
             Record {
                 payload: None,
                 ..record(7, b"")
             },
             0,
+            &mut watermark,
         );
         assert_eq!(batch.records, 3);
         assert_eq!(batch.stored, 1);
@@ -218,7 +286,60 @@ mod tests {
             row.trim_end().split('\t').count(),
             COPY_COLUMNS.split(',').count()
         );
+        assert_eq!(batch.highest.get(&2), Some(&1000));
         batch.clear();
         assert!(batch.is_empty() && batch.rows.is_empty() && batch.windows.is_empty());
+    }
+
+    fn json_at(ms: i64, latency_ms: Option<f64>) -> Vec<u8> {
+        let attributes = latency_ms
+            .map(|l| format!(r#","attributes":{{"http":{{"status":200,"latency_ms":{l}}}}}"#))
+            .unwrap_or_default();
+        format!(r#"{{"timestamp":{ms},"level":"INFO","service":"web","message":"m"{attributes}}}"#)
+            .into_bytes()
+    }
+
+    #[test]
+    fn late_and_implausible_event_times() {
+        // 3 s into a 10 s window; the first event puts the watermark at now − 5 s.
+        let now = 1_800_000_003_000;
+        let mut batch = batch();
+        let mut watermark = Watermark::new(5_000);
+        let cases: [(i64, Option<f64>); 5] = [
+            (now, Some(12.5)),
+            (now - 15_000, None),      // its window ended 13 s ago: late
+            (now + 3_601_000, None),   // too far ahead: dead letter
+            (now - 3_601_000, None),   // older than the past bound: dead letter
+            (now - 7_000, Some(20.0)), // previous window, still open (ends after the watermark)
+        ];
+        for (i, (ms, latency)) in cases.iter().enumerate() {
+            batch.add(
+                record(i as i64, &json_at(*ms, *latency)),
+                now,
+                &mut watermark,
+            );
+        }
+        assert_eq!(batch.stored, 3);
+        let reasons: Vec<&str> = batch.dead_letters.iter().map(|d| d.reason).collect();
+        assert_eq!(reasons, [window::TIMESTAMP_OUT_OF_RANGE; 2]);
+        assert_eq!(batch.late, 1);
+        let latencies: i64 = batch
+            .windows
+            .sorted()
+            .iter()
+            .filter(|(k, _)| k.window_size_ms == 10_000)
+            .map(|(_, a)| a.latency.count())
+            .sum();
+        assert_eq!(latencies, 2);
+    }
+
+    fn batch() -> Batch {
+        Batch::new(
+            vec![WindowSpec::tumbling(10_000).expect("valid")],
+            TimeBounds {
+                max_past_ms: 3_600_000,
+                max_future_ms: 3_600_000,
+            },
+        )
     }
 }

@@ -3,6 +3,7 @@
 use std::net::SocketAddr;
 
 use clap::Parser;
+use logstream_core::window::WindowSpec;
 use logstream_service::settings::{CommonSettings, DatabaseSettings, KafkaSettings};
 
 #[derive(Debug, Clone, Parser)]
@@ -30,7 +31,7 @@ pub struct Config {
 
     /// Static group membership id (Kafka `group.instance.id`): a restarted collector with the same
     /// id takes over its old membership at once instead of waiting for the session to expire.
-    /// Must be unique per collector process in the group; unset: dynamic membership.
+    /// Must be unique per collector process in the group; unset or empty: dynamic membership.
     #[arg(long, env = "LOGSTREAM_GROUP_INSTANCE_ID")]
     pub group_instance_id: Option<String>,
 
@@ -59,12 +60,43 @@ pub struct Config {
           value_parser = clap::value_parser!(u64).range(1..=10_000_000))]
     pub queue_capacity: u64,
 
+    /// Longest the consumer waits for room in the full queue before it pauses its partitions
+    /// (Kafka pause/resume) until storage catches up.
+    #[arg(long, env = "LOGSTREAM_PAUSE_AFTER_MS", default_value_t = 500,
+          value_parser = clap::value_parser!(u64).range(1..=60_000))]
+    pub pause_after_ms: u64,
+
+    /// Resident memory limit in MiB: above it, with records still queued, the consumer pauses
+    /// its partitions; Kafka's prefetch buffer is sized from it too (a quarter).
+    #[arg(long, env = "LOGSTREAM_MEMORY_LIMIT_MB", default_value_t = 512,
+          value_parser = clap::value_parser!(u64).range(64..=1_048_576))]
+    pub memory_limit_mb: u64,
+
     /// Tumbling window sizes for aggregates, in seconds, comma-separated.
     #[arg(long, env = "LOGSTREAM_WINDOW_SIZES_SECONDS", default_value = "10,60",
           value_delimiter = ',', value_parser = clap::value_parser!(u32).range(1..=86_400))]
     pub window_sizes_seconds: Vec<u32>,
 
-    /// Stored events older than this (by event time) are deleted.
+    /// Sliding windows as SIZE/SLIDE in seconds, comma-separated (size a multiple of slide);
+    /// `none` for none.
+    #[arg(long, env = "LOGSTREAM_SLIDING_WINDOWS", default_value = "300/60")]
+    pub sliding_windows: String,
+
+    /// How far behind the highest event time seen an event may arrive and still find its window
+    /// open (the watermark is the highest event time minus this). Later events still update
+    /// their window and count in log_events_late_total.
+    #[arg(long, env = "LOGSTREAM_ALLOWED_LATENESS_SECONDS", default_value_t = 5,
+          value_parser = clap::value_parser!(u64).range(0..=86_400))]
+    pub allowed_lateness_seconds: u64,
+
+    /// Events timed further ahead of the collector's clock than this are dead-lettered
+    /// (reason timestamp_out_of_range), as are events older than the retention.
+    #[arg(long, env = "LOGSTREAM_MAX_FUTURE_SECONDS", default_value_t = 3_600,
+          value_parser = clap::value_parser!(u64).range(1..=31_536_000))]
+    pub max_future_seconds: u64,
+
+    /// Stored events older than this (by event time) are deleted (a day's partition is dropped
+    /// once all of it is older), and older events are dead-lettered on arrival.
     #[arg(long, env = "LOGSTREAM_RETENTION_HOURS", default_value_t = 168,
           value_parser = clap::value_parser!(u64).range(1..=87_600))]
     pub retention_hours: u64,
@@ -77,4 +109,88 @@ pub struct Config {
 
     #[command(flatten)]
     pub common: CommonSettings,
+}
+
+impl Config {
+    /// Every window shape to aggregate: the tumbling sizes, then the sliding windows; fails with
+    /// a message naming the setting.
+    pub fn window_specs(&self) -> Result<Vec<WindowSpec>, String> {
+        let mut specs = Vec::new();
+        for size in &self.window_sizes_seconds {
+            specs.push(
+                WindowSpec::tumbling(i64::from(*size) * 1000)
+                    .map_err(|e| format!("LOGSTREAM_WINDOW_SIZES_SECONDS: {e}"))?,
+            );
+        }
+        if specs.is_empty() {
+            return Err("LOGSTREAM_WINDOW_SIZES_SECONDS must name at least one size".into());
+        }
+        specs.sort_unstable();
+        specs.dedup();
+        let sliding = self.sliding_windows.trim();
+        if !sliding.is_empty() && sliding != "none" {
+            for text in sliding.split(',') {
+                let spec = parse_sliding(text)
+                    .map_err(|e| format!("LOGSTREAM_SLIDING_WINDOWS / --sliding-windows: {e}"))?;
+                if !specs.contains(&spec) {
+                    specs.push(spec);
+                }
+            }
+        }
+        Ok(specs)
+    }
+}
+
+/// One `SIZE/SLIDE` (seconds) of `LOGSTREAM_SLIDING_WINDOWS`.
+fn parse_sliding(text: &str) -> Result<WindowSpec, String> {
+    let (size, slide) = text
+        .trim()
+        .split_once('/')
+        .ok_or_else(|| format!("{text:?} is not SIZE/SLIDE (seconds), e.g. 300/60"))?;
+    let seconds = |s: &str| {
+        s.trim()
+            .parse::<i64>()
+            .ok()
+            .filter(|n| (1..=86_400).contains(n))
+            .ok_or_else(|| format!("{s:?} is not a number of seconds in 1..=86400"))
+    };
+    WindowSpec::sliding(seconds(size)? * 1000, seconds(slide)? * 1000).map_err(|e| e.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn specs(args: &[&str]) -> Result<Vec<WindowSpec>, String> {
+        let mut argv = vec!["logstream-collector"];
+        argv.extend_from_slice(args);
+        Config::try_parse_from(argv)
+            .map_err(|e| e.to_string())?
+            .window_specs()
+    }
+
+    #[test]
+    fn window_shapes_from_settings() {
+        let spec =
+            |size: i64, slide: i64| WindowSpec::sliding(size * 1000, slide * 1000).expect("valid");
+        assert_eq!(
+            specs(&[]),
+            Ok(vec![spec(10, 10), spec(60, 60), spec(300, 60)])
+        );
+        assert_eq!(
+            specs(&[
+                "--window-sizes-seconds",
+                "60,10,60",
+                "--sliding-windows",
+                "none"
+            ]),
+            Ok(vec![spec(10, 10), spec(60, 60)])
+        );
+        let err = specs(&["--sliding-windows", "300/70"]).expect_err("not a multiple");
+        assert!(
+            err.contains("LOGSTREAM_SLIDING_WINDOWS") && err.contains("multiple"),
+            "{err}"
+        );
+        assert!(specs(&["--sliding-windows", "300"]).is_err());
+    }
 }

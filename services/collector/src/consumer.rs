@@ -6,7 +6,7 @@
 //! - on revocation it asks the writer to flush and waits, so the next owner starts exactly where
 //!   this one's committed data ends.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -19,15 +19,16 @@ use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
 use rdkafka::types::{RDKafkaErrorCode, RDKafkaRespErr};
 use tokio::sync::{mpsc, oneshot};
 
+use crate::backpressure::{Sent, Valve};
 use crate::batch::Record;
 use crate::metrics::Metrics;
-use crate::store::Store;
+use crate::store::{Store, StoredPosition};
 
 /// What the consumer thread tells the writer, in order.
 pub enum Input {
     Record(Record),
-    /// Partitions now owned, with the offset stored for each (None: nothing stored yet).
-    Assigned(Vec<(i32, Option<i64>)>),
+    /// Partitions now owned, with what is stored for each (None: nothing stored yet).
+    Assigned(Vec<(i32, Option<StoredPosition>)>),
     /// Partitions being taken away: flush, then acknowledge.
     Revoked(Vec<i32>, oneshot::Sender<()>),
     /// The partition was rewound to this stored offset (None: the beginning); records after this
@@ -54,7 +55,7 @@ impl Rebalancer {
     }
 
     /// Reads stored offsets, retrying while PostgreSQL is unreachable.
-    fn stored_offsets(&self, partitions: &[i32]) -> HashMap<i32, i64> {
+    fn stored_offsets(&self, partitions: &[i32]) -> HashMap<i32, StoredPosition> {
         let mut delay = Duration::from_millis(200);
         loop {
             match self.runtime.block_on(self.store.load_offsets(partitions)) {
@@ -93,7 +94,7 @@ impl ConsumerContext for Rebalancer {
                 for &p in &partitions {
                     let offset = stored
                         .get(&p)
-                        .map_or(Offset::Beginning, |&o| Offset::Offset(o));
+                        .map_or(Offset::Beginning, |s| Offset::Offset(s.next_offset));
                     if let Err(e) = tpl.set_partition_offset(&self.topic, p, offset) {
                         tracing::error!(partition = p, error = %e, "cannot set start offset");
                     }
@@ -154,6 +155,8 @@ pub struct ConsumerSettings<'a> {
     pub session_timeout_ms: u64,
     pub group_instance_id: Option<&'a str>,
     pub assignment_strategy: &'a str,
+    /// Kafka's prefetch buffer (`queued.max.messages.kbytes`).
+    pub prefetch_kbytes: u64,
 }
 
 /// Creates the group member and subscribes it.
@@ -191,7 +194,10 @@ pub fn subscribe(
             "heartbeat.interval.ms",
             (settings.session_timeout_ms / 4).to_string(),
         )
-        .set("queued.max.messages.kbytes", "65536")
+        .set(
+            "queued.max.messages.kbytes",
+            settings.prefetch_kbytes.to_string(),
+        )
         .create_with_context(context)
         .map_err(|e| {
             anyhow::anyhow!("cannot create Kafka consumer (LOGSTREAM_KAFKA_BROKERS): {e}")
@@ -239,19 +245,23 @@ fn to_record(message: &BorrowedMessage<'_>) -> Record {
     }
 }
 
-/// The consumer thread's loop: poll, forward, serve rewind requests; on shutdown, close the
-/// consumer (which revokes, and so flushes, its partitions) and return.
+/// The consumer thread's loop: poll, forward (pausing the partitions while storage is behind),
+/// serve rewind requests; on shutdown, close the consumer (which revokes, and so flushes, its
+/// partitions) and return.
 pub fn run(
     consumer: BaseConsumer<Rebalancer>,
     rewinds: std::sync::mpsc::Receiver<(i32, Option<i64>)>,
     topic: String,
+    mut valve: Valve,
     metrics: Metrics,
     fatal: Arc<std::sync::Mutex<Option<String>>>,
     shutdown: CancellationToken,
 ) {
     let tx = consumer.context().tx.clone();
     let mut pending_rewinds: Vec<(i32, Option<i64>)> = Vec::new();
-    while !shutdown.is_cancelled() {
+    // Records taken off Kafka that did not fit in the queue, oldest first.
+    let mut backlog: VecDeque<Record> = VecDeque::new();
+    'poll: while !shutdown.is_cancelled() {
         pending_rewinds.extend(rewinds.try_iter());
         if !pending_rewinds.is_empty() {
             // A rewind applies only to the assignment it was asked for: once the partition was
@@ -266,6 +276,8 @@ pub fn run(
                 match consumer.seek(&topic, partition, target, Duration::from_secs(5)) {
                     Ok(()) => {
                         tracing::info!(partition, ?offset, "rewound partition to stored offset");
+                        // Records of the partition still waiting here predate the rewind.
+                        backlog.retain(|r| r.partition != partition);
                         let _ = tx.blocking_send(Input::Seeked(partition, offset));
                         false
                     }
@@ -276,6 +288,17 @@ pub fn run(
                 }
             });
         }
+        while let Some(record) = backlog.pop_front() {
+            match valve.send(&tx, record) {
+                Sent::Yes => {}
+                Sent::Full(record) => {
+                    backlog.push_front(record);
+                    break;
+                }
+                Sent::Closed => break 'poll,
+            }
+        }
+        valve.regulate(&consumer, &tx, backlog.len());
         match consumer.poll(Duration::from_millis(100)) {
             None => {}
             Some(Err(e)) if e.rdkafka_error_code() == Some(RDKafkaErrorCode::Fatal) => {
@@ -290,11 +313,15 @@ pub fn run(
             Some(Err(e)) => tracing::warn!(error = %e, "kafka consumer error"),
             Some(Ok(message)) => {
                 metrics.consumed.inc();
-                if tx
-                    .blocking_send(Input::Record(to_record(&message)))
-                    .is_err()
-                {
-                    break;
+                let record = to_record(&message);
+                if !backlog.is_empty() || valve.is_paused() {
+                    backlog.push_back(record);
+                    continue;
+                }
+                match valve.send(&tx, record) {
+                    Sent::Yes => {}
+                    Sent::Full(record) => backlog.push_back(record),
+                    Sent::Closed => break,
                 }
             }
         }

@@ -1,5 +1,5 @@
-//! Periodic chores: consumer lag per partition (high watermark − stored next offset) and
-//! retention (deleting events older than the retention setting).
+//! Periodic chores: consumer lag per partition (high watermark − stored next offset), and
+//! `log_events` partitions (created ahead, dropped after the retention).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -8,6 +8,7 @@ use logstream_service::shutdown::CancellationToken;
 
 use crate::dlq::DlqSink;
 use crate::metrics::Metrics;
+use crate::store::{Store, DAY_MS};
 use crate::writer::Committed;
 
 /// Lag of one partition, as last sampled.
@@ -74,20 +75,22 @@ pub async fn lag_loop(
     }
 }
 
-pub async fn retention_loop(pool: sqlx::PgPool, retention_hours: u64, shutdown: CancellationToken) {
+/// Keeps `log_events` partitioned ahead and bounded: creates the partitions of today and the
+/// next two days, and drops every day's partition once all of it is older than the retention.
+pub async fn partition_loop(store: Arc<Store>, retention_hours: u64, shutdown: CancellationToken) {
     loop {
-        let result = sqlx::query(
-            "DELETE FROM log_events WHERE event_time < now() - make_interval(hours => $1)",
-        )
-        .bind(retention_hours as i32)
-        .execute(&pool)
-        .await;
-        match result {
-            Ok(r) if r.rows_affected() > 0 => {
-                tracing::info!(deleted = r.rows_affected(), "retention: deleted old events")
+        let now = chrono::Utc::now().timestamp_millis();
+        let today = now.div_euclid(DAY_MS);
+        if let Err(e) = store.ensure_partitions(today..=today + 2).await {
+            tracing::warn!(error = %e, "cannot create log_events partitions ahead");
+        }
+        let cutoff = now - retention_hours as i64 * 3_600_000;
+        match store.drop_partitions_before(cutoff).await {
+            Ok(dropped) if !dropped.is_empty() => {
+                tracing::info!(?dropped, "retention: dropped old log_events partitions")
             }
             Ok(_) => {}
-            Err(e) => tracing::warn!(error = %e, "retention delete failed"),
+            Err(e) => tracing::warn!(error = %e, "retention: cannot drop old partitions"),
         }
         tokio::select! {
             _ = shutdown.cancelled() => return,

@@ -2,10 +2,12 @@
 //! counts in PostgreSQL, exactly once: the Kafka offsets consumed are written in the same
 //! transaction as the rows they produced, and consumption resumes from them.
 //!
-//! Data path: `consumer` (Kafka group member, its own thread) → `writer` (batches, flushes) →
-//! `batch` (decode, COPY rows, window counts, dead letters) → `dlq` (logs.dlq) + `store`
-//! (one PostgreSQL transaction: events, aggregates, offsets).
+//! Data path: `consumer` (Kafka group member, its own thread; `backpressure` pauses its
+//! partitions while storage is behind) → `writer` (batches, flushes, watermark) → `batch`
+//! (decode, COPY rows, event-time window aggregates, dead letters) → `dlq` (logs.dlq) + `store`
+//! (one PostgreSQL transaction: events into the day's partition, aggregates, offsets).
 
+mod backpressure;
 mod batch;
 mod config;
 mod consumer;

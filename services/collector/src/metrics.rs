@@ -2,7 +2,7 @@
 
 use logstream_core::format::decode;
 use prometheus::{
-    Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGaugeVec, Opts, Registry,
+    Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
 };
 
 #[derive(Clone)]
@@ -22,6 +22,10 @@ pub struct Metrics {
     pub store_errors: IntCounter,
     pub offset_conflicts: IntCounter,
     pub duplicates_skipped: IntCounter,
+    pub offset_gaps: IntCounter,
+    /// 1 while the consumer has paused its partitions (backpressure), else 0.
+    pub paused: IntGauge,
+    pub pauses: IntCounter,
 }
 
 impl Metrics {
@@ -74,6 +78,18 @@ impl Metrics {
                 Opts::new("alerts_raised_total", "Alerts raised, by kind"),
                 &["kind"],
             )?,
+            offset_gaps: IntCounter::new(
+                "collector_offset_gaps_total",
+                "Records that arrived past the next expected offset of their partition (the partition is read again from the stored offset)",
+            )?,
+            paused: IntGauge::new(
+                "collector_consumer_paused",
+                "1 while the Kafka partitions are paused because storage is behind (backpressure)",
+            )?,
+            pauses: IntCounter::new(
+                "collector_consumer_pauses_total",
+                "Times the consumer paused its partitions because storage was behind",
+            )?,
             late: IntCounter::new(
                 "log_events_late_total",
                 "Events that arrived after their window was closed",
@@ -104,6 +120,9 @@ impl Metrics {
         registry.register(Box::new(m.store_errors.clone()))?;
         registry.register(Box::new(m.offset_conflicts.clone()))?;
         registry.register(Box::new(m.duplicates_skipped.clone()))?;
+        registry.register(Box::new(m.offset_gaps.clone()))?;
+        registry.register(Box::new(m.paused.clone()))?;
+        registry.register(Box::new(m.pauses.clone()))?;
         // Known label values start at zero, so dashboards and alerts have series before the
         // first occurrence.
         for reason in dlq_reasons() {
@@ -140,9 +159,10 @@ const MAX_SERVICE_LABELS: usize = 100;
 
 /// Every `reason` label of `log_events_dlq_total`.
 pub fn dlq_reasons() -> impl Iterator<Item = &'static str> {
-    decode::REASONS
-        .into_iter()
-        .chain([crate::batch::EMPTY_PAYLOAD])
+    decode::REASONS.into_iter().chain([
+        crate::batch::EMPTY_PAYLOAD,
+        logstream_core::window::TIMESTAMP_OUT_OF_RANGE,
+    ])
 }
 
 /// The alert kinds detection will raise (none is raised yet; the series exist at zero).

@@ -1,5 +1,5 @@
 //! The collector's status endpoint: `GET /api/v1/collector/status` — owned partitions, stored
-//! offsets, lag, and totals.
+//! offsets, lag, totals, backpressure and batch sizes.
 
 use std::sync::Arc;
 
@@ -20,6 +20,8 @@ pub struct StatusState {
     pub group: String,
     pub committed: Committed,
     pub metrics: Metrics,
+    pub batch_max_events: u64,
+    pub batch_max_wait_ms: u64,
 }
 
 pub fn router(state: StatusState) -> Router {
@@ -45,5 +47,29 @@ async fn status(State(s): State<StatusState>) -> Json<Value> {
         "consumed_total": s.metrics.consumed.get(),
         "stored_total": s.metrics.stored.get(),
         "dlq_total": dlq_total,
+        "late_total": s.metrics.late.get(),
+        "paused": s.metrics.paused.get() == 1,
+        "pauses_total": s.metrics.pauses.get(),
+        "batch": {
+            "max_events": s.batch_max_events,
+            "max_wait_ms": s.batch_max_wait_ms,
+            "records_p50": quantile(&s.metrics.batch_size, 0.5),
+        },
     }))
+}
+
+/// A quantile of a histogram's observations, from its buckets (upper bound of the bucket where
+/// the rank falls; None before any observation).
+fn quantile(histogram: &prometheus::Histogram, q: f64) -> Option<f64> {
+    use prometheus::core::Collector;
+    let families = histogram.collect();
+    let h = families.first()?.get_metric().first()?.get_histogram();
+    let rank = (h.get_sample_count() as f64 * q).ceil() as u64;
+    if rank == 0 {
+        return None;
+    }
+    h.get_bucket()
+        .iter()
+        .find(|b| b.cumulative_count() >= rank)
+        .map(|b| b.upper_bound())
 }

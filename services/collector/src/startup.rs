@@ -9,6 +9,8 @@ use logstream_service::ops::{self, Check};
 use logstream_service::{kafka, postgres, shutdown};
 use tokio::sync::mpsc;
 
+use crate::backpressure::Valve;
+use crate::batch::TimeBounds;
 use crate::config::Config;
 use crate::consumer::{self, ConsumerSettings};
 use crate::dlq::DlqSink;
@@ -47,18 +49,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let registry = ops::new_registry();
     let metrics = Metrics::register(&registry)?;
     let pool = postgres::lazy_pool(&config.database)?;
-    let mut window_sizes_ms: Vec<i64> = config
-        .window_sizes_seconds
-        .iter()
-        .map(|s| i64::from(*s) * 1000)
-        .collect();
-    window_sizes_ms.sort_unstable();
-    window_sizes_ms.dedup();
-    if window_sizes_ms.is_empty() {
-        anyhow::bail!(
-            "LOGSTREAM_WINDOW_SIZES_SECONDS / --window-sizes-seconds must name at least one size"
-        );
-    }
+    let window_specs = config.window_specs().map_err(anyhow::Error::msg)?;
 
     let topic = config.kafka.topic_raw.clone();
     let group = config.consumer_group.clone();
@@ -97,6 +88,8 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
             group: group.clone(),
             committed: committed.clone(),
             metrics: metrics.clone(),
+            batch_max_events: config.batch_max_events,
+            batch_max_wait_ms: config.batch_max_wait_ms,
         })
         .merge(ops::router(registry, ready)),
     );
@@ -112,6 +105,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     kafka::ensure_topics_with_retry(config.kafka.clone(), shutdown.clone()).await;
 
     let store = Arc::new(Store::new(pool.clone(), group.clone(), topic.clone()));
+    let partitions_store = store.clone();
     let (tx, rx) = mpsc::channel(config.queue_capacity as usize);
     let (rewind_tx, rewind_rx) = std::sync::mpsc::channel();
     let writer = Writer {
@@ -120,7 +114,12 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         metrics: metrics.clone(),
         max_events: config.batch_max_events,
         max_wait: Duration::from_millis(config.batch_max_wait_ms),
-        window_sizes_ms,
+        window_specs,
+        time_bounds: TimeBounds {
+            max_past_ms: config.retention_hours as i64 * 3_600_000,
+            max_future_ms: config.max_future_seconds as i64 * 1000,
+        },
+        allowed_lateness_ms: config.allowed_lateness_seconds as i64 * 1000,
         rewinds: rewind_tx,
         committed: committed.clone(),
     };
@@ -131,13 +130,24 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
             group: &group,
             topic: &topic,
             session_timeout_ms: config.session_timeout_ms,
-            group_instance_id: config.group_instance_id.as_deref(),
+            group_instance_id: config
+                .group_instance_id
+                .as_deref()
+                .filter(|id| !id.is_empty()),
             assignment_strategy: &config.assignment_strategy,
+            // A quarter of the memory limit, within librdkafka's range.
+            prefetch_kbytes: (config.memory_limit_mb * 1024 / 4).clamp(1024, 2_097_151),
         },
         tx,
         store,
         shutdown.clone(),
     )?;
+    let valve = Valve::new(
+        config.queue_capacity as usize,
+        Duration::from_millis(config.pause_after_ms),
+        config.memory_limit_mb * 1024 * 1024,
+        metrics.clone(),
+    );
     let consumer_thread = {
         let (topic, metrics, fatal, shutdown) = (
             topic.clone(),
@@ -148,7 +158,15 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         std::thread::Builder::new()
             .name("kafka-consumer".into())
             .spawn(move || {
-                consumer::run(kafka_consumer, rewind_rx, topic, metrics, fatal, shutdown)
+                consumer::run(
+                    kafka_consumer,
+                    rewind_rx,
+                    topic,
+                    valve,
+                    metrics,
+                    fatal,
+                    shutdown,
+                )
             })?
     };
     tracing::info!(%topic, %group, "collector consuming");
@@ -160,8 +178,8 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         metrics,
         shutdown.clone(),
     ));
-    tokio::spawn(housekeeping::retention_loop(
-        pool,
+    tokio::spawn(housekeeping::partition_loop(
+        partitions_store,
         config.retention_hours,
         shutdown.clone(),
     ));

@@ -3,7 +3,8 @@
 //! fenced: it only applies when the stored offset is still the one this collector started the
 //! batch from, so a member that lost its partitions can never write them twice.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::Mutex;
 
 use chrono::{DateTime, Utc};
 use sqlx::PgPool;
@@ -21,21 +22,43 @@ pub enum StoreError {
     Dlq(String),
 }
 
+/// What PostgreSQL holds for one partition.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StoredPosition {
+    /// The next offset to consume.
+    pub next_offset: i64,
+    /// The highest event time stored from the partition (epoch ms), for the watermark.
+    pub max_event_ms: Option<i64>,
+}
+
 pub struct Store {
     pool: PgPool,
     group: String,
     topic: String,
+    /// Days (since the epoch) whose `log_events` partition is known to exist.
+    partitions: Mutex<BTreeSet<i64>>,
 }
+
+/// Milliseconds in a day: `log_events` has one partition per UTC day.
+pub const DAY_MS: i64 = 86_400_000;
 
 impl Store {
     pub fn new(pool: PgPool, group: String, topic: String) -> Self {
-        Self { pool, group, topic }
+        Self {
+            pool,
+            group,
+            topic,
+            partitions: Mutex::new(BTreeSet::new()),
+        }
     }
 
-    /// The stored next offsets of `partitions` (absent when never stored).
-    pub async fn load_offsets(&self, partitions: &[i32]) -> Result<HashMap<i32, i64>, sqlx::Error> {
-        let rows: Vec<(i32, i64)> = sqlx::query_as(
-            "SELECT partition, next_offset FROM kafka_offsets
+    /// The stored positions of `partitions` (absent when never stored).
+    pub async fn load_offsets(
+        &self,
+        partitions: &[i32],
+    ) -> Result<HashMap<i32, StoredPosition>, sqlx::Error> {
+        let rows: Vec<(i32, i64, Option<DateTime<Utc>>)> = sqlx::query_as(
+            "SELECT partition, next_offset, max_event_time FROM kafka_offsets
              WHERE group_id = $1 AND topic = $2 AND partition = ANY($3)",
         )
         .bind(&self.group)
@@ -43,16 +66,82 @@ impl Store {
         .bind(partitions)
         .fetch_all(&self.pool)
         .await?;
-        Ok(rows.into_iter().collect())
+        Ok(rows
+            .into_iter()
+            .map(|(partition, next_offset, max_event)| {
+                let max_event_ms = max_event.map(|t| t.timestamp_millis());
+                (
+                    partition,
+                    StoredPosition {
+                        next_offset,
+                        max_event_ms,
+                    },
+                )
+            })
+            .collect())
+    }
+
+    /// Creates the daily `log_events` partitions of `days` that this process has not seen yet
+    /// (outside any batch transaction: creating a partition locks the parent table).
+    pub async fn ensure_partitions(
+        &self,
+        days: impl IntoIterator<Item = i64>,
+    ) -> Result<(), sqlx::Error> {
+        let missing: Vec<i64> = {
+            let known = lock(&self.partitions);
+            days.into_iter().filter(|d| !known.contains(d)).collect()
+        };
+        for day in missing {
+            let date = DateTime::from_timestamp_millis(day * DAY_MS)
+                .unwrap_or_default()
+                .date_naive();
+            sqlx::query("SELECT logstream_ensure_partition($1)")
+                .bind(date)
+                .execute(&self.pool)
+                .await?;
+            lock(&self.partitions).insert(day);
+        }
+        Ok(())
+    }
+
+    /// Drops the daily partitions that end at or before `cutoff_ms`; returns their names.
+    pub async fn drop_partitions_before(&self, cutoff_ms: i64) -> Result<Vec<String>, sqlx::Error> {
+        let cutoff_day = cutoff_ms.div_euclid(DAY_MS);
+        let names: Vec<(String,)> = sqlx::query_as(
+            "SELECT c.relname::text FROM pg_inherits i
+             JOIN pg_class c ON c.oid = i.inhrelid
+             WHERE i.inhparent = 'log_events'::regclass AND c.relname ~ '^log_events_[0-9]{8}$'",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        let mut dropped = Vec::new();
+        for (name,) in names {
+            let day = chrono::NaiveDate::parse_from_str(&name["log_events_".len()..], "%Y%m%d")
+                .ok()
+                .and_then(|d| d.and_hms_opt(0, 0, 0))
+                .map(|t| t.and_utc().timestamp_millis().div_euclid(DAY_MS));
+            // A day's partition goes once the whole day is older than the cutoff.
+            if let Some(day) = day.filter(|d| *d < cutoff_day) {
+                sqlx::query(&format!("DROP TABLE IF EXISTS \"{name}\""))
+                    .execute(&self.pool)
+                    .await?;
+                lock(&self.partitions).remove(&day);
+                dropped.push(name);
+            }
+        }
+        Ok(dropped)
     }
 
     /// Writes `batch` in one transaction. `expected` holds, per partition, the offset this
-    /// collector believes is stored (None: no row yet). Returns the aggregate rows written.
+    /// collector believes is stored (None: no row yet); windows that end at or before
+    /// `watermark_ms` are marked closed. Returns the aggregate rows written.
     pub async fn write(
         &self,
         batch: &Batch,
         expected: &BTreeMap<i32, Option<i64>>,
+        watermark_ms: Option<i64>,
     ) -> Result<u64, StoreError> {
+        self.ensure_partitions(batch.days.iter().copied()).await?;
         let mut tx = self.pool.begin().await?;
         if batch.stored > 0 {
             let mut copy = tx
@@ -65,40 +154,78 @@ impl Store {
         let aggregates = batch.windows.sorted();
         let written = aggregates.len() as u64;
         if !aggregates.is_empty() {
-            let mut starts: Vec<DateTime<Utc>> = Vec::with_capacity(aggregates.len());
-            let mut sizes: Vec<i32> = Vec::with_capacity(aggregates.len());
-            let mut services: Vec<String> = Vec::with_capacity(aggregates.len());
-            let mut levels: Vec<&'static str> = Vec::with_capacity(aggregates.len());
-            let mut counts: Vec<i64> = Vec::with_capacity(aggregates.len());
-            for (key, count) in aggregates {
+            let n = aggregates.len();
+            let mut starts: Vec<DateTime<Utc>> = Vec::with_capacity(n);
+            let mut sizes: Vec<i32> = Vec::with_capacity(n);
+            let mut slides: Vec<i32> = Vec::with_capacity(n);
+            let mut services: Vec<&str> = Vec::with_capacity(n);
+            let mut levels: Vec<&'static str> = Vec::with_capacity(n);
+            let mut counts: Vec<i64> = Vec::with_capacity(n);
+            // Sketches travel as array literals ('{3,0,1}'), NULL when the window saw no latency.
+            let mut sketches: Vec<Option<String>> = Vec::with_capacity(n);
+            for (key, aggregate) in aggregates {
                 starts
                     .push(DateTime::from_timestamp_millis(key.window_start_ms).unwrap_or_default());
                 sizes.push((key.window_size_ms / 1000) as i32);
-                services.push(key.service.clone());
+                slides.push((key.slide_ms / 1000) as i32);
+                services.push(&key.service);
                 levels.push(key.level.as_str());
-                counts.push(count);
+                counts.push(aggregate.count);
+                sketches.push((!aggregate.latency.is_empty()).then(|| {
+                    let buckets: Vec<String> = aggregate
+                        .latency
+                        .buckets()
+                        .iter()
+                        .map(i64::to_string)
+                        .collect();
+                    format!("{{{}}}", buckets.join(","))
+                }));
             }
             sqlx::query(
-                "INSERT INTO log_window_aggregates (window_start, window_seconds, service, level, event_count)
-                 SELECT * FROM UNNEST($1::timestamptz[], $2::int[], $3::text[], $4::text[], $5::bigint[])
-                 ON CONFLICT (window_start, window_seconds, service, level)
+                "INSERT INTO log_window_aggregates
+                     (window_start, window_seconds, slide_seconds, service, level, event_count, latency_buckets)
+                 SELECT s, w, sl, sv, l, c, b::bigint[]
+                 FROM UNNEST($1::timestamptz[], $2::int[], $3::int[], $4::text[], $5::text[], $6::bigint[], $7::text[])
+                      AS t(s, w, sl, sv, l, c, b)
+                 ON CONFLICT (window_start, window_seconds, slide_seconds, service, level)
                  DO UPDATE SET event_count = log_window_aggregates.event_count + EXCLUDED.event_count,
+                               latency_buckets = logstream_sketch_merge(
+                                   log_window_aggregates.latency_buckets, EXCLUDED.latency_buckets),
                                updated_at = now()",
             )
             .bind(&starts)
             .bind(&sizes)
+            .bind(&slides)
             .bind(&services)
             .bind(&levels)
             .bind(&counts)
+            .bind(&sketches)
+            .execute(&mut *tx)
+            .await?;
+        }
+        if let Some(watermark) = watermark_ms.and_then(DateTime::from_timestamp_millis) {
+            sqlx::query(
+                "UPDATE log_window_aggregates SET closed_at = now()
+                 WHERE closed_at IS NULL AND window_start <= $1
+                   AND window_start + make_interval(secs => window_seconds) <= $1",
+            )
+            .bind(watermark)
             .execute(&mut *tx)
             .await?;
         }
 
+        let highest = |partition: i32| {
+            batch
+                .highest
+                .get(&partition)
+                .and_then(|ms| DateTime::from_timestamp_millis(*ms))
+        };
         let mut conflicts = Vec::new();
         for (&partition, &next) in &batch.next_offsets {
             let applied = match expected.get(&partition).copied().flatten() {
                 Some(previous) => sqlx::query(
-                    "UPDATE kafka_offsets SET next_offset = $4, updated_at = now()
+                    "UPDATE kafka_offsets SET next_offset = $4, updated_at = now(),
+                         max_event_time = GREATEST(max_event_time, $6)
                      WHERE group_id = $1 AND topic = $2 AND partition = $3 AND next_offset = $5",
                 )
                 .bind(&self.group)
@@ -106,17 +233,19 @@ impl Store {
                 .bind(partition)
                 .bind(next)
                 .bind(previous)
+                .bind(highest(partition))
                 .execute(&mut *tx)
                 .await?
                 .rows_affected(),
                 None => sqlx::query(
-                    "INSERT INTO kafka_offsets (group_id, topic, partition, next_offset)
-                     VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
+                    "INSERT INTO kafka_offsets (group_id, topic, partition, next_offset, max_event_time)
+                     VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING",
                 )
                 .bind(&self.group)
                 .bind(&self.topic)
                 .bind(partition)
                 .bind(next)
+                .bind(highest(partition))
                 .execute(&mut *tx)
                 .await?
                 .rows_affected(),
@@ -132,4 +261,8 @@ impl Store {
         tx.commit().await?;
         Ok(written)
     }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
 }

@@ -7,12 +7,13 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use logstream_core::window::{Watermark, WindowSpec};
 use logstream_core::Level;
 use logstream_service::trace_context;
 use tokio::sync::mpsc;
 use tracing::Instrument;
 
-use crate::batch::Batch;
+use crate::batch::{Batch, TimeBounds};
 use crate::consumer::Input;
 use crate::dlq::DlqSink;
 use crate::metrics::Metrics;
@@ -23,9 +24,12 @@ use crate::store::{Store, StoreError};
 enum Position {
     /// Accepting records; this offset (None: nothing yet) is what PostgreSQL holds.
     Stored(Option<i64>),
-    /// Waiting for the consumer to rewind to this stored offset (None: the beginning); records
-    /// until then are stale.
+    /// Waiting for the consumer to rewind to this offset (None: the beginning); records until
+    /// then are stale.
     Rewinding(Option<i64>),
+    /// Waiting for the consumer to rewind to `seek` (before `stored`, to read a gap again);
+    /// afterwards records before `stored` are duplicates.
+    Refetching { seek: i64, stored: i64 },
 }
 
 /// Committed offsets per owned partition, shared with the status endpoint and lag sampler.
@@ -37,7 +41,10 @@ pub struct Writer {
     pub metrics: Metrics,
     pub max_events: u64,
     pub max_wait: Duration,
-    pub window_sizes_ms: Vec<i64>,
+    /// Window shapes; the first (the smallest tumbling one) decides which events are late.
+    pub window_specs: Vec<WindowSpec>,
+    pub time_bounds: TimeBounds,
+    pub allowed_lateness_ms: i64,
     pub rewinds: std::sync::mpsc::Sender<(i32, Option<i64>)>,
     pub committed: Committed,
 }
@@ -45,7 +52,10 @@ pub struct Writer {
 impl Writer {
     pub async fn run(self, mut rx: mpsc::Receiver<Input>) {
         let mut positions: BTreeMap<i32, Position> = BTreeMap::new();
-        let mut batch = Batch::new(self.window_sizes_ms.clone());
+        // Partition → how far back it was last read again to recover skipped offsets.
+        let mut gaps: BTreeMap<i32, i64> = BTreeMap::new();
+        let mut batch = Batch::new(self.window_specs.clone(), self.time_bounds);
+        let mut watermark = Watermark::new(self.allowed_lateness_ms);
         let mut opened: Option<Instant> = None;
         loop {
             let input = match opened {
@@ -56,7 +66,7 @@ impl Writer {
                         biased;
                         input = rx.recv() => input,
                         _ = tokio::time::sleep_until(due) => {
-                            self.flush(&mut batch, &mut positions).await;
+                            self.flush(&mut batch, &mut positions, &watermark).await;
                             opened = None;
                             continue;
                         }
@@ -67,7 +77,9 @@ impl Writer {
                 None => break,
                 Some(Input::Record(record)) => {
                     match positions.get(&record.partition) {
-                        None | Some(Position::Rewinding(_)) => continue,
+                        None | Some(Position::Rewinding(_)) | Some(Position::Refetching { .. }) => {
+                            continue
+                        }
                         Some(Position::Stored(Some(stored))) if record.offset < *stored => {
                             self.metrics.duplicates_skipped.inc();
                             continue;
@@ -75,33 +87,91 @@ impl Writer {
                         Some(Position::Stored(_)) => {}
                     }
                     // A record the open batch already holds (redelivered after a rewind).
-                    if batch
-                        .next_offsets
-                        .get(&record.partition)
-                        .is_some_and(|next| record.offset < *next)
-                    {
+                    let in_batch = batch.next_offsets.get(&record.partition).copied();
+                    if in_batch.is_some_and(|next| record.offset < next) {
                         self.metrics.duplicates_skipped.inc();
                         continue;
+                    }
+                    // A record past the next expected offset: the consumer skipped some. Store
+                    // what is contiguous, then read the partition again from what is stored;
+                    // only when the same record comes first again is the gap in the log itself.
+                    // (Some brokers — tansu 0.6 — answer a fetch from inside a record batch with
+                    // the next batch: reading again from further back recovers the records.)
+                    let expected = in_batch.or(match positions.get(&record.partition) {
+                        Some(Position::Stored(stored)) => *stored,
+                        _ => None,
+                    });
+                    match expected {
+                        Some(expected) if record.offset > expected => {
+                            let lookback = gaps.get(&record.partition).map_or(64, |l| l * 8);
+                            if lookback > expected.saturating_mul(8).max(64) {
+                                tracing::warn!(
+                                    partition = record.partition,
+                                    expected,
+                                    offset = record.offset,
+                                    "offsets missing from the log itself; continuing after them"
+                                );
+                                gaps.remove(&record.partition);
+                            } else {
+                                self.metrics.offset_gaps.inc();
+                                tracing::warn!(
+                                    partition = record.partition,
+                                    expected,
+                                    offset = record.offset,
+                                    lookback,
+                                    "consumer skipped offsets; reading the partition again from further back"
+                                );
+                                gaps.insert(record.partition, lookback);
+                                if !batch.is_empty() {
+                                    self.flush(&mut batch, &mut positions, &watermark).await;
+                                    opened = None;
+                                }
+                                // The flush may have moved the stored offset on.
+                                if let Some(Position::Stored(Some(stored))) =
+                                    positions.get(&record.partition).copied()
+                                {
+                                    let seek = (stored - lookback).max(0);
+                                    positions.insert(
+                                        record.partition,
+                                        Position::Refetching { seek, stored },
+                                    );
+                                    let _ = self.rewinds.send((record.partition, Some(seek)));
+                                }
+                                continue;
+                            }
+                        }
+                        Some(expected) if record.offset == expected => {
+                            gaps.remove(&record.partition);
+                        }
+                        _ => {}
                     }
                     if batch.is_empty() {
                         opened = Some(Instant::now());
                     }
-                    batch.add(record, chrono::Utc::now().timestamp_millis());
+                    batch.add(
+                        record,
+                        chrono::Utc::now().timestamp_millis(),
+                        &mut watermark,
+                    );
                     if batch.records >= self.max_events {
-                        self.flush(&mut batch, &mut positions).await;
+                        self.flush(&mut batch, &mut positions, &watermark).await;
                         opened = None;
                     }
                 }
                 Some(Input::Assigned(partitions)) => {
                     let mut committed = lock(&self.committed);
                     for (partition, stored) in partitions {
-                        positions.insert(partition, Position::Stored(stored));
-                        committed.insert(partition, stored);
+                        let next = stored.map(|s| s.next_offset);
+                        positions.insert(partition, Position::Stored(next));
+                        committed.insert(partition, next);
+                        if let Some(ms) = stored.and_then(|s| s.max_event_ms) {
+                            watermark.restore(partition, ms);
+                        }
                     }
                 }
                 Some(Input::Revoked(partitions, ack)) => {
                     if !batch.is_empty() {
-                        self.flush(&mut batch, &mut positions).await;
+                        self.flush(&mut batch, &mut positions, &watermark).await;
                         opened = None;
                     }
                     let mut committed = lock(&self.committed);
@@ -116,21 +186,32 @@ impl Writer {
                     let _ = ack.send(());
                 }
                 Some(Input::Seeked(partition, offset)) => {
-                    if positions.get(&partition) == Some(&Position::Rewinding(offset)) {
+                    if let Some(Position::Refetching { seek, stored }) =
+                        positions.get(&partition).copied()
+                    {
+                        if offset == Some(seek) {
+                            positions.insert(partition, Position::Stored(Some(stored)));
+                        }
+                    } else if positions.get(&partition) == Some(&Position::Rewinding(offset)) {
                         positions.insert(partition, Position::Stored(offset));
                     }
                 }
             }
         }
         if !batch.is_empty() {
-            self.flush(&mut batch, &mut positions).await;
+            self.flush(&mut batch, &mut positions, &watermark).await;
         }
         tracing::info!("writer finished");
     }
 
     /// Writes the batch inside a span that continues the producers' traces: child of the first
     /// record's trace context, linked to the others.
-    async fn flush(&self, batch: &mut Batch, positions: &mut BTreeMap<i32, Position>) {
+    async fn flush(
+        &self,
+        batch: &mut Batch,
+        positions: &mut BTreeMap<i32, Position>,
+        watermark: &Watermark,
+    ) {
         let span = tracing::info_span!(
             "collector_store_batch",
             otel.kind = "consumer",
@@ -139,11 +220,18 @@ impl Writer {
             dead_letters = batch.dead_letters.len(),
         );
         trace_context::continue_traces(&span, batch.traces.iter().map(String::as_str));
-        self.write_batch(batch, positions).instrument(span).await
+        self.write_batch(batch, positions, watermark.current())
+            .instrument(span)
+            .await
     }
 
     /// Writes the batch, retrying until it is stored or found to belong to another member.
-    async fn write_batch(&self, batch: &mut Batch, positions: &mut BTreeMap<i32, Position>) {
+    async fn write_batch(
+        &self,
+        batch: &mut Batch,
+        positions: &mut BTreeMap<i32, Position>,
+        watermark_ms: Option<i64>,
+    ) {
         let expected: BTreeMap<i32, Option<i64>> = batch
             .next_offsets
             .keys()
@@ -160,12 +248,12 @@ impl Writer {
         loop {
             let timer = self.metrics.batch_duration.start_timer();
             let result = if dead_letters_sent {
-                self.store.write(batch, &expected).await
+                self.store.write(batch, &expected, watermark_ms).await
             } else {
                 match self.dlq.send_all(&batch.dead_letters).await {
                     Ok(()) => {
                         dead_letters_sent = true;
-                        self.store.write(batch, &expected).await
+                        self.store.write(batch, &expected, watermark_ms).await
                     }
                     Err(e) => Err(StoreError::Dlq(e)),
                 }
@@ -175,6 +263,7 @@ impl Writer {
                     timer.observe_duration();
                     self.metrics.batch_size.observe(batch.records as f64);
                     self.metrics.stored.inc_by(batch.stored);
+                    self.metrics.late.inc_by(batch.late);
                     self.metrics.aggregates_written.inc_by(aggregates);
                     for (service, counts) in &batch.by_service_level {
                         for (level, n) in Level::ALL.iter().zip(counts).filter(|(_, n)| **n > 0) {
@@ -230,7 +319,7 @@ impl Writer {
         };
         let mut committed = lock(&self.committed);
         for &partition in partitions {
-            let offset = stored.get(&partition).copied();
+            let offset = stored.get(&partition).map(|s| s.next_offset);
             positions.insert(partition, Position::Rewinding(offset));
             committed.insert(partition, offset);
             let _ = self.rewinds.send((partition, offset));

@@ -5,6 +5,7 @@
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
+use logstream_core::sketch::LatencySketch;
 use serde::Serialize;
 use sqlx::PgPool;
 
@@ -20,7 +21,9 @@ pub async fn totals(pool: &PgPool, service: Option<&str>) -> Result<Option<Total
     let rows: Vec<(String, String, i64)> = sqlx::query_as(
         "SELECT service, level, sum(event_count)::bigint
          FROM log_window_aggregates
-         WHERE window_seconds = (SELECT min(window_seconds) FROM log_window_aggregates)
+         WHERE window_seconds = (SELECT min(window_seconds) FROM log_window_aggregates
+                                 WHERE slide_seconds = window_seconds)
+           AND slide_seconds = window_seconds
            AND ($1::text IS NULL OR service = $1)
          GROUP BY service, level",
     )
@@ -47,17 +50,60 @@ pub struct WindowFilter {
     pub from: Option<DateTime<Utc>>,
     pub to: Option<DateTime<Utc>>,
     pub size_seconds: Option<i32>,
+    /// Sliding windows' slide; None: tumbling windows (slide = size).
+    pub slide_seconds: Option<i32>,
     pub limit: i64,
     pub offset: i64,
 }
 
-#[derive(Debug, Serialize, sqlx::FromRow, utoipa::ToSchema)]
+/// One window's aggregate for a service and level.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct Window {
     pub window_start: DateTime<Utc>,
     pub window_seconds: i32,
+    /// Equal to `window_seconds` for tumbling windows.
+    pub slide_seconds: i32,
     pub service: String,
     pub level: String,
     pub count: i64,
+    /// Whether the watermark has passed the window's end (later events still update it).
+    pub closed: bool,
+    /// Access-log latency percentiles in milliseconds (null when no event carried a latency),
+    /// read from a mergeable sketch within 2%.
+    pub latency_p50_ms: Option<f64>,
+    pub latency_p95_ms: Option<f64>,
+    pub latency_p99_ms: Option<f64>,
+}
+
+#[derive(sqlx::FromRow)]
+struct WindowRow {
+    window_start: DateTime<Utc>,
+    window_seconds: i32,
+    slide_seconds: i32,
+    service: String,
+    level: String,
+    count: i64,
+    closed: bool,
+    latency_buckets: Option<Vec<i64>>,
+}
+
+impl From<WindowRow> for Window {
+    fn from(row: WindowRow) -> Self {
+        let sketch = LatencySketch::from_buckets(row.latency_buckets.unwrap_or_default());
+        let ms = |q: f64| sketch.quantile_us(q).map(|us| (us / 10.0).round() / 100.0);
+        Self {
+            window_start: row.window_start,
+            window_seconds: row.window_seconds,
+            slide_seconds: row.slide_seconds,
+            service: row.service,
+            level: row.level,
+            count: row.count,
+            closed: row.closed,
+            latency_p50_ms: ms(0.5),
+            latency_p95_ms: ms(0.95),
+            latency_p99_ms: ms(0.99),
+        }
+    }
 }
 
 /// One page of windowed aggregates.
@@ -79,10 +125,13 @@ pub struct AlertPage {
 }
 
 pub async fn windows(pool: &PgPool, f: &WindowFilter) -> Result<Vec<Window>, sqlx::Error> {
-    sqlx::query_as(
-        "SELECT window_start, window_seconds, service, level, event_count AS count
+    let rows: Vec<WindowRow> = sqlx::query_as(
+        "SELECT window_start, window_seconds, slide_seconds, service, level, event_count AS count,
+                closed_at IS NOT NULL AS closed, latency_buckets
          FROM log_window_aggregates
-         WHERE window_seconds = coalesce($1, (SELECT min(window_seconds) FROM log_window_aggregates))
+         WHERE window_seconds = coalesce($1, (SELECT min(window_seconds) FROM log_window_aggregates
+                                              WHERE slide_seconds = window_seconds))
+           AND slide_seconds = coalesce($8, window_seconds)
            AND ($2::text IS NULL OR service = $2)
            AND ($3::text IS NULL OR level = $3)
            AND ($4::timestamptz IS NULL OR window_start >= $4)
@@ -97,8 +146,10 @@ pub async fn windows(pool: &PgPool, f: &WindowFilter) -> Result<Vec<Window>, sql
     .bind(f.to)
     .bind(f.limit)
     .bind(f.offset)
+    .bind(f.slide_seconds)
     .fetch_all(pool)
-    .await
+    .await?;
+    Ok(rows.into_iter().map(Window::from).collect())
 }
 
 #[derive(Debug, Serialize, sqlx::FromRow, utoipa::ToSchema)]

@@ -1,5 +1,6 @@
-//! `GET /api/v1/windows?service=&level=&from=&to=&size=&limit=&offset=`: windowed aggregates,
-//! newest first. `size` is the window size in seconds (default: the smallest stored).
+//! `GET /api/v1/windows?service=&level=&from=&to=&size=&slide=&limit=&offset=`: windowed
+//! aggregates, newest first. `size` is the window size in seconds (default: the smallest tumbling
+//! size stored); `slide` selects sliding windows (default: tumbling, slide = size).
 
 use axum::extract::{Query, State};
 use axum::response::{IntoResponse, Response};
@@ -27,6 +28,7 @@ fn parse(params: &Params) -> Result<stats::WindowFilter, FieldError> {
         from: query::timestamp(params, "from")?,
         to: query::timestamp(params, "to")?,
         size_seconds: query::number(params, "size", 1..=86_400)?.map(|s| s as i32),
+        slide_seconds: query::number(params, "slide", 1..=86_400)?.map(|s| s as i32),
         limit,
         offset,
     })
@@ -38,7 +40,8 @@ fn parse(params: &Params) -> Result<stats::WindowFilter, FieldError> {
         ("level" = Option<String>, Query, description = "Only this level (TRACE, DEBUG, INFO, WARN, ERROR, FATAL)"),
         ("from" = Option<String>, Query, description = "Windows starting at or after this RFC 3339 time"),
         ("to" = Option<String>, Query, description = "Windows starting before this RFC 3339 time"),
-        ("size" = Option<i32>, Query, description = "Window size in seconds (default: the smallest stored)"),
+        ("size" = Option<i32>, Query, description = "Window size in seconds (default: the smallest tumbling size stored)"),
+        ("slide" = Option<i32>, Query, description = "Slide in seconds of a sliding window (default: tumbling windows, slide = size)"),
         ("limit" = Option<i64>, Query, description = "Page size, 1..=1000 (default 100)"),
         ("offset" = Option<i64>, Query, description = "Rows to skip (default 0)"),
     ),

@@ -1,0 +1,157 @@
+//! Backpressure between Kafka and storage. The queue to the writer is bounded; when it stays
+//! full for longer than `pause_after` (storage slow or down), or resident memory is over the
+//! limit while records are still queued, the consumer pauses every owned partition (Kafka
+//! pause/resume) instead of buffering, and resumes once the queue has drained to half.
+//! While paused it keeps polling, so rebalances and group heartbeats go on.
+
+use std::time::{Duration, Instant};
+
+use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext};
+use tokio::sync::mpsc::error::TrySendError;
+use tokio::sync::mpsc::Sender;
+
+use crate::batch::Record;
+use crate::consumer::Input;
+use crate::metrics::Metrics;
+
+/// What became of a record handed to [`Valve::send`].
+pub enum Sent {
+    Yes,
+    /// The queue stayed full: the record is handed back (keep it, in order, and pause).
+    Full(Record),
+    /// The writer is gone.
+    Closed,
+}
+
+pub struct Valve {
+    paused: bool,
+    capacity: usize,
+    pause_after: Duration,
+    memory_limit_bytes: u64,
+    memory_checked: Instant,
+    over_memory: bool,
+    metrics: Metrics,
+}
+
+impl Valve {
+    pub fn new(
+        capacity: usize,
+        pause_after: Duration,
+        memory_limit_bytes: u64,
+        metrics: Metrics,
+    ) -> Self {
+        Self {
+            paused: false,
+            capacity,
+            pause_after,
+            memory_limit_bytes,
+            memory_checked: Instant::now(),
+            over_memory: false,
+            metrics,
+        }
+    }
+
+    pub fn is_paused(&self) -> bool {
+        self.paused
+    }
+
+    /// Queues `record`, waiting up to `pause_after` for room.
+    pub fn send(&self, tx: &Sender<Input>, record: Record) -> Sent {
+        let deadline = Instant::now() + self.pause_after;
+        let mut input = Input::Record(record);
+        loop {
+            match tx.try_send(input) {
+                Ok(()) => return Sent::Yes,
+                Err(TrySendError::Closed(_)) => return Sent::Closed,
+                Err(TrySendError::Full(back)) => {
+                    let Input::Record(record) = back else {
+                        return Sent::Closed;
+                    };
+                    if Instant::now() >= deadline {
+                        return Sent::Full(record);
+                    }
+                    input = Input::Record(record);
+                    std::thread::sleep(Duration::from_millis(2));
+                }
+            }
+        }
+    }
+
+    /// Pauses or resumes the partitions for the current state: `backlog` records waiting to be
+    /// queued, the queue's fill, resident memory.
+    pub fn regulate<C: ConsumerContext>(
+        &mut self,
+        consumer: &BaseConsumer<C>,
+        tx: &Sender<Input>,
+        backlog: usize,
+    ) {
+        let queued = self.capacity.saturating_sub(tx.capacity());
+        let over_memory = self.over_memory();
+        if self.paused {
+            let drained = backlog == 0 && queued <= self.capacity / 2;
+            if drained && (!over_memory || queued == 0) {
+                self.set(consumer, false);
+            } else {
+                // Partitions assigned while paused must not flow either.
+                self.set(consumer, true);
+            }
+        } else if backlog > 0 || (over_memory && queued > 0) {
+            tracing::warn!(
+                backlog,
+                queued,
+                over_memory,
+                "storage is behind; pausing Kafka partitions"
+            );
+            self.metrics.pauses.inc();
+            self.set(consumer, true);
+        }
+    }
+
+    fn set<C: ConsumerContext>(&mut self, consumer: &BaseConsumer<C>, pause: bool) {
+        let Ok(assignment) = consumer.assignment() else {
+            return;
+        };
+        let result = if pause {
+            consumer.pause(&assignment)
+        } else {
+            consumer.resume(&assignment)
+        };
+        match result {
+            Ok(()) => {
+                if self.paused && !pause {
+                    tracing::info!("storage caught up; resuming Kafka partitions");
+                }
+                self.paused = pause;
+                self.metrics.paused.set(i64::from(pause));
+            }
+            Err(e) => tracing::warn!(error = %e, pause, "cannot pause/resume partitions"),
+        }
+    }
+
+    /// Whether resident memory is over the limit (sampled at most every 100 ms).
+    fn over_memory(&mut self) -> bool {
+        if self.memory_checked.elapsed() >= Duration::from_millis(100) {
+            self.memory_checked = Instant::now();
+            self.over_memory = resident_bytes().is_some_and(|rss| rss > self.memory_limit_bytes);
+        }
+        self.over_memory
+    }
+}
+
+/// This process's resident set size, from `/proc/self/statm` (None where there is no procfs).
+pub fn resident_bytes() -> Option<u64> {
+    let statm = std::fs::read_to_string("/proc/self/statm").ok()?;
+    let pages: u64 = statm.split_whitespace().nth(1)?.parse().ok()?;
+    Some(pages * 4096)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_own_resident_memory() {
+        let rss = resident_bytes().expect("procfs");
+        assert!(rss > 1 << 20, "{rss}");
+    }
+}
