@@ -4,8 +4,9 @@
 #   1. formatting and clippy checks,
 #   2. cargo test --workspace (unit, property, and integration tests against the live stack),
 #   3. promtool checks and every dashboard panel's PromQL against a live Prometheus,
-#      the docker-compose check, the end-to-end system test, the SIGKILL crash test and the
-#      rebalance test (a second collector joining and leaving under load).
+#      the docker-compose check, the end-to-end system test, the SIGKILL crash test, a
+#      PostgreSQL outage under load, and the rebalance test (a second collector joining and
+#      leaving under load); each end-to-end run also checks the windows against a recount.
 # Stops what it started on exit.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -34,12 +35,19 @@ step "system test: 2,000 events/s for 10 s in all four formats"
 integration-tests/system-test.sh --rate 2000 --duration 10 \
   --formats '{"json": 55, "apache": 20, "syslog5424": 15, "syslog3164": 10}'
 
-step "crash test: 5,000 events/s for 20 s, collector SIGKILLed at 8 s"
-integration-tests/system-test.sh --rate 5000 --duration 20 --kill-collector-at 8
+step "crash test: 20,000 events/s for 20 s, collector SIGKILLed at 8 s"
+integration-tests/system-test.sh --rate 20000 --duration 20 --kill-collector-at 8
+
+step "PostgreSQL outage: 5,000 events/s for 45 s, PostgreSQL stopped from 5 s to 35 s"
+integration-tests/system-test.sh --rate 5000 --duration 45 --stop-postgres-at 5 --postgres-down-for 30
 
 step "rebalance test: 5,000 events/s for 30 s, a second collector joins and leaves twice"
 integration-tests/system-test.sh --rate 5000 --duration 30 --cycle-second-collector 2
 
+# Not here: repeated kills (`--kill-collector-at 5,17,29,41,53`). Under tansu 0.6 the group
+# coordinator, after a few restarts of a member within a session timeout, left the restarted
+# collector without partitions (static membership: revoked as lost, never assigned again;
+# dynamic: assigned nothing), so nothing was consumed; every event stored until then was exact.
 # Not here: `system-test.sh --zombie-collector` (a second collector under the same static member
 # id). Under tansu it proved the offset fence in most runs, but in one CI run tansu left both
 # members without partitions and nothing was consumed: a broker group-coordination state, not a

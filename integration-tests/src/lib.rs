@@ -200,3 +200,31 @@ pub async fn has_metric_line(base: &str, line: &str) -> bool {
         .lines()
         .any(|l| l == line)
 }
+
+/// Creates `topic` with `partitions` partitions (fine when it exists).
+pub async fn create_topic(brokers: &str, topic: &str, partitions: i32) {
+    use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+    use rdkafka::client::DefaultClientContext;
+    use rdkafka::types::RDKafkaErrorCode;
+    let admin: AdminClient<DefaultClientContext> = rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .set("broker.address.family", "v4")
+        .create()
+        .expect("admin client");
+    let results = admin
+        .create_topics(
+            &[NewTopic::new(topic, partitions, TopicReplication::Fixed(1))],
+            &AdminOptions::new(),
+        )
+        .await
+        .expect("create topic");
+    for result in results {
+        if let Err((name, code)) = result {
+            assert_eq!(
+                code,
+                RDKafkaErrorCode::TopicAlreadyExists,
+                "creating {name}"
+            );
+        }
+    }
+}

@@ -54,12 +54,43 @@ impl DecodeError {
     }
 }
 
-#[derive(Deserialize)]
-#[serde(untagged)]
+/// Epoch milliseconds (integer or float) or RFC 3339 text. Deserialized by a visitor rather
+/// than `#[serde(untagged)]`, which buffers every value before trying each variant.
 enum WireTimestamp<'a> {
     Millis(i64),
     Float(f64),
-    Text(#[serde(borrow)] Cow<'a, str>),
+    Text(Cow<'a, str>),
+}
+
+impl<'de: 'a, 'a> Deserialize<'de> for WireTimestamp<'a> {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Visitor<'a>(std::marker::PhantomData<&'a ()>);
+        impl<'de: 'a, 'a> serde::de::Visitor<'de> for Visitor<'a> {
+            type Value = WireTimestamp<'a>;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("epoch milliseconds or an RFC 3339 time")
+            }
+            fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<Self::Value, E> {
+                Ok(WireTimestamp::Millis(v))
+            }
+            fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<Self::Value, E> {
+                Ok(i64::try_from(v).map_or(WireTimestamp::Float(v as f64), WireTimestamp::Millis))
+            }
+            fn visit_f64<E: serde::de::Error>(self, v: f64) -> Result<Self::Value, E> {
+                Ok(WireTimestamp::Float(v))
+            }
+            fn visit_borrowed_str<E: serde::de::Error>(
+                self,
+                v: &'de str,
+            ) -> Result<Self::Value, E> {
+                Ok(WireTimestamp::Text(Cow::Borrowed(v)))
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Self::Value, E> {
+                Ok(WireTimestamp::Text(Cow::Owned(v.to_owned())))
+            }
+        }
+        deserializer.deserialize_any(Visitor(std::marker::PhantomData))
+    }
 }
 
 #[derive(Deserialize)]

@@ -5,6 +5,7 @@
 //! - [`format`]: the wire formats (JSON, Apache access lines, syslog RFC 5424 and 3164) and
 //!   their `content-type` names; encoders for the generator, parsers for the collector.
 //! - [`json`]: the JSON wire form of an event (encode for the generator, decode for the collector).
+//! - [`route`]: filter (drop) and route rules over events, from configuration.
 //! - [`scenario`]: anomalies scheduled into a run (spike, error burst, attack), with labels.
 //! - [`synth`]: realistic synthetic events for the generator.
 //! - [`sketch`]: a mergeable latency sketch (log buckets) for window percentiles.
@@ -16,6 +17,7 @@ pub mod copy;
 pub mod event;
 pub mod format;
 pub mod json;
+pub mod route;
 pub mod scenario;
 pub mod sketch;
 pub mod synth;

@@ -33,13 +33,14 @@ pub enum TopicError {
     },
 }
 
-/// Creates the design's topics that do not exist yet.
-pub async fn ensure_topics(settings: &KafkaSettings) -> Result<(), TopicError> {
+/// Creates the design's topics, and `extra` ones, that do not exist yet.
+pub async fn ensure_topics(settings: &KafkaSettings, extra: &[String]) -> Result<(), TopicError> {
     let admin: AdminClient<DefaultClientContext> =
         base_config(&settings.kafka_brokers, "logstream-admin").create()?;
     let topics: Vec<NewTopic<'_>> = settings
         .topics()
-        .iter()
+        .into_iter()
+        .chain(extra.iter().map(String::as_str))
         .map(|name| {
             NewTopic::new(
                 name,
@@ -62,10 +63,14 @@ pub async fn ensure_topics(settings: &KafkaSettings) -> Result<(), TopicError> {
 }
 
 /// Keeps trying [`ensure_topics`] until it succeeds or `shutdown` is cancelled.
-pub async fn ensure_topics_with_retry(settings: KafkaSettings, shutdown: CancellationToken) {
+pub async fn ensure_topics_with_retry(
+    settings: KafkaSettings,
+    extra: Vec<String>,
+    shutdown: CancellationToken,
+) {
     let mut delay = Duration::from_millis(500);
     loop {
-        match ensure_topics(&settings).await {
+        match ensure_topics(&settings, &extra).await {
             Ok(()) => return,
             Err(e) => tracing::warn!(error = %e, retry_in = ?delay, "cannot create topics yet"),
         }

@@ -15,9 +15,10 @@ use std::time::{Duration, Instant};
 
 use logstream_core::json;
 use logstream_core::synth::Synthesizer;
-use logstream_integration_tests::{generator_call, generator_counter, unique, Service};
-use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
-use rdkafka::client::{ClientContext, DefaultClientContext};
+use logstream_integration_tests::{
+    create_topic, generator_call, generator_counter, unique, Service,
+};
+use rdkafka::client::ClientContext;
 use rdkafka::error::KafkaError;
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, ThreadedProducer};
@@ -43,30 +44,6 @@ impl ProducerContext for Acks {
             Ok(_) => self.0.fetch_add(1, Ordering::Relaxed),
             Err(_) => self.1.fetch_add(1, Ordering::Relaxed),
         };
-    }
-}
-
-async fn create_topic(brokers: &str, topic: &str) {
-    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
-        .set("bootstrap.servers", brokers)
-        .set("broker.address.family", "v4")
-        .create()
-        .expect("admin client");
-    let results = admin
-        .create_topics(
-            &[NewTopic::new(topic, PARTITIONS, TopicReplication::Fixed(1))],
-            &AdminOptions::new(),
-        )
-        .await
-        .expect("create topic");
-    for result in results {
-        if let Err((name, code)) = result {
-            assert_eq!(
-                code,
-                RDKafkaErrorCode::TopicAlreadyExists,
-                "creating {name}"
-            );
-        }
     }
 }
 
@@ -203,7 +180,7 @@ async fn main() {
         std::env::var("LOGSTREAM_KAFKA_BROKERS").unwrap_or_else(|_| "127.0.0.1:9092".into());
     let threads = std::env::var("LOGSTREAM_THREADS").unwrap_or_else(|_| "2".into());
     let topic = unique("delivery-bench");
-    create_topic(&brokers, &topic).await;
+    create_topic(&brokers, &topic, PARTITIONS).await;
     println!("delivery to {brokers}, topic {topic} ({PARTITIONS} partitions), {seconds} s each");
     let bare_topic = topic.clone();
     let bare_brokers = brokers.clone();

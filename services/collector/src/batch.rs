@@ -2,10 +2,12 @@
 //! counts, records to dead-letter, and the next offset per partition. Pure: no I/O.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::Arc;
 
 use logstream_core::copy::{push_int, push_opt_text, push_text};
 use logstream_core::format::decode;
 use logstream_core::json;
+use logstream_core::route::Routing;
 use logstream_core::sketch::latency_us_of_attributes;
 use logstream_core::window::{self, Watermark, WindowSpec, Windows};
 use logstream_core::Level;
@@ -44,6 +46,14 @@ pub const COPY_COLUMNS: &str =
     "event_time, level, service, component, host, message, trace_id, span_id, \
      parent_id, attributes, instance_id, seq, kafka_partition, kafka_offset";
 
+/// A stored event that a route also sends elsewhere: the event as JSON (one NDJSON line).
+#[derive(Debug, Clone)]
+pub struct Routed {
+    pub route: usize,
+    pub key: Option<Vec<u8>>,
+    pub json: Vec<u8>,
+}
+
 /// Event times the collector accepts, relative to its clock.
 #[derive(Debug, Clone, Copy)]
 pub struct TimeBounds {
@@ -61,7 +71,12 @@ pub struct Batch {
     pub highest: BTreeMap<i32, i64>,
     /// The UTC days (since the epoch) of the stored events: their partitions must exist.
     pub days: BTreeSet<i64>,
+    /// Events dropped by a filter rule, by the rule's index.
+    pub filtered: BTreeMap<usize, u64>,
+    /// Stored events that routes also send elsewhere.
+    pub routed: Vec<Routed>,
     bounds: TimeBounds,
+    routing: Arc<Routing>,
     pub dead_letters: Vec<DeadLetter>,
     /// Partition → offset after the last record of the batch.
     pub next_offsets: BTreeMap<i32, i64>,
@@ -76,7 +91,7 @@ pub struct Batch {
 impl Batch {
     /// A batch aggregating `specs` (the first decides lateness) that accepts events within
     /// `bounds`.
-    pub fn new(specs: Vec<WindowSpec>, bounds: TimeBounds) -> Self {
+    pub fn new(specs: Vec<WindowSpec>, bounds: TimeBounds, routing: Arc<Routing>) -> Self {
         Self {
             rows: Vec::with_capacity(1 << 20),
             stored: 0,
@@ -84,7 +99,10 @@ impl Batch {
             late: 0,
             highest: BTreeMap::new(),
             days: BTreeSet::new(),
+            filtered: BTreeMap::new(),
+            routed: Vec::new(),
             bounds,
+            routing,
             dead_letters: Vec::new(),
             next_offsets: BTreeMap::new(),
             records: 0,
@@ -105,6 +123,8 @@ impl Batch {
         self.late = 0;
         self.highest.clear();
         self.days.clear();
+        self.filtered.clear();
+        self.routed.clear();
         self.dead_letters.clear();
         self.next_offsets.clear();
         self.records = 0;
@@ -153,6 +173,19 @@ impl Batch {
         };
         match decoded {
             Ok(event) => {
+                if let Some(index) = self.routing.dropped_by(&event) {
+                    *self.filtered.entry(index).or_default() += 1;
+                    return;
+                }
+                for route in self.routing.routes_of(&event) {
+                    if let Ok(json) = json::encode(&event) {
+                        self.routed.push(Routed {
+                            route,
+                            key: record.key.clone(),
+                            json,
+                        });
+                    }
+                }
                 if let Some(&spec) = self.windows.specs().first() {
                     if watermark.is_late(event.timestamp_ms, spec) {
                         self.late += 1;
@@ -334,12 +367,37 @@ mod tests {
     }
 
     fn batch() -> Batch {
+        batch_with(Routing::default())
+    }
+
+    fn batch_with(routing: Routing) -> Batch {
         Batch::new(
             vec![WindowSpec::tumbling(10_000).expect("valid")],
             TimeBounds {
                 max_past_ms: 3_600_000,
                 max_future_ms: 3_600_000,
             },
+            Arc::new(routing),
         )
+    }
+
+    #[test]
+    fn filters_and_routes() {
+        let routing = Routing::parse("service==noise", "kafka:logs.errors=level>=ERROR; stdout=*")
+            .expect("valid");
+        let mut batch = batch_with(routing);
+        let mut watermark = Watermark::new(5_000);
+        let line = |service: &str, level: &str| {
+            format!(r#"{{"timestamp":1000,"level":"{level}","service":"{service}","message":"m"}}"#)
+                .into_bytes()
+        };
+        batch.add(record(1, &line("noise", "ERROR")), 0, &mut watermark);
+        batch.add(record(2, &line("orders", "ERROR")), 0, &mut watermark);
+        batch.add(record(3, &line("orders", "INFO")), 0, &mut watermark);
+        assert_eq!(batch.stored, 2);
+        assert_eq!(batch.filtered.get(&0), Some(&1));
+        let routes: Vec<usize> = batch.routed.iter().map(|r| r.route).collect();
+        assert_eq!(routes, [0, 1, 1]);
+        assert_eq!(batch.next_offsets.get(&2), Some(&4));
     }
 }

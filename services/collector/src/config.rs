@@ -60,6 +60,16 @@ pub struct Config {
           value_parser = clap::value_parser!(u64).range(1..=10_000_000))]
     pub queue_capacity: u64,
 
+    /// Events to drop instead of storing: `;`-separated rules (e.g. `service==healthcheck;
+    /// level<=DEBUG`); each drop counts in log_events_filtered_total{rule}. Rule syntax: README.
+    #[arg(long, env = "LOGSTREAM_FILTER_DROP", default_value = "")]
+    pub filter_drop: String,
+
+    /// Extra destinations besides PostgreSQL: `;`-separated `DESTINATION=RULE` with DESTINATION
+    /// `kafka:TOPIC`, `file:PATH` (NDJSON) or `stdout`, e.g. `kafka:logs.errors=level>=ERROR`.
+    #[arg(long, env = "LOGSTREAM_ROUTES", default_value = "")]
+    pub routes: String,
+
     /// Longest the consumer waits for room in the full queue before it pauses its partitions
     /// (Kafka pause/resume) until storage catches up.
     #[arg(long, env = "LOGSTREAM_PAUSE_AFTER_MS", default_value_t = 500,

@@ -15,6 +15,7 @@ mod dlq;
 mod housekeeping;
 mod metrics;
 mod routes;
+mod sinks;
 mod startup;
 mod store;
 mod writer;

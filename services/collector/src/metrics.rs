@@ -23,6 +23,10 @@ pub struct Metrics {
     pub offset_conflicts: IntCounter,
     pub duplicates_skipped: IntCounter,
     pub offset_gaps: IntCounter,
+    /// By drop rule (its index in LOGSTREAM_FILTER_DROP).
+    pub filtered: IntCounterVec,
+    /// By route (its index in LOGSTREAM_ROUTES).
+    pub routed: IntCounterVec,
     /// 1 while the consumer has paused its partitions (backpressure), else 0.
     pub paused: IntGauge,
     pub pauses: IntCounter,
@@ -78,6 +82,20 @@ impl Metrics {
                 Opts::new("alerts_raised_total", "Alerts raised, by kind"),
                 &["kind"],
             )?,
+            filtered: IntCounterVec::new(
+                Opts::new(
+                    "log_events_filtered_total",
+                    "Events dropped by a filter rule instead of stored, by rule (index in LOGSTREAM_FILTER_DROP)",
+                ),
+                &["rule"],
+            )?,
+            routed: IntCounterVec::new(
+                Opts::new(
+                    "log_events_routed_total",
+                    "Events also sent to a route's destination, by route (index in LOGSTREAM_ROUTES)",
+                ),
+                &["route"],
+            )?,
             offset_gaps: IntCounter::new(
                 "collector_offset_gaps_total",
                 "Records that arrived past the next expected offset of their partition (the partition is read again from the stored offset)",
@@ -121,6 +139,8 @@ impl Metrics {
         registry.register(Box::new(m.offset_conflicts.clone()))?;
         registry.register(Box::new(m.duplicates_skipped.clone()))?;
         registry.register(Box::new(m.offset_gaps.clone()))?;
+        registry.register(Box::new(m.filtered.clone()))?;
+        registry.register(Box::new(m.routed.clone()))?;
         registry.register(Box::new(m.paused.clone()))?;
         registry.register(Box::new(m.pauses.clone()))?;
         // Known label values start at zero, so dashboards and alerts have series before the

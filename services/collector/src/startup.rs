@@ -17,8 +17,10 @@ use crate::dlq::DlqSink;
 use crate::housekeeping;
 use crate::metrics::Metrics;
 use crate::routes::{self, StatusState};
+use crate::sinks::RouteSinks;
 use crate::store::Store;
 use crate::writer::{Committed, Writer};
+use logstream_core::route::{Destination, Routing};
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../../migrations");
 
@@ -50,6 +52,25 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let metrics = Metrics::register(&registry)?;
     let pool = postgres::lazy_pool(&config.database)?;
     let window_specs = config.window_specs().map_err(anyhow::Error::msg)?;
+    let routing = Arc::new(
+        Routing::parse(&config.filter_drop, &config.routes)
+            .map_err(|e| anyhow::anyhow!("LOGSTREAM_FILTER_DROP / LOGSTREAM_ROUTES: {e}"))?,
+    );
+    let sinks = Arc::new(RouteSinks::open(&routing, &config.kafka.kafka_brokers)?);
+    let route_topics: Vec<String> = routing
+        .routes
+        .iter()
+        .filter_map(|r| match &r.destination {
+            Destination::Kafka(topic) => Some(topic.clone()),
+            _ => None,
+        })
+        .collect();
+    for (i, route) in routing.routes.iter().enumerate() {
+        tracing::info!(route = i, destination = %route.destination, rule = %route.rule, "route");
+    }
+    for (i, rule) in routing.drop.iter().enumerate() {
+        tracing::info!(rule = i, %rule, "drop rule");
+    }
 
     let topic = config.kafka.topic_raw.clone();
     let group = config.consumer_group.clone();
@@ -102,7 +123,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
 
     migrate(&pool, &shutdown).await?;
     tracing::info!("database schema up to date");
-    kafka::ensure_topics_with_retry(config.kafka.clone(), shutdown.clone()).await;
+    kafka::ensure_topics_with_retry(config.kafka.clone(), route_topics, shutdown.clone()).await;
 
     let store = Arc::new(Store::new(pool.clone(), group.clone(), topic.clone()));
     let partitions_store = store.clone();
@@ -111,6 +132,8 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let writer = Writer {
         store: store.clone(),
         dlq: dlq.clone(),
+        sinks,
+        routing,
         metrics: metrics.clone(),
         max_events: config.batch_max_events,
         max_wait: Duration::from_millis(config.batch_max_wait_ms),

@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use logstream_core::route::Routing;
 use logstream_core::window::{Watermark, WindowSpec};
 use logstream_core::Level;
 use logstream_service::trace_context;
@@ -17,6 +18,7 @@ use crate::batch::{Batch, TimeBounds};
 use crate::consumer::Input;
 use crate::dlq::DlqSink;
 use crate::metrics::Metrics;
+use crate::sinks::RouteSinks;
 use crate::store::{Store, StoreError};
 
 /// Where the writer stands on one partition.
@@ -38,6 +40,8 @@ pub type Committed = Arc<Mutex<BTreeMap<i32, Option<i64>>>>;
 pub struct Writer {
     pub store: Arc<Store>,
     pub dlq: Arc<DlqSink>,
+    pub sinks: Arc<RouteSinks>,
+    pub routing: Arc<Routing>,
     pub metrics: Metrics,
     pub max_events: u64,
     pub max_wait: Duration,
@@ -54,7 +58,11 @@ impl Writer {
         let mut positions: BTreeMap<i32, Position> = BTreeMap::new();
         // Partition → how far back it was last read again to recover skipped offsets.
         let mut gaps: BTreeMap<i32, i64> = BTreeMap::new();
-        let mut batch = Batch::new(self.window_specs.clone(), self.time_bounds);
+        let mut batch = Batch::new(
+            self.window_specs.clone(),
+            self.time_bounds,
+            self.routing.clone(),
+        );
         let mut watermark = Watermark::new(self.allowed_lateness_ms);
         let mut opened: Option<Instant> = None;
         loop {
@@ -245,18 +253,28 @@ impl Writer {
             .collect();
         let mut delay = Duration::from_millis(100);
         let mut dead_letters_sent = batch.dead_letters.is_empty();
+        let mut routed_sent = batch.routed.is_empty();
         loop {
             let timer = self.metrics.batch_duration.start_timer();
-            let result = if dead_letters_sent {
+            // Dead letters and routed copies go out (acknowledged) before the commit.
+            if !dead_letters_sent {
+                match self.dlq.send_all(&batch.dead_letters).await {
+                    Ok(()) => dead_letters_sent = true,
+                    Err(e) => tracing::warn!(error = %e, "dead letters not delivered"),
+                }
+            }
+            if dead_letters_sent && !routed_sent {
+                match self.sinks.send_all(&batch.routed).await {
+                    Ok(()) => routed_sent = true,
+                    Err(e) => tracing::warn!(error = %e, "routed events not delivered"),
+                }
+            }
+            let result = if dead_letters_sent && routed_sent {
                 self.store.write(batch, &expected, watermark_ms).await
             } else {
-                match self.dlq.send_all(&batch.dead_letters).await {
-                    Ok(()) => {
-                        dead_letters_sent = true;
-                        self.store.write(batch, &expected, watermark_ms).await
-                    }
-                    Err(e) => Err(StoreError::Dlq(e)),
-                }
+                Err(StoreError::Dlq(
+                    "waiting for the dead-letter or route destinations".into(),
+                ))
             };
             match result {
                 Ok(aggregates) => {
@@ -264,6 +282,18 @@ impl Writer {
                     self.metrics.batch_size.observe(batch.records as f64);
                     self.metrics.stored.inc_by(batch.stored);
                     self.metrics.late.inc_by(batch.late);
+                    for (rule, n) in &batch.filtered {
+                        self.metrics
+                            .filtered
+                            .with_label_values(&[&rule.to_string()])
+                            .inc_by(*n);
+                    }
+                    for item in &batch.routed {
+                        self.metrics
+                            .routed
+                            .with_label_values(&[&item.route.to_string()])
+                            .inc();
+                    }
                     self.metrics.aggregates_written.inc_by(aggregates);
                     for (service, counts) in &batch.by_service_level {
                         for (level, n) in Level::ALL.iter().zip(counts).filter(|(_, n)| **n > 0) {

@@ -53,6 +53,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
 
     tokio::spawn(kafka::ensure_topics_with_retry(
         config.kafka.clone(),
+        Vec::new(),
         shutdown.clone(),
     ));
     tokio::spawn(engine.clone().sample_rate(shutdown.clone()));

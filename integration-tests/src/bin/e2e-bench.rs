@@ -1,0 +1,193 @@
+//! End-to-end storage throughput: a topic pre-filled with N events (by a generator instance),
+//! consumed by a fresh collector into PostgreSQL (parse, windows, COPY, aggregates, offsets in one
+//! transaction per batch), printed next to the ceiling measured in the same run: plain `COPY`
+//! (psql `\copy`) of the same rows into the same table (`log_events`, same partitions and
+//! indexes), and the ratio.
+//!
+//! Needs the native stack (`scripts/stack.sh up`: tansu, PostgreSQL, Redis) and the release
+//! binaries.
+//!
+//!   cargo run --release -p logstream-integration-tests --bin e2e-bench -- [--events 2000000]
+//!
+//! Environment: LOGSTREAM_KAFKA_BROKERS (127.0.0.1:9092), DATABASE_URL
+//! (postgres://postgres@127.0.0.1:5432/logstream), LOGSTREAM_BIN_DIR (target/release).
+
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use logstream_integration_tests::{
+    create_topic, generator_call, generator_counter, unique, Service,
+};
+
+const PARTITIONS: i32 = 6;
+const COLUMNS: &str = "event_time, level, service, component, host, message, trace_id, span_id, \
+                       parent_id, attributes, instance_id, seq, kafka_partition, kafka_offset";
+
+fn env_or(name: &str, default: &str) -> String {
+    std::env::var(name).unwrap_or_else(|_| default.to_owned())
+}
+
+fn psql(database: &str, command: &str) -> String {
+    let out = Command::new("psql")
+        .args([database, "-v", "ON_ERROR_STOP=1", "-tAc", command])
+        .output()
+        .expect("psql runs");
+    assert!(
+        out.status.success(),
+        "psql {command}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+}
+
+async fn metric(http: &reqwest::Client, base: &str, name: &str) -> u64 {
+    let Ok(response) = http.get(format!("{base}/metrics")).send().await else {
+        return 0;
+    };
+    let text = response.text().await.unwrap_or_default();
+    text.lines()
+        .filter(|l| l.starts_with(name) && l[name.len()..].starts_with([' ', '{']))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum::<f64>() as u64
+}
+
+/// Fills `topic` with at least `events` events from a generator instance; returns how many.
+async fn prefill(brokers: &str, topic: &str, instance: &str, events: u64) -> u64 {
+    let mut generator = Service::start(
+        "e2e-bench-generator",
+        "logstream-generator",
+        "LOGSTREAM_GENERATOR_LISTEN",
+        &[
+            ("LOGSTREAM_KAFKA_BROKERS", brokers),
+            ("LOGSTREAM_TOPIC_RAW", topic),
+            ("LOGSTREAM_INSTANCE_ID", instance),
+            ("LOGSTREAM_REDIS_URL", "redis://127.0.0.1:6379/7"),
+            ("LOGSTREAM_LOG", "warn"),
+        ],
+    )
+    .await;
+    let http = reqwest::Client::new();
+    let base = generator.base.clone();
+    let started = Instant::now();
+    generator_call(
+        &http,
+        &base,
+        "start",
+        &serde_json::json!({"rate_per_second": logstream_core::api::MAX_RATE_PER_SECOND}),
+    )
+    .await;
+    while generator_counter(&http, &base, "sent_total").await < events {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let stopped = generator_call(&http, &base, "stop", &serde_json::json!({})).await;
+    generator.terminate().await;
+    let sent = stopped["sent_total"].as_u64().unwrap_or(0);
+    println!(
+        "pre-filled {topic}: {sent} events in {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
+    sent
+}
+
+#[tokio::main]
+async fn main() {
+    let mut events: u64 = 2_000_000;
+    let mut args = std::env::args().skip(1);
+    while let Some(arg) = args.next() {
+        match (arg.as_str(), args.next()) {
+            ("--events", Some(n)) => events = n.parse().expect("--events N"),
+            _ => {
+                eprintln!("usage: e2e-bench [--events N]");
+                std::process::exit(2);
+            }
+        }
+    }
+    let brokers = env_or("LOGSTREAM_KAFKA_BROKERS", "127.0.0.1:9092");
+    let database = env_or(
+        "DATABASE_URL",
+        "postgres://postgres@127.0.0.1:5432/logstream",
+    );
+    let topic = unique("e2e-raw");
+    let instance = unique("e2e");
+    create_topic(&brokers, &topic, PARTITIONS).await;
+    let sent = prefill(&brokers, &topic, &instance, events).await;
+
+    // The collector: from its start until every pre-filled event is stored.
+    let http = reqwest::Client::new();
+    let started = Instant::now();
+    let mut collector = Service::start(
+        "e2e-bench-collector",
+        "logstream-collector",
+        "LOGSTREAM_COLLECTOR_LISTEN",
+        &[
+            ("LOGSTREAM_KAFKA_BROKERS", brokers.as_str()),
+            ("LOGSTREAM_TOPIC_RAW", topic.as_str()),
+            ("LOGSTREAM_CONSUMER_GROUP", topic.as_str()),
+            ("LOGSTREAM_DATABASE_URL", database.as_str()),
+            ("LOGSTREAM_LOG", "warn"),
+        ],
+    )
+    .await;
+    let mut first: Option<(Instant, u64)> = None;
+    let deadline = Instant::now() + Duration::from_secs(600);
+    let done = loop {
+        let stored = metric(&http, &collector.base, "log_events_stored_total").await;
+        if stored > 0 && first.is_none() {
+            first = Some((Instant::now(), stored));
+        }
+        if stored >= sent {
+            break Instant::now();
+        }
+        assert!(
+            Instant::now() < deadline,
+            "stored {stored} of {sent} after 600 s"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    collector.terminate().await;
+    let total_secs = done.duration_since(started).as_secs_f64();
+    let (first_at, first_stored) = first.unwrap_or((started, 0));
+    let steady_secs = done.duration_since(first_at).as_secs_f64();
+    let e2e = (sent - first_stored) as f64 / steady_secs;
+    let stored_rows: u64 = psql(
+        &database,
+        &format!("SELECT count(*) FROM log_events WHERE instance_id = '{instance}'"),
+    )
+    .parse()
+    .unwrap_or(0);
+    println!(
+        "collector: {sent} events stored in {total_secs:.2} s from process start \
+         ({:.0} events/s), {e2e:.0} events/s from the first committed batch; rows for the instance: {stored_rows}",
+        sent as f64 / total_secs
+    );
+
+    // The ceiling: the same rows through psql \copy into the same table.
+    let file = std::env::temp_dir().join(format!("{topic}.copy"));
+    let ceiling_instance = format!("{instance}-copy");
+    psql(
+        &database,
+        &format!(
+            "\\copy (SELECT event_time, level, service, component, host, message, trace_id, span_id, \
+             parent_id, attributes, '{ceiling_instance}', seq, kafka_partition, kafka_offset \
+             FROM log_events WHERE instance_id = '{instance}') TO '{}'",
+            file.display()
+        ),
+    );
+    let began = Instant::now();
+    psql(
+        &database,
+        &format!("\\copy log_events ({COLUMNS}) FROM '{}'", file.display()),
+    );
+    let copy_secs = began.elapsed().as_secs_f64();
+    let ceiling = stored_rows as f64 / copy_secs;
+    psql(
+        &database,
+        &format!("DELETE FROM log_events WHERE instance_id = '{ceiling_instance}'"),
+    );
+    let _ = std::fs::remove_file(&file);
+    println!("psql \\copy of the same {stored_rows} rows: {copy_secs:.2} s ({ceiling:.0} rows/s)");
+    println!(
+        "end to end {e2e:.0} events/s vs plain COPY {ceiling:.0} rows/s: ratio {:.2}",
+        e2e / ceiling
+    );
+}

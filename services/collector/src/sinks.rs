@@ -1,0 +1,149 @@
+//! Extra destinations of routed events, besides PostgreSQL: Kafka topics, NDJSON files, stdout.
+//! A batch's routed events are sent (and Kafka's acknowledged, files flushed) before the batch
+//! commits, so none is lost; a crash in between can repeat some (at least once), while
+//! PostgreSQL stays exactly once.
+
+use std::fs::{File, OpenOptions};
+use std::io::{BufWriter, Write};
+use std::sync::Mutex;
+use std::time::Duration;
+
+use logstream_core::route::{Destination, Routing};
+use rdkafka::error::KafkaError;
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::types::RDKafkaErrorCode;
+
+use crate::batch::Routed;
+
+enum Sink {
+    Kafka(String),
+    File(Mutex<BufWriter<File>>),
+    Stdout,
+}
+
+pub struct RouteSinks {
+    producer: Option<FutureProducer>,
+    sinks: Vec<Sink>,
+}
+
+impl RouteSinks {
+    /// Opens every route's destination (files in append mode, created when missing); fails with
+    /// the setting's name.
+    pub fn open(routing: &Routing, brokers: &str) -> anyhow::Result<Self> {
+        let mut producer = None;
+        let mut sinks = Vec::with_capacity(routing.routes.len());
+        for route in &routing.routes {
+            sinks.push(match &route.destination {
+                Destination::Kafka(topic) => {
+                    if producer.is_none() {
+                        producer = Some(
+                            logstream_service::kafka::base_config(
+                                brokers,
+                                "logstream-collector-routes",
+                            )
+                            .set("enable.idempotence", "true")
+                            .set("acks", "all")
+                            .set("linger.ms", "5")
+                            .set("compression.type", "lz4")
+                            .set("message.timeout.ms", "30000")
+                            .create::<FutureProducer>()
+                            .map_err(|e| {
+                                anyhow::anyhow!(
+                                    "cannot create route producer (LOGSTREAM_KAFKA_BROKERS): {e}"
+                                )
+                            })?,
+                        );
+                    }
+                    Sink::Kafka(topic.clone())
+                }
+                Destination::File(path) => {
+                    let file = OpenOptions::new()
+                        .create(true)
+                        .append(true)
+                        .open(path)
+                        .map_err(|e| {
+                            anyhow::anyhow!(
+                                "LOGSTREAM_ROUTES: cannot open {path} for appending: {e}"
+                            )
+                        })?;
+                    Sink::File(Mutex::new(BufWriter::new(file)))
+                }
+                Destination::Stdout => Sink::Stdout,
+            });
+        }
+        Ok(Self { producer, sinks })
+    }
+
+    /// Delivers every routed event; Ok once Kafka acknowledged them all and files are flushed.
+    pub async fn send_all(&self, routed: &[Routed]) -> Result<(), String> {
+        let mut pending = Vec::new();
+        let mut stdout = Vec::new();
+        let mut touched = vec![false; self.sinks.len()];
+        for item in routed {
+            let Some(sink) = self.sinks.get(item.route) else {
+                continue;
+            };
+            match sink {
+                Sink::Kafka(topic) => {
+                    let Some(producer) = &self.producer else {
+                        continue;
+                    };
+                    let mut record: FutureRecord<'_, [u8], [u8]> =
+                        FutureRecord::to(topic).payload(item.json.as_slice());
+                    if let Some(key) = &item.key {
+                        record = record.key(key.as_slice());
+                    }
+                    let future = loop {
+                        match producer.send_result(record) {
+                            Ok(future) => break future,
+                            Err((
+                                KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull),
+                                back,
+                            )) => {
+                                record = back;
+                                tokio::time::sleep(Duration::from_millis(5)).await;
+                            }
+                            Err((e, _)) => {
+                                return Err(format!("routed event refused by {topic}: {e}"))
+                            }
+                        }
+                    };
+                    pending.push(future);
+                }
+                Sink::File(file) => {
+                    let mut file = file.lock().unwrap_or_else(|p| p.into_inner());
+                    file.write_all(&item.json)
+                        .and_then(|()| file.write_all(b"\n"))
+                        .map_err(|e| format!("cannot append a routed event: {e}"))?;
+                    touched[item.route] = true;
+                }
+                Sink::Stdout => {
+                    stdout.extend_from_slice(&item.json);
+                    stdout.push(b'\n');
+                }
+            }
+        }
+        for (sink, touched) in self.sinks.iter().zip(touched) {
+            if let (Sink::File(file), true) = (sink, touched) {
+                file.lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .flush()
+                    .map_err(|e| format!("cannot flush a route file: {e}"))?;
+            }
+        }
+        if !stdout.is_empty() {
+            let mut out = std::io::stdout().lock();
+            out.write_all(&stdout)
+                .and_then(|()| out.flush())
+                .map_err(|e| format!("cannot write routed events to stdout: {e}"))?;
+        }
+        for future in pending {
+            match future.await {
+                Ok(Ok(_)) => {}
+                Ok(Err((e, _))) => return Err(format!("routed event not delivered: {e}")),
+                Err(_) => return Err("route producer went away".to_owned()),
+            }
+        }
+        Ok(())
+    }
+}
