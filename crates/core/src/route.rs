@@ -248,24 +248,25 @@ impl Routing {
                 let (destination, rule) = text
                     .split_once('=')
                     .ok_or_else(|| error(text, "a route is DESTINATION=RULE"))?;
-                let destination =
-                    match destination.trim() {
-                        "stdout" => Destination::Stdout,
-                        d => match d.split_once(':') {
-                            Some(("kafka", topic)) if !topic.is_empty() => {
-                                Destination::Kafka(topic.to_owned())
-                            }
-                            Some(("file", path)) if !path.is_empty() => {
-                                Destination::File(path.to_owned())
-                            }
-                            _ => return Err(error(
+                let destination = match destination.trim() {
+                    "stdout" => Destination::Stdout,
+                    d => match d.split_once(':') {
+                        Some(("kafka", topic)) if !topic.is_empty() => {
+                            Destination::Kafka(topic.to_owned())
+                        }
+                        Some(("file", path)) if !path.is_empty() => {
+                            Destination::File(path.to_owned())
+                        }
+                        _ => {
+                            return Err(error(
                                 text,
                                 format!(
                                     "destination {d:?} is none of kafka:TOPIC, file:PATH, stdout"
                                 ),
-                            )),
-                        },
-                    };
+                            ))
+                        }
+                    },
+                };
                 Ok(Route {
                     destination,
                     rule: Rule::parse(rule)?,
