@@ -228,3 +228,100 @@ pub async fn create_topic(brokers: &str, topic: &str, partitions: i32) {
         }
     }
 }
+
+/// Publishes one record as a generator would: `instance-id` and `seq` headers, and
+/// `content-type` when given; waits for the acknowledgement.
+pub async fn publish(
+    producer: &rdkafka::producer::FutureProducer,
+    topic: &str,
+    key: &str,
+    payload: &[u8],
+    (instance, seq): (&str, usize),
+    content_type: Option<&str>,
+) {
+    use rdkafka::message::{Header, OwnedHeaders};
+    let seq = seq.to_string();
+    let mut headers = OwnedHeaders::new()
+        .insert(Header {
+            key: "instance-id",
+            value: Some(instance),
+        })
+        .insert(Header {
+            key: "seq",
+            value: Some(seq.as_str()),
+        });
+    if let Some(content_type) = content_type {
+        headers = headers.insert(Header {
+            key: "content-type",
+            value: Some(content_type),
+        });
+    }
+    producer
+        .send(
+            rdkafka::producer::FutureRecord::to(topic)
+                .key(key)
+                .payload(payload)
+                .headers(headers),
+            Duration::from_secs(10),
+        )
+        .await
+        .expect("delivered");
+}
+
+/// The `seq` values stored for `instance`, once there are at least `expected` (or `timeout`
+/// passed), in order.
+pub async fn stored_seqs(
+    pool: &sqlx::PgPool,
+    instance: &str,
+    expected: usize,
+    timeout: Duration,
+) -> Vec<(i64,)> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let rows: Vec<(i64,)> =
+            sqlx::query_as("SELECT seq FROM log_events WHERE instance_id = $1 ORDER BY seq")
+                .bind(instance)
+                .fetch_all(pool)
+                .await
+                .expect("query");
+        if rows.len() >= expected || Instant::now() > deadline {
+            return rows;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// A generator instance for a benchmark: its own topic, a Redis database of its own (so the
+/// stack's gateway does not see it), warnings only.
+pub async fn bench_generator(
+    name: &str,
+    brokers: &str,
+    topic: &str,
+    extra: &[(&str, &str)],
+) -> Service {
+    let mut env = vec![
+        ("LOGSTREAM_KAFKA_BROKERS", brokers),
+        ("LOGSTREAM_TOPIC_RAW", topic),
+        ("LOGSTREAM_REDIS_URL", "redis://127.0.0.1:6379/7"),
+        ("LOGSTREAM_LOG", "warn"),
+    ];
+    env.extend_from_slice(extra);
+    Service::start(
+        name,
+        "logstream-generator",
+        "LOGSTREAM_GENERATOR_LISTEN",
+        &env,
+    )
+    .await
+}
+
+/// Starts a generator at the highest rate the API accepts.
+pub async fn start_full_rate(http: &reqwest::Client, base: &str) {
+    generator_call(
+        http,
+        base,
+        "start",
+        &serde_json::json!({"rate_per_second": logstream_core::api::MAX_RATE_PER_SECOND}),
+    )
+    .await;
+}

@@ -1,11 +1,14 @@
-//! Kafka helpers: base client configuration, creating the design's topics when missing, and a
-//! broker check for readiness.
+//! Kafka helpers: base client configuration, creating the design's topics when missing, a
+//! broker check for readiness, and sending with acknowledgement.
 
 use std::time::Duration;
 
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::{Client, ClientContext, DefaultClientContext};
 use rdkafka::config::ClientConfig;
+use rdkafka::error::KafkaError;
+use rdkafka::message::ToBytes;
+use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord};
 use rdkafka::types::RDKafkaErrorCode;
 use tokio_util::sync::CancellationToken;
 
@@ -93,4 +96,37 @@ pub fn check_topic<C: ClientContext>(client: &Client<C>, topic: &str) -> Result<
         Some(t) => Err(format!("topic {topic} not available: {:?}", t.error())),
         None => Err(format!("topic {topic} not found")),
     }
+}
+
+/// Queues `record`, waiting while the producer's queue is full.
+pub async fn enqueue<K, P>(
+    producer: &FutureProducer,
+    mut record: FutureRecord<'_, K, P>,
+) -> Result<DeliveryFuture, KafkaError>
+where
+    K: ToBytes + ?Sized,
+    P: ToBytes + ?Sized,
+{
+    loop {
+        match producer.send_result(record) {
+            Ok(future) => return Ok(future),
+            Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
+                record = back;
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+            Err((e, _)) => return Err(e),
+        }
+    }
+}
+
+/// Waits until every queued record is acknowledged; the first failure, naming `what`.
+pub async fn acknowledged(pending: Vec<DeliveryFuture>, what: &str) -> Result<(), String> {
+    for future in pending {
+        match future.await {
+            Ok(Ok(_)) => {}
+            Ok(Err((e, _))) => return Err(format!("{what} not delivered: {e}")),
+            Err(_) => return Err(format!("the producer of {what} went away")),
+        }
+    }
+    Ok(())
 }

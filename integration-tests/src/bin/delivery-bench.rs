@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use logstream_core::json;
 use logstream_core::synth::Synthesizer;
 use logstream_integration_tests::{
-    create_topic, generator_call, generator_counter, unique, Service,
+    bench_generator, create_topic, generator_counter, start_full_rate, unique,
 };
 use rdkafka::client::ClientContext;
 use rdkafka::error::KafkaError;
@@ -120,28 +120,16 @@ fn bare_loop(brokers: &str, topic: &str, seconds: u64) -> (f64, u64) {
 
 /// The generator instance at its highest rate; acknowledged records per second.
 async fn instance(brokers: &str, topic: &str, seconds: u64, threads: &str) -> (f64, u64) {
-    let mut generator = Service::start(
+    let mut generator = bench_generator(
         "delivery-bench-generator",
-        "logstream-generator",
-        "LOGSTREAM_GENERATOR_LISTEN",
-        &[
-            ("LOGSTREAM_KAFKA_BROKERS", brokers),
-            ("LOGSTREAM_TOPIC_RAW", topic),
-            ("LOGSTREAM_REDIS_URL", "redis://127.0.0.1:6379/7"),
-            ("LOGSTREAM_THREADS", threads),
-            ("LOGSTREAM_LOG", "warn"),
-        ],
+        brokers,
+        topic,
+        &[("LOGSTREAM_THREADS", threads)],
     )
     .await;
     let http = reqwest::Client::new();
     let base = generator.base.clone();
-    generator_call(
-        &http,
-        &base,
-        "start",
-        &serde_json::json!({"rate_per_second": logstream_core::api::MAX_RATE_PER_SECOND}),
-    )
-    .await;
+    start_full_rate(&http, &base).await;
     // Measure the steady part: skip the first second.
     tokio::time::sleep(Duration::from_secs(1)).await;
     let (from, began) = (

@@ -16,7 +16,8 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use logstream_integration_tests::{
-    create_topic, generator_call, generator_counter, unique, Service,
+    bench_generator, create_topic, generator_call, generator_counter, start_full_rate, unique,
+    Service,
 };
 
 const PARTITIONS: i32 = 6;
@@ -53,29 +54,17 @@ async fn metric(http: &reqwest::Client, base: &str, name: &str) -> u64 {
 
 /// Fills `topic` with at least `events` events from a generator instance; returns how many.
 async fn prefill(brokers: &str, topic: &str, instance: &str, events: u64) -> u64 {
-    let mut generator = Service::start(
+    let mut generator = bench_generator(
         "e2e-bench-generator",
-        "logstream-generator",
-        "LOGSTREAM_GENERATOR_LISTEN",
-        &[
-            ("LOGSTREAM_KAFKA_BROKERS", brokers),
-            ("LOGSTREAM_TOPIC_RAW", topic),
-            ("LOGSTREAM_INSTANCE_ID", instance),
-            ("LOGSTREAM_REDIS_URL", "redis://127.0.0.1:6379/7"),
-            ("LOGSTREAM_LOG", "warn"),
-        ],
+        brokers,
+        topic,
+        &[("LOGSTREAM_INSTANCE_ID", instance)],
     )
     .await;
     let http = reqwest::Client::new();
     let base = generator.base.clone();
     let started = Instant::now();
-    generator_call(
-        &http,
-        &base,
-        "start",
-        &serde_json::json!({"rate_per_second": logstream_core::api::MAX_RATE_PER_SECOND}),
-    )
-    .await;
+    start_full_rate(&http, &base).await;
     while generator_counter(&http, &base, "sent_total").await < events {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }

@@ -7,10 +7,8 @@
 use std::time::Duration;
 
 use logstream_service::trace_context;
-use rdkafka::error::KafkaError;
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
-use rdkafka::types::RDKafkaErrorCode;
 
 use crate::batch::DeadLetter;
 
@@ -117,26 +115,13 @@ impl DlqSink {
             if let Some(payload) = &letter.record.payload {
                 record = record.payload(payload.as_slice());
             }
-            let future = loop {
-                match self.producer.send_result(record) {
-                    Ok(future) => break future,
-                    Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), returned)) => {
-                        record = returned;
-                        tokio::time::sleep(Duration::from_millis(5)).await;
-                    }
-                    Err((e, _)) => return Err(format!("dead letter refused: {e}")),
-                }
-            };
-            pending.push(future);
+            pending.push(
+                logstream_service::kafka::enqueue(&self.producer, record)
+                    .await
+                    .map_err(|e| format!("dead letter refused: {e}"))?,
+            );
         }
-        for future in pending {
-            match future.await {
-                Ok(Ok(_)) => {}
-                Ok(Err((e, _))) => return Err(format!("dead letter not delivered: {e}")),
-                Err(_) => return Err("dead-letter producer went away".to_owned()),
-            }
-        }
-        Ok(())
+        logstream_service::kafka::acknowledged(pending, "dead letters").await
     }
 }
 

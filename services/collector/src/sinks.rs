@@ -6,12 +6,10 @@
 use std::fs::{File, OpenOptions};
 use std::io::{BufWriter, Write};
 use std::sync::Mutex;
-use std::time::Duration;
 
 use logstream_core::route::{Destination, Routing};
-use rdkafka::error::KafkaError;
+use logstream_service::kafka;
 use rdkafka::producer::{FutureProducer, FutureRecord};
-use rdkafka::types::RDKafkaErrorCode;
 
 use crate::batch::Routed;
 
@@ -93,22 +91,11 @@ impl RouteSinks {
                     if let Some(key) = &item.key {
                         record = record.key(key.as_slice());
                     }
-                    let future = loop {
-                        match producer.send_result(record) {
-                            Ok(future) => break future,
-                            Err((
-                                KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull),
-                                back,
-                            )) => {
-                                record = back;
-                                tokio::time::sleep(Duration::from_millis(5)).await;
-                            }
-                            Err((e, _)) => {
-                                return Err(format!("routed event refused by {topic}: {e}"))
-                            }
-                        }
-                    };
-                    pending.push(future);
+                    pending.push(
+                        kafka::enqueue(producer, record)
+                            .await
+                            .map_err(|e| format!("routed event refused by {topic}: {e}"))?,
+                    );
                 }
                 Sink::File(file) => {
                     let mut file = file.lock().unwrap_or_else(|p| p.into_inner());
@@ -137,13 +124,6 @@ impl RouteSinks {
                 .and_then(|()| out.flush())
                 .map_err(|e| format!("cannot write routed events to stdout: {e}"))?;
         }
-        for future in pending {
-            match future.await {
-                Ok(Ok(_)) => {}
-                Ok(Err((e, _))) => return Err(format!("routed event not delivered: {e}")),
-                Err(_) => return Err("route producer went away".to_owned()),
-            }
-        }
-        Ok(())
+        kafka::acknowledged(pending, "routed events").await
     }
 }

@@ -4,11 +4,11 @@
 
 use std::time::{Duration, Instant};
 
-use logstream_integration_tests::header as record_header;
+use logstream_integration_tests::{header as record_header, publish, stored_seqs};
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::message::{Header, Message, OwnedHeaders};
-use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::message::Message;
+use rdkafka::producer::FutureProducer;
 
 fn env(name: &str, default: &str) -> String {
     std::env::var(name).unwrap_or_else(|_| default.to_owned())
@@ -91,49 +91,20 @@ async fn malformed_records_go_to_the_dead_letter_topic() {
         .create()
         .expect("producer");
     for (i, (payload, content_type, _)) in records.iter().enumerate() {
-        let seq = (i + 1).to_string();
-        let mut headers = OwnedHeaders::new()
-            .insert(Header {
-                key: "instance-id",
-                value: Some(instance.as_str()),
-            })
-            .insert(Header {
-                key: "seq",
-                value: Some(seq.as_str()),
-            });
-        if let Some(content_type) = content_type {
-            headers = headers.insert(Header {
-                key: "content-type",
-                value: Some(*content_type),
-            });
-        }
-        producer
-            .send(
-                FutureRecord::to("logs.raw")
-                    .key("dlqtest")
-                    .payload(payload)
-                    .headers(headers),
-                Duration::from_secs(10),
-            )
-            .await
-            .expect("delivered");
+        publish(
+            &producer,
+            "logs.raw",
+            "dlqtest",
+            payload,
+            (&instance, i + 1),
+            *content_type,
+        )
+        .await;
     }
 
     // The valid records around the bad ones are stored.
     let pool = sqlx::PgPool::connect(&database).await.expect("postgres");
-    let deadline = Instant::now() + Duration::from_secs(90);
-    let stored: Vec<(i64,)> = loop {
-        let rows: Vec<(i64,)> =
-            sqlx::query_as("SELECT seq FROM log_events WHERE instance_id = $1 ORDER BY seq")
-                .bind(&instance)
-                .fetch_all(&pool)
-                .await
-                .expect("query");
-        if rows.len() >= good_seqs.len() || Instant::now() > deadline {
-            break rows;
-        }
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    };
+    let stored = stored_seqs(&pool, &instance, good_seqs.len(), Duration::from_secs(90)).await;
     assert_eq!(stored, good_seqs, "valid records stored exactly once");
     let level: (String,) = sqlx::query_as(
         "SELECT level FROM log_events WHERE instance_id = $1 AND message = 'a syslog line'",

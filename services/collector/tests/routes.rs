@@ -4,11 +4,13 @@
 
 use std::time::{Duration, Instant};
 
-use logstream_integration_tests::{enabled, has_metric_line, unique, Service};
+use logstream_integration_tests::{
+    enabled, has_metric_line, publish, stored_seqs, unique, Service,
+};
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::message::{Header, Message, OwnedHeaders};
-use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::message::Message;
+use rdkafka::producer::FutureProducer;
 
 #[tokio::test]
 async fn filters_and_routes_to_three_destinations() {
@@ -70,46 +72,22 @@ async fn filters_and_routes_to_three_destinations() {
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     for (i, (service, level)) in records.iter().enumerate() {
-        let seq = (i + 1).to_string();
         let payload = format!(
             r#"{{"timestamp":{now},"level":"{level}","service":"{service}","message":"routed {i}"}}"#
         );
-        producer
-            .send(
-                FutureRecord::to(&topic)
-                    .key(*service)
-                    .payload(&payload)
-                    .headers(
-                        OwnedHeaders::new()
-                            .insert(Header {
-                                key: "instance-id",
-                                value: Some(instance.as_str()),
-                            })
-                            .insert(Header {
-                                key: "seq",
-                                value: Some(seq.as_str()),
-                            }),
-                    ),
-                Duration::from_secs(10),
-            )
-            .await
-            .expect("delivered");
+        publish(
+            &producer,
+            &topic,
+            service,
+            payload.as_bytes(),
+            (&instance, i + 1),
+            None,
+        )
+        .await;
     }
 
     let pool = sqlx::PgPool::connect(&database).await.expect("postgres");
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let stored: Vec<(i64,)> = loop {
-        let rows: Vec<(i64,)> =
-            sqlx::query_as("SELECT seq FROM log_events WHERE instance_id = $1 ORDER BY seq")
-                .bind(&instance)
-                .fetch_all(&pool)
-                .await
-                .expect("query");
-        if rows.len() >= 4 || Instant::now() > deadline {
-            break rows;
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    };
+    let stored = stored_seqs(&pool, &instance, 4, Duration::from_secs(60)).await;
     assert_eq!(
         stored,
         vec![(1,), (2,), (4,), (5,)],

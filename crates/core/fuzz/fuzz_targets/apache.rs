@@ -1,18 +1,7 @@
-//! Any bytes given to the apache parser: an event or a rejection with a reason, never a panic;
-//! an accepted event re-encodes as JSON without error.
+//! The apache parser under libFuzzer: see `logstream_core_fuzz::check`.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use logstream_core::format::{decode, Format};
+use logstream_core::format::Format;
 
-fuzz_target!(|data: &[u8]| {
-    check(Format::Apache, data);
-});
-
-fn check(format: Format, data: &[u8]) {
-    let now_ms = 1_800_000_000_000;
-    if let Ok(event) = decode::decode(format, data, Some(b"svc"), now_ms) {
-        assert!(logstream_core::json::encode(&event).is_ok());
-    }
-    let _ = decode::detect(data);
-}
+fuzz_target!(|data: &[u8]| logstream_core_fuzz::check(Format::Apache, data));
