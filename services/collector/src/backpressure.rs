@@ -95,7 +95,7 @@ impl Valve {
                 // Partitions assigned while paused must not flow either.
                 self.set(consumer, true);
             }
-        } else if backlog > 0 || (over_memory && queued > 0) {
+        } else if backlog > 0 || (over_memory && queued > self.capacity / 2) {
             tracing::warn!(
                 backlog,
                 queued,

@@ -191,7 +191,8 @@ impl Batch {
                         self.late += 1;
                     }
                 }
-                watermark.observe(record.partition, event.timestamp_ms);
+                // An event from the (accepted) future must not close windows still filling.
+                watermark.observe(record.partition, event.timestamp_ms.min(now_ms));
                 let highest = self
                     .highest
                     .entry(record.partition)

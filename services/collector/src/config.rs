@@ -151,6 +151,9 @@ impl Config {
     }
 }
 
+/// Most sliding windows one event may fall in (size / slide).
+const MAX_WINDOWS_PER_EVENT: i64 = 60;
+
 /// One `SIZE/SLIDE` (seconds) of `LOGSTREAM_SLIDING_WINDOWS`.
 fn parse_sliding(text: &str) -> Result<WindowSpec, String> {
     let (size, slide) = text
@@ -164,7 +167,14 @@ fn parse_sliding(text: &str) -> Result<WindowSpec, String> {
             .filter(|n| (1..=86_400).contains(n))
             .ok_or_else(|| format!("{s:?} is not a number of seconds in 1..=86400"))
     };
-    WindowSpec::sliding(seconds(size)? * 1000, seconds(slide)? * 1000).map_err(|e| e.to_string())
+    let (size, slide) = (seconds(size)?, seconds(slide)?);
+    if size / slide > MAX_WINDOWS_PER_EVENT {
+        return Err(format!(
+            "{text:?}: an event would fall in {} windows (at most {MAX_WINDOWS_PER_EVENT})",
+            size / slide
+        ));
+    }
+    WindowSpec::sliding(size * 1000, slide * 1000).map_err(|e| e.to_string())
 }
 
 #[cfg(test)]
@@ -202,5 +212,6 @@ mod tests {
             "{err}"
         );
         assert!(specs(&["--sliding-windows", "300"]).is_err());
+        assert!(specs(&["--sliding-windows", "86400/1"]).is_err());
     }
 }

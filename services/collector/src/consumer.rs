@@ -139,7 +139,17 @@ impl ConsumerContext for Rebalancer {
                 }
             }
             other => {
-                tracing::error!(error = ?other, "rebalance error");
+                tracing::error!(error = ?other, "rebalance error; giving up the assignment");
+                // Flush and forget every owned partition first, as on a revocation, so a later
+                // assignment starts from what PostgreSQL holds.
+                let owned = consumer
+                    .assignment()
+                    .map(|a| self.partitions(&a))
+                    .unwrap_or_default();
+                let (ack, flushed) = oneshot::channel();
+                if self.tx.blocking_send(Input::Revoked(owned, ack)).is_ok() {
+                    let _ = flushed.blocking_recv();
+                }
                 if let Err(e) = consumer.unassign() {
                     tracing::error!(error = %e, "unassign failed");
                 }

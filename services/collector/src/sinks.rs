@@ -72,42 +72,44 @@ impl RouteSinks {
         Ok(Self { producer, sinks })
     }
 
-    /// Delivers every routed event; Ok once Kafka acknowledged them all and files are flushed.
+    /// Delivers every routed event: first to Kafka (all acknowledged), then to files (flushed)
+    /// and stdout, so a retry after a Kafka failure has written no local line yet.
     pub async fn send_all(&self, routed: &[Routed]) -> Result<(), String> {
         let mut pending = Vec::new();
+        for item in routed {
+            if let (Some(Sink::Kafka(topic)), Some(producer)) =
+                (self.sinks.get(item.route), &self.producer)
+            {
+                let mut record: FutureRecord<'_, [u8], [u8]> =
+                    FutureRecord::to(topic).payload(item.json.as_slice());
+                if let Some(key) = &item.key {
+                    record = record.key(key.as_slice());
+                }
+                pending.push(
+                    kafka::enqueue(producer, record)
+                        .await
+                        .map_err(|e| format!("routed event refused by {topic}: {e}"))?,
+                );
+            }
+        }
+        kafka::acknowledged(pending, "routed events").await?;
+
         let mut stdout = Vec::new();
         let mut touched = vec![false; self.sinks.len()];
         for item in routed {
-            let Some(sink) = self.sinks.get(item.route) else {
-                continue;
-            };
-            match sink {
-                Sink::Kafka(topic) => {
-                    let Some(producer) = &self.producer else {
-                        continue;
-                    };
-                    let mut record: FutureRecord<'_, [u8], [u8]> =
-                        FutureRecord::to(topic).payload(item.json.as_slice());
-                    if let Some(key) = &item.key {
-                        record = record.key(key.as_slice());
-                    }
-                    pending.push(
-                        kafka::enqueue(producer, record)
-                            .await
-                            .map_err(|e| format!("routed event refused by {topic}: {e}"))?,
-                    );
-                }
-                Sink::File(file) => {
+            match self.sinks.get(item.route) {
+                Some(Sink::File(file)) => {
                     let mut file = file.lock().unwrap_or_else(|p| p.into_inner());
                     file.write_all(&item.json)
                         .and_then(|()| file.write_all(b"\n"))
                         .map_err(|e| format!("cannot append a routed event: {e}"))?;
                     touched[item.route] = true;
                 }
-                Sink::Stdout => {
+                Some(Sink::Stdout) => {
                     stdout.extend_from_slice(&item.json);
                     stdout.push(b'\n');
                 }
+                _ => {}
             }
         }
         for (sink, touched) in self.sinks.iter().zip(touched) {
@@ -124,6 +126,6 @@ impl RouteSinks {
                 .and_then(|()| out.flush())
                 .map_err(|e| format!("cannot write routed events to stdout: {e}"))?;
         }
-        kafka::acknowledged(pending, "routed events").await
+        Ok(())
     }
 }

@@ -132,6 +132,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let writer = Writer {
         store: store.clone(),
         dlq: dlq.clone(),
+        topic: topic.clone(),
         sinks,
         routing,
         metrics: metrics.clone(),

@@ -148,7 +148,14 @@ impl Store {
                 .copy_in_raw(&format!("COPY log_events ({COPY_COLUMNS}) FROM STDIN"))
                 .await?;
             copy.send(batch.rows.as_slice()).await?;
-            copy.finish().await?;
+            if let Err(e) = copy.finish().await {
+                // No partition for a row: another collector dropped a day this one had seen.
+                // Forget what is known, so the retry creates the partitions again.
+                if e.as_database_error().and_then(|d| d.code()).as_deref() == Some("23514") {
+                    lock(&self.partitions).clear();
+                }
+                return Err(e.into());
+            }
         }
 
         let aggregates = batch.windows.sorted();
@@ -204,10 +211,16 @@ impl Store {
             .await?;
         }
         if let Some(watermark) = watermark_ms.and_then(DateTime::from_timestamp_millis) {
+            // Rows another transaction holds are skipped (closed by a later batch), so closing
+            // never waits on, or deadlocks with, another member's upserts.
             sqlx::query(
                 "UPDATE log_window_aggregates SET closed_at = now()
-                 WHERE closed_at IS NULL AND window_start <= $1
-                   AND window_start + make_interval(secs => window_seconds) <= $1",
+                 WHERE (window_start, window_seconds, slide_seconds, service, level) IN (
+                     SELECT window_start, window_seconds, slide_seconds, service, level
+                     FROM log_window_aggregates
+                     WHERE closed_at IS NULL AND window_start <= $1
+                       AND window_start + make_interval(secs => window_seconds) <= $1
+                     FOR UPDATE SKIP LOCKED)",
             )
             .bind(watermark)
             .execute(&mut *tx)

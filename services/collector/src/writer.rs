@@ -40,6 +40,8 @@ pub type Committed = Arc<Mutex<BTreeMap<i32, Option<i64>>>>;
 pub struct Writer {
     pub store: Arc<Store>,
     pub dlq: Arc<DlqSink>,
+    /// The consumed topic.
+    pub topic: String,
     pub sinks: Arc<RouteSinks>,
     pub routing: Arc<Routing>,
     pub metrics: Metrics,
@@ -111,13 +113,19 @@ impl Writer {
                     });
                     match expected {
                         Some(expected) if record.offset > expected => {
-                            let lookback = gaps.get(&record.partition).map_or(64, |l| l * 8);
-                            if lookback > expected.saturating_mul(8).max(64) {
+                            let lookback = gaps
+                                .get(&record.partition)
+                                .map_or(64, |l: &i64| l.saturating_mul(8));
+                            // Only records gone from the log (below its start) are a real gap:
+                            // this topic has no transactions or compaction.
+                            let log_start = self.log_start(record.partition).await;
+                            if log_start.is_some_and(|start| start > expected) {
                                 tracing::warn!(
                                     partition = record.partition,
                                     expected,
+                                    log_start,
                                     offset = record.offset,
-                                    "offsets missing from the log itself; continuing after them"
+                                    "offsets are gone from the log (retention); continuing after them"
                                 );
                                 gaps.remove(&record.partition);
                             } else {
@@ -169,6 +177,7 @@ impl Writer {
                 Some(Input::Assigned(partitions)) => {
                     let mut committed = lock(&self.committed);
                     for (partition, stored) in partitions {
+                        gaps.remove(&partition);
                         let next = stored.map(|s| s.next_offset);
                         positions.insert(partition, Position::Stored(next));
                         committed.insert(partition, next);
@@ -184,6 +193,7 @@ impl Writer {
                     }
                     let mut committed = lock(&self.committed);
                     for partition in partitions {
+                        gaps.remove(&partition);
                         positions.remove(&partition);
                         committed.remove(&partition);
                         let _ = self
@@ -334,6 +344,16 @@ impl Writer {
                 }
             }
         }
+    }
+
+    /// The first offset still in a partition's log (None when the broker does not answer).
+    async fn log_start(&self, partition: i32) -> Option<i64> {
+        let (dlq, topic) = (self.dlq.clone(), self.topic.clone());
+        tokio::task::spawn_blocking(move || dlq.watermarks(&topic, partition))
+            .await
+            .ok()
+            .flatten()
+            .map(|(low, _)| low)
     }
 
     /// After a conflict: rewinds the partitions to what PostgreSQL holds.
