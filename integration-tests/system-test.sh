@@ -5,6 +5,7 @@
 # this run are exactly the acknowledged ones, with no gap and no duplicate.
 #
 #   integration-tests/system-test.sh [--rate N] [--duration S] [--kill-collector-at S[,S...]]
+#                                    [--restart-after S]
 #                                    [--cycle-second-collector N] [--zombie-collector]
 #                                    [--stop-postgres-at S --postgres-down-for D]
 #                                    [--formats '{"json": 70, "apache": 20, "syslog5424": 10}']
@@ -15,7 +16,9 @@
 # every format must arrive in PostgreSQL parsed, so the seq accounting covers the parsers too.
 # --kill-collector-at S sends SIGKILL to the native stack's collector S seconds into the run and
 # restarts it (scripts/stack.sh up), to prove a crash neither loses nor doubles anything; a list
-# (4,8,12) kills it at each of those times.
+# (4,8,12) kills it at each of those times; --restart-after S (1) waits that long before each
+# restart. Under tansu 0.6 this is manual only (see scripts/test.sh): its group coordinator does
+# not reliably give the restarted collector its partitions back.
 # --stop-postgres-at S --postgres-down-for D stops PostgreSQL S seconds into the run for D
 # seconds (pg_ctlcluster): the collector must pause its partitions, lose nothing, double nothing,
 # and keep its peak resident memory (VmHWM, printed) under LOGSTREAM_MEMORY_LIMIT_MB (512).
@@ -38,6 +41,7 @@ ap = argparse.ArgumentParser(prog="system-test.sh")
 ap.add_argument("--rate", type=int, default=2000)
 ap.add_argument("--duration", type=int, default=10)
 ap.add_argument("--kill-collector-at", type=lambda s: [float(x) for x in s.split(",")], default=[])
+ap.add_argument("--restart-after", type=float, default=1)
 ap.add_argument("--stop-postgres-at", type=float, default=None)
 ap.add_argument("--postgres-down-for", type=float, default=30)
 ap.add_argument("--cycle-second-collector", type=int, default=0)
@@ -83,7 +87,7 @@ try:
         pid = collector_pid()
         say(f"SIGKILL collector (pid {pid}) at {time.time() - started:.1f} s")
         os.kill(pid, signal.SIGKILL)
-        time.sleep(1)
+        time.sleep(args.restart_after)
         subprocess.run([os.path.join(root, "scripts", "stack.sh"), "up"], check=True,
                        stdout=subprocess.DEVNULL, env={**os.environ, "STACK_PROMETHEUS": "0"})
         say(f"collector restarted and ready at {time.time() - started:.1f} s")
