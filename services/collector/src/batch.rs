@@ -67,8 +67,6 @@ pub struct Batch {
     pub windows: Windows,
     /// Stored events whose window the watermark had already passed.
     pub late: u64,
-    /// Partition → highest event time among the batch's stored events.
-    pub highest: BTreeMap<i32, i64>,
     /// The UTC days (since the epoch) of the stored events: their partitions must exist.
     pub days: BTreeSet<i64>,
     /// Events dropped by a filter rule, by the rule's index.
@@ -97,7 +95,6 @@ impl Batch {
             stored: 0,
             windows: Windows::new(specs),
             late: 0,
-            highest: BTreeMap::new(),
             days: BTreeSet::new(),
             filtered: BTreeMap::new(),
             routed: Vec::new(),
@@ -121,7 +118,6 @@ impl Batch {
         self.stored = 0;
         self.windows.clear();
         self.late = 0;
-        self.highest.clear();
         self.days.clear();
         self.filtered.clear();
         self.routed.clear();
@@ -193,11 +189,6 @@ impl Batch {
                 }
                 // An event from the (accepted) future must not close windows still filling.
                 watermark.observe(record.partition, event.timestamp_ms.min(now_ms));
-                let highest = self
-                    .highest
-                    .entry(record.partition)
-                    .or_insert(event.timestamp_ms);
-                *highest = (*highest).max(event.timestamp_ms);
                 let day = event.timestamp_ms.div_euclid(crate::store::DAY_MS);
                 if self.days.last() != Some(&day) {
                     self.days.insert(day);
@@ -289,7 +280,7 @@ mod tests {
                 5,
                 br#"{"timestamp":1000,"level":"INFO","service":"orders","message":"a\tb"}"#,
             ),
-            0,
+            1_000,
             &mut watermark,
         );
         batch.add(record(6, b"{garbage"), 0, &mut watermark);
@@ -320,7 +311,7 @@ mod tests {
             row.trim_end().split('\t').count(),
             COPY_COLUMNS.split(',').count()
         );
-        assert_eq!(batch.highest.get(&2), Some(&1000));
+        assert_eq!(watermark.highest(2), Some(1000));
         batch.clear();
         assert!(batch.is_empty() && batch.rows.is_empty() && batch.windows.is_empty());
     }

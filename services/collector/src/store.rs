@@ -7,6 +7,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Mutex;
 
 use chrono::{DateTime, Utc};
+use logstream_core::window::Watermark;
 use sqlx::PgPool;
 
 use crate::batch::{Batch, COPY_COLUMNS};
@@ -18,8 +19,9 @@ pub enum StoreError {
     /// Another member already stored offsets of these partitions; the batch was rolled back.
     #[error("offsets of partitions {0:?} were stored by another member")]
     Conflict(Vec<i32>),
-    #[error("dead letters not delivered: {0}")]
-    Dlq(String),
+    /// Dead letters or routed copies, which go out before the commit, were not delivered.
+    #[error("{0}")]
+    Delivery(String),
 }
 
 /// What PostgreSQL holds for one partition.
@@ -133,13 +135,14 @@ impl Store {
     }
 
     /// Writes `batch` in one transaction. `expected` holds, per partition, the offset this
-    /// collector believes is stored (None: no row yet); windows that end at or before
-    /// `watermark_ms` are marked closed. Returns the aggregate rows written.
+    /// collector believes is stored (None: no row yet); windows that end at or before the
+    /// watermark are marked closed, and each partition's highest event time is kept with its
+    /// offset. Returns the aggregate rows written.
     pub async fn write(
         &self,
         batch: &Batch,
         expected: &BTreeMap<i32, Option<i64>>,
-        watermark_ms: Option<i64>,
+        watermark: &Watermark,
     ) -> Result<u64, StoreError> {
         self.ensure_partitions(batch.days.iter().copied()).await?;
         let mut tx = self.pool.begin().await?;
@@ -210,7 +213,10 @@ impl Store {
             .execute(&mut *tx)
             .await?;
         }
-        if let Some(watermark) = watermark_ms.and_then(DateTime::from_timestamp_millis) {
+        if let Some(closed_until) = watermark
+            .current()
+            .and_then(DateTime::from_timestamp_millis)
+        {
             // Rows another transaction holds are skipped (closed by a later batch), so closing
             // never waits on, or deadlocks with, another member's upserts.
             sqlx::query(
@@ -222,16 +228,15 @@ impl Store {
                        AND window_start + make_interval(secs => window_seconds) <= $1
                      FOR UPDATE SKIP LOCKED)",
             )
-            .bind(watermark)
+            .bind(closed_until)
             .execute(&mut *tx)
             .await?;
         }
 
         let highest = |partition: i32| {
-            batch
-                .highest
-                .get(&partition)
-                .and_then(|ms| DateTime::from_timestamp_millis(*ms))
+            watermark
+                .highest(partition)
+                .and_then(DateTime::from_timestamp_millis)
         };
         let mut conflicts = Vec::new();
         for (&partition, &next) in &batch.next_offsets {

@@ -238,7 +238,7 @@ impl Writer {
             dead_letters = batch.dead_letters.len(),
         );
         trace_context::continue_traces(&span, batch.traces.iter().map(String::as_str));
-        self.write_batch(batch, positions, watermark.current())
+        self.write_batch(batch, positions, watermark)
             .instrument(span)
             .await
     }
@@ -248,7 +248,7 @@ impl Writer {
         &self,
         batch: &mut Batch,
         positions: &mut BTreeMap<i32, Position>,
-        watermark_ms: Option<i64>,
+        watermark: &Watermark,
     ) {
         let expected: BTreeMap<i32, Option<i64>> = batch
             .next_offsets
@@ -266,25 +266,23 @@ impl Writer {
         let mut routed_sent = batch.routed.is_empty();
         loop {
             let timer = self.metrics.batch_duration.start_timer();
-            // Dead letters and routed copies go out (acknowledged) before the commit.
-            if !dead_letters_sent {
-                match self.dlq.send_all(&batch.dead_letters).await {
-                    Ok(()) => dead_letters_sent = true,
-                    Err(e) => tracing::warn!(error = %e, "dead letters not delivered"),
+            // Dead letters and routed copies go out (acknowledged) before the commit; each is
+            // sent once, then the commit alone is retried.
+            let delivered = async {
+                if !dead_letters_sent {
+                    self.dlq.send_all(&batch.dead_letters).await?;
+                    dead_letters_sent = true;
                 }
-            }
-            if dead_letters_sent && !routed_sent {
-                match self.sinks.send_all(&batch.routed).await {
-                    Ok(()) => routed_sent = true,
-                    Err(e) => tracing::warn!(error = %e, "routed events not delivered"),
+                if !routed_sent {
+                    self.sinks.send_all(&batch.routed).await?;
+                    routed_sent = true;
                 }
+                Ok::<(), String>(())
             }
-            let result = if dead_letters_sent && routed_sent {
-                self.store.write(batch, &expected, watermark_ms).await
-            } else {
-                Err(StoreError::Dlq(
-                    "waiting for the dead-letter or route destinations".into(),
-                ))
+            .await;
+            let result = match delivered {
+                Ok(()) => self.store.write(batch, &expected, watermark).await,
+                Err(e) => Err(StoreError::Delivery(e)),
             };
             match result {
                 Ok(aggregates) => {
