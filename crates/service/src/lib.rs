@@ -4,6 +4,7 @@
 //! - [`telemetry`]: logs (text or JSON) and OpenTelemetry spans, exported over OTLP when set.
 //! - [`trace_context`]: W3C trace context in HTTP and Kafka headers.
 //! - [`shutdown`]: one cancellation token, cancelled on SIGINT or SIGTERM.
+//! - [`sync`]: mutex locking that survives a poisoned lock.
 //! - [`ops`]: the `/metrics`, `/healthz` and `/readyz` endpoints, JSON errors, and serving.
 //! - [`kafka`]: client configuration, topic creation and broker checks.
 //! - [`postgres`]: connection pool and database checks.
@@ -13,5 +14,6 @@ pub mod ops;
 pub mod postgres;
 pub mod settings;
 pub mod shutdown;
+pub mod sync;
 pub mod telemetry;
 pub mod trace_context;

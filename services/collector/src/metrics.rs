@@ -1,6 +1,7 @@
 //! The collector's Prometheus metrics (names fixed by the design).
 
 use logstream_core::format::decode;
+use logstream_service::sync::lock;
 use prometheus::{
     Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
 };
@@ -156,10 +157,7 @@ impl Metrics {
 
     /// Counts stored events of one service and level, keeping the service label set bounded.
     pub fn count_stored(&self, service: &str, level: &str, n: u64) {
-        let mut known = self
-            .labelled_services
-            .lock()
-            .unwrap_or_else(|p| p.into_inner());
+        let mut known = lock(&self.labelled_services);
         let label = if known.contains(service) {
             service
         } else if known.len() < MAX_SERVICE_LABELS {

@@ -9,6 +9,7 @@ use std::sync::Mutex;
 
 use logstream_core::route::{Destination, Routing};
 use logstream_service::kafka;
+use logstream_service::sync::lock;
 use rdkafka::producer::{FutureProducer, FutureRecord};
 
 use crate::batch::Routed;
@@ -99,7 +100,7 @@ impl RouteSinks {
         for item in routed {
             match self.sinks.get(item.route) {
                 Some(Sink::File(file)) => {
-                    let mut file = file.lock().unwrap_or_else(|p| p.into_inner());
+                    let mut file = lock(file);
                     file.write_all(&item.json)
                         .and_then(|()| file.write_all(b"\n"))
                         .map_err(|e| format!("cannot append a routed event: {e}"))?;
@@ -114,8 +115,7 @@ impl RouteSinks {
         }
         for (sink, touched) in self.sinks.iter().zip(touched) {
             if let (Sink::File(file), true) = (sink, touched) {
-                file.lock()
-                    .unwrap_or_else(|p| p.into_inner())
+                lock(file)
                     .flush()
                     .map_err(|e| format!("cannot flush a route file: {e}"))?;
             }

@@ -8,6 +8,7 @@ use std::sync::Mutex;
 
 use chrono::{DateTime, Utc};
 use logstream_core::window::Watermark;
+use logstream_service::sync::lock;
 use sqlx::PgPool;
 
 use crate::batch::{Batch, COPY_COLUMNS};
@@ -279,8 +280,4 @@ impl Store {
         tx.commit().await?;
         Ok(written)
     }
-}
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
 }

@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 use logstream_core::route::Routing;
 use logstream_core::window::{Watermark, WindowSpec};
 use logstream_core::Level;
+use logstream_service::sync::lock;
 use logstream_service::trace_context;
 use tokio::sync::mpsc;
 use tracing::Instrument;
@@ -373,8 +374,4 @@ impl Writer {
             let _ = self.rewinds.send((partition, offset));
         }
     }
-}
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
 }

@@ -17,6 +17,7 @@ use axum::http::{HeaderValue, StatusCode};
 use axum::middleware::Next;
 use axum::response::Response;
 use logstream_service::ops::json_error;
+use logstream_service::sync::lock;
 use prometheus::IntGauge;
 use redis::aio::MultiplexedConnection;
 
@@ -216,10 +217,6 @@ impl RateLimiter {
             }
         }
     }
-}
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 fn rand_suffix() -> u64 {

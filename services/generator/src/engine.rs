@@ -15,6 +15,7 @@ use logstream_core::api::{BreakerState, Counters, GeneratorSettings, InstanceSta
 use logstream_core::format;
 use logstream_core::scenario::Injector;
 use logstream_core::synth::Synthesizer;
+use logstream_service::sync::lock;
 use logstream_service::trace_context;
 use rdkafka::producer::{BaseRecord, Producer};
 
@@ -99,8 +100,7 @@ impl Engine {
     }
 
     fn lock_run(&self) -> std::sync::MutexGuard<'_, Option<Run>> {
-        // A poisoned lock only means a thread panicked while holding it; the data is a handle.
-        self.run.lock().unwrap_or_else(|p| p.into_inner())
+        lock(&self.run)
     }
 
     /// Starts generating with `settings`, replacing (retuning) a run in progress. Blocking.
