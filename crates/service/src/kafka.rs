@@ -98,6 +98,18 @@ pub fn check_topic<C: ClientContext>(client: &Client<C>, topic: &str) -> Result<
     }
 }
 
+/// Configuration of a producer whose records count only once acknowledged: idempotent,
+/// `acks=all`, 5 ms linger, a record not acknowledged within 30 s fails.
+pub fn acknowledged_config(brokers: &str, client_id: &str) -> ClientConfig {
+    let mut config = base_config(brokers, client_id);
+    config
+        .set("enable.idempotence", "true")
+        .set("acks", "all")
+        .set("linger.ms", "5")
+        .set("message.timeout.ms", "30000");
+    config
+}
+
 /// Queues `record`, waiting while the producer's queue is full.
 pub async fn enqueue<K, P>(
     producer: &FutureProducer,

@@ -34,15 +34,12 @@ pub struct DlqSink {
 
 impl DlqSink {
     pub fn new(brokers: &str, topic: String, source_topic: String) -> anyhow::Result<Self> {
-        let producer = logstream_service::kafka::base_config(brokers, "logstream-collector-dlq")
-            .set("enable.idempotence", "true")
-            .set("acks", "all")
-            .set("linger.ms", "5")
-            .set("message.timeout.ms", "30000")
-            .create()
-            .map_err(|e| {
-                anyhow::anyhow!("cannot create DLQ producer (LOGSTREAM_KAFKA_BROKERS): {e}")
-            })?;
+        let producer =
+            logstream_service::kafka::acknowledged_config(brokers, "logstream-collector-dlq")
+                .create()
+                .map_err(|e| {
+                    anyhow::anyhow!("cannot create DLQ producer (LOGSTREAM_KAFKA_BROKERS): {e}")
+                })?;
         Ok(Self {
             producer,
             topic,

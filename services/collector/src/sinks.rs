@@ -36,21 +36,14 @@ impl RouteSinks {
                 Destination::Kafka(topic) => {
                     if producer.is_none() {
                         producer = Some(
-                            logstream_service::kafka::base_config(
-                                brokers,
-                                "logstream-collector-routes",
-                            )
-                            .set("enable.idempotence", "true")
-                            .set("acks", "all")
-                            .set("linger.ms", "5")
-                            .set("compression.type", "lz4")
-                            .set("message.timeout.ms", "30000")
-                            .create::<FutureProducer>()
-                            .map_err(|e| {
-                                anyhow::anyhow!(
+                            kafka::acknowledged_config(brokers, "logstream-collector-routes")
+                                .set("compression.type", "lz4")
+                                .create::<FutureProducer>()
+                                .map_err(|e| {
+                                    anyhow::anyhow!(
                                     "cannot create route producer (LOGSTREAM_KAFKA_BROKERS): {e}"
                                 )
-                            })?,
+                                })?,
                         );
                     }
                     Sink::Kafka(topic.clone())
