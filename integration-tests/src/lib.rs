@@ -190,6 +190,20 @@ pub async fn generator_call(
 }
 
 /// Whether `{base}/metrics` has exactly this line (e.g. `some_gauge 1`).
+/// The sum of every series of metric `name` on a service's `/metrics`.
+pub async fn metric_sum(base: &str, name: &str) -> f64 {
+    reqwest::get(format!("{base}/metrics"))
+        .await
+        .expect("metrics answer")
+        .text()
+        .await
+        .expect("metrics text")
+        .lines()
+        .filter(|l| l.starts_with(name) && l[name.len()..].starts_with([' ', '{']))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
 pub async fn has_metric_line(base: &str, line: &str) -> bool {
     reqwest::get(format!("{base}/metrics"))
         .await

@@ -16,8 +16,8 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use logstream_integration_tests::{
-    bench_generator, create_topic, generator_call, generator_counter, start_full_rate, unique,
-    Service,
+    bench_generator, create_topic, generator_call, generator_counter, metric_sum, start_full_rate,
+    unique, Service,
 };
 
 const PARTITIONS: i32 = 6;
@@ -39,17 +39,6 @@ fn psql(database: &str, command: &str) -> String {
         String::from_utf8_lossy(&out.stderr)
     );
     String::from_utf8_lossy(&out.stdout).trim().to_owned()
-}
-
-async fn metric(http: &reqwest::Client, base: &str, name: &str) -> u64 {
-    let Ok(response) = http.get(format!("{base}/metrics")).send().await else {
-        return 0;
-    };
-    let text = response.text().await.unwrap_or_default();
-    text.lines()
-        .filter(|l| l.starts_with(name) && l[name.len()..].starts_with([' ', '{']))
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-        .sum::<f64>() as u64
 }
 
 /// Fills `topic` with at least `events` events from a generator instance; returns how many.
@@ -102,7 +91,6 @@ async fn main() {
     let sent = prefill(&brokers, &topic, &instance, events).await;
 
     // The collector: from its start until every pre-filled event is stored.
-    let http = reqwest::Client::new();
     let started = Instant::now();
     let mut collector = Service::start(
         "e2e-bench-collector",
@@ -120,7 +108,7 @@ async fn main() {
     let mut first: Option<(Instant, u64)> = None;
     let deadline = Instant::now() + Duration::from_secs(600);
     let done = loop {
-        let stored = metric(&http, &collector.base, "log_events_stored_total").await;
+        let stored = metric_sum(&collector.base, "log_events_stored_total").await as u64;
         if stored > 0 && first.is_none() {
             first = Some((Instant::now(), stored));
         }

@@ -4,7 +4,7 @@
 
 use std::time::{Duration, Instant};
 
-use logstream_integration_tests::{header as record_header, publish, stored_seqs};
+use logstream_integration_tests::{header as record_header, metric_sum, publish, stored_seqs};
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::Message;
@@ -12,19 +12,6 @@ use rdkafka::producer::FutureProducer;
 
 fn env(name: &str, default: &str) -> String {
     std::env::var(name).unwrap_or_else(|_| default.to_owned())
-}
-
-async fn dlq_total(collector: &str) -> f64 {
-    let text = reqwest::get(format!("{collector}/metrics"))
-        .await
-        .expect("metrics")
-        .text()
-        .await
-        .expect("body");
-    text.lines()
-        .filter(|l| l.starts_with("log_events_dlq_total"))
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-        .sum()
 }
 
 #[tokio::test]
@@ -40,7 +27,7 @@ async fn malformed_records_go_to_the_dead_letter_topic() {
         "postgres://postgres@127.0.0.1:5432/logstream",
     );
     let instance = format!("dlq-test-{:08x}", rand::random::<u32>());
-    let dlq_before = dlq_total(&collector).await;
+    let dlq_before = metric_sum(&collector, "log_events_dlq_total").await;
 
     let now = chrono::Utc::now().timestamp_millis();
     let good = |n: u32| {
@@ -155,7 +142,7 @@ async fn malformed_records_go_to_the_dead_letter_topic() {
     }
     found.sort();
     assert_eq!(found, bad, "every malformed record is dead-lettered");
-    let dlq_after = dlq_total(&collector).await;
+    let dlq_after = metric_sum(&collector, "log_events_dlq_total").await;
     assert!(
         dlq_after - dlq_before >= bad.len() as f64,
         "log_events_dlq_total grew by {}",
