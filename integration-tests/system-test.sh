@@ -17,13 +17,16 @@
 # --kill-collector-at S sends SIGKILL to the native stack's collector S seconds into the run and
 # restarts it (scripts/stack.sh up), to prove a crash neither loses nor doubles anything; a list
 # (4,8,12) kills it at each of those times; --restart-after S (1) waits that long before each
-# restart. Under tansu 0.6 this is manual only (see scripts/test.sh): its group coordinator does
-# not reliably give the restarted collector its partitions back.
+# restart. scripts/test.sh runs it against librdkafka's mock cluster (scripts/stack.sh with
+# STACK_KAFKA=mock): tansu 0.6's group coordinator does not reliably give the restarted
+# collector its partitions back.
 # --stop-postgres-at S --postgres-down-for D stops PostgreSQL S seconds into the run for D
 # seconds (pg_ctlcluster): the collector must pause its partitions, lose nothing, double nothing,
 # and keep its peak resident memory (VmHWM, printed) under LOGSTREAM_MEMORY_LIMIT_MB (512).
 # --cycle-second-collector N starts a second collector in the same group and stops it (SIGTERM)
-# N times during the run, so partitions move back and forth between members under load.
+# N times during the run, so partitions move back and forth between members under load; the run
+# fails when the second collector never stored anything. Also run on the mock cluster by
+# scripts/test.sh.
 # --zombie-collector runs, for the whole run, a second collector with the same static member id
 # as the stack's (tansu does not fence it, so both consume every partition): the fenced offset
 # update must still store each event exactly once. Manual only: once, tansu left both members
@@ -51,11 +54,19 @@ args = ap.parse_args(sys.argv[2:])
 catch_up = int(os.environ.get("CATCH_UP_SECONDS", "180"))
 def say(msg): print(f"[system-test] {msg}", flush=True)
 
+def collector_env(**settings):
+    """Environment for an extra collector: the stack's Kafka brokers (tansu or the mock cluster)."""
+    env = {**os.environ, **settings}
+    brokers = os.path.join(root, ".stack", "kafka.brokers")
+    if os.path.exists(brokers):
+        env["LOGSTREAM_KAFKA_BROKERS"] = open(brokers).read().strip()
+    return env
+
 try:
     binary = os.path.join(root, "target", os.environ.get("STACK_PROFILE", "release"), "logstream-collector")
     zombie = None
     if args.zombie_collector:
-        env = {**os.environ, "LOGSTREAM_COLLECTOR_LISTEN": "127.0.0.1:8083", "LOGSTREAM_GROUP_INSTANCE_ID": "collector-1"}
+        env = collector_env(LOGSTREAM_COLLECTOR_LISTEN="127.0.0.1:8083", LOGSTREAM_GROUP_INSTANCE_ID="collector-1")
         log = open(os.path.join(root, ".stack", "logs", "collector-zombie.log"), "w")
         zombie = subprocess.Popen([binary], env=env, stdout=log, stderr=subprocess.STDOUT)
         say(f"zombie collector (same member id as the stack's) started, pid {zombie.pid}")
@@ -92,18 +103,27 @@ try:
                        stdout=subprocess.DEVNULL, env={**os.environ, "STACK_PROMETHEUS": "0"})
         say(f"collector restarted and ready at {time.time() - started:.1f} s")
     if args.cycle_second_collector:
-        env = {**os.environ, "LOGSTREAM_COLLECTOR_LISTEN": "127.0.0.1:8082", "LOGSTREAM_GROUP_INSTANCE_ID": ""}
-        env.pop("LOGSTREAM_GROUP_INSTANCE_ID")
+        env = collector_env(LOGSTREAM_COLLECTOR_LISTEN="127.0.0.1:8082")
+        env.pop("LOGSTREAM_GROUP_INSTANCE_ID", None)
         slot = args.duration / (args.cycle_second_collector * 2 + 1)
+        second_stored_total = 0
         for cycle in range(args.cycle_second_collector):
             time.sleep(slot)
             log = open(os.path.join(root, ".stack", "logs", f"collector-2.{cycle}.log"), "w")
             second = subprocess.Popen([binary], env=env, stdout=log, stderr=subprocess.STDOUT)
             say(f"second collector started (pid {second.pid}) at {time.time() - started:.1f} s")
             time.sleep(slot)
+            try:
+                second_stored = stack.metric("log_events_stored_total", base="http://127.0.0.1:8082")
+            except OSError as e:
+                stack.fail("system-test", f"second collector's metrics unreachable: {e}")
             second.send_signal(signal.SIGTERM)
             code = second.wait(timeout=60)
-            say(f"second collector stopped (exit {code}) at {time.time() - started:.1f} s")
+            say(f"second collector stopped (exit {code}) at {time.time() - started:.1f} s, "
+                f"after storing {second_stored:.0f} events (more on its way out)")
+            second_stored_total += second_stored
+        if second_stored_total == 0:
+            stack.fail("system-test", "the second collector never stored anything: no partitions moved to it")
     time.sleep(max(0.0, args.duration - (time.time() - started)))
     after = {i["instance_id"]: i for i in stack.call("POST", "/api/v1/generator/stop")["instances"]}
     say(f"stopped after {time.time() - started:.1f} s")

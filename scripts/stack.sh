@@ -8,7 +8,11 @@
 #
 # Uses the same LOGSTREAM_* settings as docker-compose.yml. State (pids, logs) lives in .stack/.
 # Environment: STACK_PROFILE=release|debug (default release), STACK_PROMETHEUS=1|0 (default 1),
-# LOGSTREAM_TOPIC_PARTITIONS (default 6).
+# LOGSTREAM_TOPIC_PARTITIONS (default 6),
+# STACK_KAFKA=tansu|mock (default tansu): mock runs librdkafka's in-memory mock cluster
+# (integration-tests/src/bin/mock-kafka.rs) on a port of its own instead of tansu on 9092, for the
+# crash and rebalance tests, whose group coordination tansu 0.6 gets wrong. Switching between the
+# two needs a `down` first: running services stay connected to the broker they started with.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -17,7 +21,10 @@ LOGS="$STATE/logs"
 PROFILE="${STACK_PROFILE:-release}"
 PARTITIONS="${LOGSTREAM_TOPIC_PARTITIONS:-6}"
 KAFKA=127.0.0.1:9092
+KAFKA_KIND="${STACK_KAFKA:-tansu}"
+case "$KAFKA_KIND" in tansu|mock) ;; *) echo "[stack] error: STACK_KAFKA must be tansu or mock, not '$KAFKA_KIND'" >&2; exit 2;; esac
 DB_URL="postgres://postgres@127.0.0.1:5432/logstream"
+TOPICS="logs.raw logs.dlq logs.alerts"
 mkdir -p "$LOGS"
 
 say() { printf '[stack] %s\n' "$*"; }
@@ -82,7 +89,14 @@ ensure_redis() {
   wait_port redis 6379
 }
 
+# A fresh broker has none of the offsets PostgreSQL remembers: forget them.
+forget_offsets() {
+  psql -h 127.0.0.1 -U postgres -qc "DELETE FROM kafka_offsets" logstream >/dev/null 2>&1 || true
+}
+
 ensure_kafka() {
+  [ "$KAFKA_KIND" = mock ] && { ensure_mock_kafka; return; }
+  alive mock-kafka && die "mock-kafka (STACK_KAFKA=mock) is running: scripts/stack.sh down first"
   if listening 9092; then
     alive tansu || say "a Kafka broker already listens on 9092 (not started by this script)"
   else
@@ -93,12 +107,28 @@ ensure_kafka() {
     launch tansu tansu broker --listener-url tcp://127.0.0.1:9092 \
       --advertised-listener-url tcp://127.0.0.1:9092 --storage-engine memory://tansu/
     wait_port tansu 9092
-    # tansu keeps topics in memory: a fresh broker has none of the offsets PostgreSQL remembers.
-    psql -h 127.0.0.1 -U postgres -qc "DELETE FROM kafka_offsets" logstream >/dev/null 2>&1 || true
+    forget_offsets
   fi
-  for topic in logs.raw logs.dlq logs.alerts; do
+  for topic in $TOPICS; do
     tansu topic create "$topic" --partitions "$PARTITIONS" --broker "tcp://$KAFKA" >/dev/null 2>&1 || true
   done
+}
+
+ensure_mock_kafka() {
+  local i
+  if ! alive mock-kafka; then
+    alive tansu && die "tansu (started by this script) is running: scripts/stack.sh down first"
+    rm -f "$STATE/kafka.bootstrap"
+    launch mock-kafka "$ROOT/target/$PROFILE/mock-kafka" "$STATE/kafka.bootstrap" "$PARTITIONS" $TOPICS
+    for i in $(seq 1 60); do
+      [ -s "$STATE/kafka.bootstrap" ] && break
+      alive mock-kafka || die "mock-kafka exited (see .stack/logs/mock-kafka.log)"
+      sleep 0.5
+    done
+    [ -s "$STATE/kafka.bootstrap" ] || die "mock-kafka wrote no bootstrap address in 30 s"
+    forget_offsets
+  fi
+  KAFKA=$(cat "$STATE/kafka.bootstrap")
 }
 
 ensure_prometheus() {
@@ -121,6 +151,7 @@ build() {
 
 start_services() {
   local bin="$ROOT/target/$PROFILE"
+  echo "$KAFKA" >"$STATE/kafka.brokers"  # for tests that start more collectors of their own
   export LOGSTREAM_KAFKA_BROKERS="$KAFKA" LOGSTREAM_DATABASE_URL="$DB_URL" \
     LOGSTREAM_REDIS_URL="redis://127.0.0.1:6379" LOGSTREAM_TOPIC_PARTITIONS="$PARTITIONS"
   LAUNCH_PORT=8081 launch collector env LOGSTREAM_COLLECTOR_LISTEN=127.0.0.1:8081 \
@@ -163,18 +194,18 @@ case "${1:-}" in
     command -v psql >/dev/null || apt_install postgresql-client
     ensure_postgres
     ensure_redis
-    ensure_kafka
     build
+    ensure_kafka
     start_services
     ensure_prometheus
     wait_ready
     say "up: gateway http://127.0.0.1:8090  generator :8080  collector :8081  kafka $KAFKA"
     ;;
   down)
-    for name in gateway generator collector prometheus tansu; do stop_one "$name"; done
+    for name in gateway generator collector prometheus tansu mock-kafka; do stop_one "$name"; done
     ;;
   status)
-    for pair in tansu:9092 prometheus:9090 collector:8081 generator:8080 gateway:8090; do
+    for pair in tansu:9092 mock-kafka:- prometheus:9090 collector:8081 generator:8080 gateway:8090; do
       name=${pair%%:*}; port=${pair##*:}
       if alive "$name"; then state="running (pid $(cat "$STATE/$name.pid"))"; else state="not started here"; fi
       ready=""

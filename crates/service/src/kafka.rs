@@ -34,16 +34,28 @@ pub enum TopicError {
         topic: String,
         code: RDKafkaErrorCode,
     },
+    #[error("cannot list the brokers' topics: {0}")]
+    Metadata(String),
 }
 
-/// Creates the design's topics, and `extra` ones, that do not exist yet.
+/// Creates the design's topics, and `extra` ones, that do not exist yet. Topics that exist are
+/// left alone without asking to create them, so a cluster where topics are managed by an
+/// operator (and this client may not create them) works as long as they are there.
 pub async fn ensure_topics(settings: &KafkaSettings, extra: &[String]) -> Result<(), TopicError> {
     let admin: AdminClient<DefaultClientContext> =
         base_config(&settings.kafka_brokers, "logstream-admin").create()?;
+    let (admin, existing) = tokio::task::spawn_blocking(move || {
+        let existing = existing_topics(admin.inner());
+        (admin, existing)
+    })
+    .await
+    .map_err(|e| TopicError::Metadata(e.to_string()))?;
+    let existing = existing?;
     let topics: Vec<NewTopic<'_>> = settings
         .topics()
         .into_iter()
         .chain(extra.iter().map(String::as_str))
+        .filter(|name| !existing.iter().any(|t| t == name))
         .map(|name| {
             NewTopic::new(
                 name,
@@ -52,6 +64,9 @@ pub async fn ensure_topics(settings: &KafkaSettings, extra: &[String]) -> Result
             )
         })
         .collect();
+    if topics.is_empty() {
+        return Ok(());
+    }
     let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(10)));
     for result in admin.create_topics(&topics, &options).await? {
         match result {
@@ -63,6 +78,19 @@ pub async fn ensure_topics(settings: &KafkaSettings, extra: &[String]) -> Result
         }
     }
     Ok(())
+}
+
+/// Blocking: the names of the topics the brokers report with at least one partition.
+fn existing_topics<C: ClientContext>(client: &Client<C>) -> Result<Vec<String>, TopicError> {
+    let metadata = client
+        .fetch_metadata(None, Duration::from_secs(5))
+        .map_err(|e| TopicError::Metadata(e.to_string()))?;
+    Ok(metadata
+        .topics()
+        .iter()
+        .filter(|t| t.error().is_none() && !t.partitions().is_empty())
+        .map(|t| t.name().to_string())
+        .collect())
 }
 
 /// Keeps trying [`ensure_topics`] until it succeeds or `shutdown` is cancelled.

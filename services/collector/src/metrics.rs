@@ -24,6 +24,7 @@ pub struct Metrics {
     pub offset_conflicts: IntCounter,
     pub duplicates_skipped: IntCounter,
     pub offset_gaps: IntCounter,
+    pub expired: IntCounter,
     /// By drop rule (its index in LOGSTREAM_FILTER_DROP).
     pub filtered: IntCounterVec,
     /// By route (its index in LOGSTREAM_ROUTES).
@@ -101,6 +102,10 @@ impl Metrics {
                 "collector_offset_gaps_total",
                 "Records that arrived past the next expected offset of their partition (the partition is read again from the stored offset)",
             )?,
+            expired: IntCounter::new(
+                "kafka_records_expired_total",
+                "Offsets the broker deleted (retention) before the collector stored them: records lost upstream of logstream",
+            )?,
             paused: IntGauge::new(
                 "collector_consumer_paused",
                 "1 while the Kafka partitions are paused because storage is behind (backpressure)",
@@ -140,6 +145,7 @@ impl Metrics {
         registry.register(Box::new(m.offset_conflicts.clone()))?;
         registry.register(Box::new(m.duplicates_skipped.clone()))?;
         registry.register(Box::new(m.offset_gaps.clone()))?;
+        registry.register(Box::new(m.expired.clone()))?;
         registry.register(Box::new(m.filtered.clone()))?;
         registry.register(Box::new(m.routed.clone()))?;
         registry.register(Box::new(m.paused.clone()))?;

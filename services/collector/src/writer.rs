@@ -120,7 +120,8 @@ impl Writer {
                             // Only records gone from the log (below its start) are a real gap:
                             // this topic has no transactions or compaction.
                             let log_start = self.log_start(record.partition).await;
-                            if log_start.is_some_and(|start| start > expected) {
+                            if let Some(start) = log_start.filter(|start| *start > expected) {
+                                self.metrics.expired.inc_by((start - expected) as u64);
                                 tracing::warn!(
                                     partition = record.partition,
                                     expected,
