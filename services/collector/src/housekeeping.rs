@@ -9,7 +9,7 @@ use logstream_service::shutdown::CancellationToken;
 use crate::dlq::DlqSink;
 use crate::metrics::Metrics;
 use crate::store::{Store, DAY_MS};
-use crate::writer::Committed;
+use crate::committer::Committed;
 
 /// Lag of one partition, as last sampled.
 #[derive(Debug, Clone, serde::Serialize)]

@@ -3,12 +3,14 @@
 //! transaction as the rows they produced, and consumption resumes from them.
 //!
 //! Data path: `consumer` (Kafka group member, its own thread; `backpressure` pauses its
-//! partitions while storage is behind) → `writer` (batches, flushes, watermark) → `batch`
-//! (decode, COPY rows, event-time window aggregates, dead letters) → `dlq` (logs.dlq) + `store`
-//! (one PostgreSQL transaction: events into the day's partition, aggregates, offsets).
+//! partitions while storage is behind) → `writer` (batches, watermark, offset order) → `batch`
+//! (decode, COPY rows, event-time window aggregates, dead letters) → `committer` (writes one
+//! batch while the next fills) → `dlq` (logs.dlq) + `store` (one PostgreSQL transaction: events
+//! into the day's partition, aggregates, offsets).
 
 mod backpressure;
 mod batch;
+mod committer;
 mod config;
 mod consumer;
 mod dlq;

@@ -11,7 +11,7 @@ use serde_json::{json, Value};
 use crate::dlq::DlqSink;
 use crate::housekeeping::sample_lag;
 use crate::metrics::Metrics;
-use crate::writer::Committed;
+use crate::committer::Committed;
 
 #[derive(Clone)]
 pub struct StatusState {

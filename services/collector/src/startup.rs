@@ -19,7 +19,8 @@ use crate::metrics::Metrics;
 use crate::routes::{self, StatusState};
 use crate::sinks::RouteSinks;
 use crate::store::Store;
-use crate::writer::{Committed, Writer};
+use crate::committer::Committed;
+use crate::writer::Writer;
 use logstream_core::route::{Destination, Routing};
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../../migrations");

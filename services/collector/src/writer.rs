@@ -1,26 +1,26 @@
-//! The writer: receives the consumer thread's records in order, batches them, and flushes each
-//! batch (dead letters first, then one PostgreSQL transaction) when it is full, when its oldest
-//! record has waited long enough, or when partitions are revoked. A failed flush is retried with
-//! the same batch; consumption waits meanwhile (the channel is bounded).
+//! The writer: receives the consumer thread's records in order and batches them. A batch is
+//! handed to the committer (which writes it while the next one fills) when it is full, when its
+//! oldest record has waited long enough, or when partitions are revoked. The writer tracks each
+//! partition's offset as if every handed-off batch were stored; when one turns out to belong to
+//! another member, it waits for the batches in flight, drops the open one, and rewinds those
+//! partitions to what PostgreSQL holds.
 
-use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex};
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use logstream_core::route::Routing;
 use logstream_core::window::{Watermark, WindowSpec};
-use logstream_core::Level;
 use logstream_service::sync::lock;
-use logstream_service::trace_context;
 use tokio::sync::mpsc;
-use tracing::Instrument;
 
-use crate::batch::{Batch, TimeBounds};
+use crate::batch::{Batch, Record, TimeBounds};
+use crate::committer::{Committed, Committer, Job, Outcome};
 use crate::consumer::Input;
 use crate::dlq::DlqSink;
 use crate::metrics::Metrics;
 use crate::sinks::RouteSinks;
-use crate::store::{Store, StoreError};
+use crate::store::Store;
 
 /// Where the writer stands on one partition.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -34,9 +34,6 @@ enum Position {
     /// afterwards records before `stored` are duplicates.
     Refetching { seek: i64, stored: i64 },
 }
-
-/// Committed offsets per owned partition, shared with the status endpoint and lag sampler.
-pub type Committed = Arc<Mutex<BTreeMap<i32, Option<i64>>>>;
 
 pub struct Writer {
     pub store: Arc<Store>,
@@ -56,147 +53,90 @@ pub struct Writer {
     pub committed: Committed,
 }
 
+/// The writer's working state.
+struct State {
+    positions: BTreeMap<i32, Position>,
+    /// Partition → how far back it was last read again to recover skipped offsets.
+    gaps: BTreeMap<i32, i64>,
+    /// The open batch, and when its first record came.
+    batch: Batch,
+    opened: Option<Instant>,
+    /// Emptied batches the committer gave back, for reuse.
+    spare: Vec<Batch>,
+    watermark: Watermark,
+    jobs: mpsc::Sender<Job>,
+    outcomes: mpsc::UnboundedReceiver<Outcome>,
+    /// Batches handed to the committer whose outcome has not come back yet.
+    in_flight: usize,
+}
+
 impl Writer {
     pub async fn run(self, mut rx: mpsc::Receiver<Input>) {
-        let mut positions: BTreeMap<i32, Position> = BTreeMap::new();
-        // Partition → how far back it was last read again to recover skipped offsets.
-        let mut gaps: BTreeMap<i32, i64> = BTreeMap::new();
-        let mut batch = Batch::new(
-            self.window_specs.clone(),
-            self.time_bounds,
-            self.routing.clone(),
+        // One batch being written, one waiting: the writer fills a third meanwhile.
+        let (jobs, jobs_rx) = mpsc::channel(1);
+        let (outcomes_tx, outcomes) = mpsc::unbounded_channel();
+        let committer = tokio::spawn(
+            Committer {
+                store: self.store.clone(),
+                dlq: self.dlq.clone(),
+                sinks: self.sinks.clone(),
+                metrics: self.metrics.clone(),
+                committed: self.committed.clone(),
+            }
+            .run(jobs_rx, outcomes_tx),
         );
-        let mut watermark = Watermark::new(self.allowed_lateness_ms);
-        let mut opened: Option<Instant> = None;
+        let mut s = State {
+            positions: BTreeMap::new(),
+            gaps: BTreeMap::new(),
+            batch: self.new_batch(),
+            opened: None,
+            spare: Vec::new(),
+            watermark: Watermark::new(self.allowed_lateness_ms),
+            jobs,
+            outcomes,
+            in_flight: 0,
+        };
         loop {
-            let input = match opened {
-                None => rx.recv().await,
-                Some(at) => {
-                    let due = tokio::time::Instant::from_std(at + self.max_wait);
-                    tokio::select! {
-                        biased;
-                        input = rx.recv() => input,
-                        _ = tokio::time::sleep_until(due) => {
-                            self.flush(&mut batch, &mut positions, &watermark).await;
-                            opened = None;
-                            continue;
-                        }
+            let due = s
+                .opened
+                .map(|at| tokio::time::Instant::from_std(at + self.max_wait));
+            let input = tokio::select! {
+                biased;
+                Some(outcome) = s.outcomes.recv(), if s.in_flight > 0 => {
+                    if let Some(conflicting) = self.take_outcome(&mut s, outcome) {
+                        self.settle(&mut s, conflicting).await;
                     }
+                    continue;
+                }
+                input = rx.recv() => input,
+                _ = tokio::time::sleep_until(due.unwrap_or_else(tokio::time::Instant::now)), if due.is_some() => {
+                    self.hand_off(&mut s).await;
+                    continue;
                 }
             };
             match input {
                 None => break,
-                Some(Input::Record(record)) => {
-                    match positions.get(&record.partition) {
-                        None | Some(Position::Rewinding(_)) | Some(Position::Refetching { .. }) => {
-                            continue
-                        }
-                        Some(Position::Stored(Some(stored))) if record.offset < *stored => {
-                            self.metrics.duplicates_skipped.inc();
-                            continue;
-                        }
-                        Some(Position::Stored(_)) => {}
-                    }
-                    // A record the open batch already holds (redelivered after a rewind).
-                    let in_batch = batch.next_offsets.get(&record.partition).copied();
-                    if in_batch.is_some_and(|next| record.offset < next) {
-                        self.metrics.duplicates_skipped.inc();
-                        continue;
-                    }
-                    // A record past the next expected offset: the consumer skipped some. Store
-                    // what is contiguous, then read the partition again from what is stored;
-                    // only when the same record comes first again is the gap in the log itself.
-                    // (Some brokers — tansu 0.6 — answer a fetch from inside a record batch with
-                    // the next batch: reading again from further back recovers the records.)
-                    let expected = in_batch.or(match positions.get(&record.partition) {
-                        Some(Position::Stored(stored)) => *stored,
-                        _ => None,
-                    });
-                    match expected {
-                        Some(expected) if record.offset > expected => {
-                            let lookback = gaps
-                                .get(&record.partition)
-                                .map_or(64, |l: &i64| l.saturating_mul(8));
-                            // Only records gone from the log (below its start) are a real gap:
-                            // this topic has no transactions or compaction.
-                            let log_start = self.log_start(record.partition).await;
-                            if let Some(start) = log_start.filter(|start| *start > expected) {
-                                self.metrics.expired.inc_by((start - expected) as u64);
-                                tracing::warn!(
-                                    partition = record.partition,
-                                    expected,
-                                    log_start,
-                                    offset = record.offset,
-                                    "offsets are gone from the log (retention); continuing after them"
-                                );
-                                gaps.remove(&record.partition);
-                            } else {
-                                self.metrics.offset_gaps.inc();
-                                tracing::warn!(
-                                    partition = record.partition,
-                                    expected,
-                                    offset = record.offset,
-                                    lookback,
-                                    "consumer skipped offsets; reading the partition again from further back"
-                                );
-                                gaps.insert(record.partition, lookback);
-                                if !batch.is_empty() {
-                                    self.flush(&mut batch, &mut positions, &watermark).await;
-                                    opened = None;
-                                }
-                                // The flush may have moved the stored offset on.
-                                if let Some(Position::Stored(Some(stored))) =
-                                    positions.get(&record.partition).copied()
-                                {
-                                    let seek = (stored - lookback).max(0);
-                                    positions.insert(
-                                        record.partition,
-                                        Position::Refetching { seek, stored },
-                                    );
-                                    let _ = self.rewinds.send((record.partition, Some(seek)));
-                                }
-                                continue;
-                            }
-                        }
-                        Some(expected) if record.offset == expected => {
-                            gaps.remove(&record.partition);
-                        }
-                        _ => {}
-                    }
-                    if batch.is_empty() {
-                        opened = Some(Instant::now());
-                    }
-                    batch.add(
-                        record,
-                        chrono::Utc::now().timestamp_millis(),
-                        &mut watermark,
-                    );
-                    if batch.records >= self.max_events {
-                        self.flush(&mut batch, &mut positions, &watermark).await;
-                        opened = None;
-                    }
-                }
+                Some(Input::Record(record)) => self.record(&mut s, record).await,
                 Some(Input::Assigned(partitions)) => {
                     let mut committed = lock(&self.committed);
                     for (partition, stored) in partitions {
-                        gaps.remove(&partition);
+                        s.gaps.remove(&partition);
                         let next = stored.map(|s| s.next_offset);
-                        positions.insert(partition, Position::Stored(next));
+                        s.positions.insert(partition, Position::Stored(next));
                         committed.insert(partition, next);
                         if let Some(ms) = stored.and_then(|s| s.max_event_ms) {
-                            watermark.restore(partition, ms);
+                            s.watermark.restore(partition, ms);
                         }
                     }
                 }
                 Some(Input::Revoked(partitions, ack)) => {
-                    if !batch.is_empty() {
-                        self.flush(&mut batch, &mut positions, &watermark).await;
-                        opened = None;
-                    }
+                    // Everything consumed from them is stored before they go.
+                    self.hand_off(&mut s).await;
+                    self.settle(&mut s, Vec::new()).await;
                     let mut committed = lock(&self.committed);
                     for partition in partitions {
-                        gaps.remove(&partition);
-                        positions.remove(&partition);
+                        s.gaps.remove(&partition);
+                        s.positions.remove(&partition);
                         committed.remove(&partition);
                         let _ = self
                             .metrics
@@ -207,143 +147,185 @@ impl Writer {
                 }
                 Some(Input::Seeked(partition, offset)) => {
                     if let Some(Position::Refetching { seek, stored }) =
-                        positions.get(&partition).copied()
+                        s.positions.get(&partition).copied()
                     {
                         if offset == Some(seek) {
-                            positions.insert(partition, Position::Stored(Some(stored)));
+                            s.positions.insert(partition, Position::Stored(Some(stored)));
                         }
-                    } else if positions.get(&partition) == Some(&Position::Rewinding(offset)) {
-                        positions.insert(partition, Position::Stored(offset));
+                    } else if s.positions.get(&partition) == Some(&Position::Rewinding(offset)) {
+                        s.positions.insert(partition, Position::Stored(offset));
                     }
                 }
             }
         }
-        if !batch.is_empty() {
-            self.flush(&mut batch, &mut positions, &watermark).await;
-        }
+        self.hand_off(&mut s).await;
+        self.settle(&mut s, Vec::new()).await;
+        drop(s);
+        let _ = committer.await;
         tracing::info!("writer finished");
     }
 
-    /// Writes the batch inside a span that continues the producers' traces: child of the first
-    /// record's trace context, linked to the others.
-    async fn flush(
-        &self,
-        batch: &mut Batch,
-        positions: &mut BTreeMap<i32, Position>,
-        watermark: &Watermark,
-    ) {
-        let span = tracing::info_span!(
-            "collector_store_batch",
-            otel.kind = "consumer",
-            records = batch.records,
-            stored = batch.stored,
-            dead_letters = batch.dead_letters.len(),
-        );
-        trace_context::continue_traces(&span, batch.traces.iter().map(String::as_str));
-        self.write_batch(batch, positions, watermark)
-            .instrument(span)
-            .await
+    fn new_batch(&self) -> Batch {
+        Batch::new(
+            self.window_specs.clone(),
+            self.time_bounds,
+            self.routing.clone(),
+        )
     }
 
-    /// Writes the batch, retrying until it is stored or found to belong to another member.
-    async fn write_batch(
-        &self,
-        batch: &mut Batch,
-        positions: &mut BTreeMap<i32, Position>,
-        watermark: &Watermark,
-    ) {
-        let expected: BTreeMap<i32, Option<i64>> = batch
+    /// Takes one consumed record: into the open batch, or skipped (stale, duplicate), or the
+    /// sign of a gap that makes the partition be read again.
+    async fn record(&self, s: &mut State, record: Record) {
+        match s.positions.get(&record.partition) {
+            None | Some(Position::Rewinding(_)) | Some(Position::Refetching { .. }) => return,
+            Some(Position::Stored(Some(stored))) if record.offset < *stored => {
+                self.metrics.duplicates_skipped.inc();
+                return;
+            }
+            Some(Position::Stored(_)) => {}
+        }
+        // A record the open batch already holds (redelivered after a rewind).
+        let in_batch = s.batch.next_offsets.get(&record.partition).copied();
+        if in_batch.is_some_and(|next| record.offset < next) {
+            self.metrics.duplicates_skipped.inc();
+            return;
+        }
+        // A record past the next expected offset: the consumer skipped some. Store what is
+        // contiguous, then read the partition again from what is stored; only when the same
+        // record comes first again is the gap in the log itself. (Some brokers — tansu 0.6 —
+        // answer a fetch from inside a record batch with the next batch: reading again from
+        // further back recovers the records.)
+        let expected = in_batch.or(match s.positions.get(&record.partition) {
+            Some(Position::Stored(stored)) => *stored,
+            _ => None,
+        });
+        match expected {
+            Some(expected) if record.offset > expected => {
+                let lookback = s
+                    .gaps
+                    .get(&record.partition)
+                    .map_or(64, |l: &i64| l.saturating_mul(8));
+                // Only records gone from the log (below its start) are a real gap: this topic
+                // has no transactions or compaction.
+                let log_start = self.log_start(record.partition).await;
+                if let Some(start) = log_start.filter(|start| *start > expected) {
+                    self.metrics.expired.inc_by((start - expected) as u64);
+                    tracing::warn!(
+                        partition = record.partition,
+                        expected,
+                        log_start,
+                        offset = record.offset,
+                        "offsets are gone from the log (retention); continuing after them"
+                    );
+                    s.gaps.remove(&record.partition);
+                } else {
+                    self.metrics.offset_gaps.inc();
+                    tracing::warn!(
+                        partition = record.partition,
+                        expected,
+                        offset = record.offset,
+                        lookback,
+                        "consumer skipped offsets; reading the partition again from further back"
+                    );
+                    s.gaps.insert(record.partition, lookback);
+                    self.hand_off(s).await;
+                    self.settle(s, Vec::new()).await;
+                    // What is stored now (unless a conflict had the partition rewound).
+                    if let Some(Position::Stored(Some(stored))) =
+                        s.positions.get(&record.partition).copied()
+                    {
+                        let seek = (stored - lookback).max(0);
+                        s.positions
+                            .insert(record.partition, Position::Refetching { seek, stored });
+                        let _ = self.rewinds.send((record.partition, Some(seek)));
+                    }
+                    return;
+                }
+            }
+            Some(expected) if record.offset == expected => {
+                s.gaps.remove(&record.partition);
+            }
+            _ => {}
+        }
+        if s.batch.is_empty() {
+            s.opened = Some(Instant::now());
+        }
+        s.batch.add(
+            record,
+            chrono::Utc::now().timestamp_millis(),
+            &mut s.watermark,
+        );
+        if s.batch.records >= self.max_events {
+            self.hand_off(s).await;
+        }
+    }
+
+    /// Hands the open batch (if any) to the committer, and from then on takes its partitions'
+    /// offsets as stored. Waits while the committer has one batch waiting already.
+    async fn hand_off(&self, s: &mut State) {
+        if s.batch.is_empty() {
+            return;
+        }
+        let expected: BTreeMap<i32, Option<i64>> = s
+            .batch
             .next_offsets
             .keys()
             .map(|p| {
-                let stored = match positions.get(p) {
-                    Some(Position::Stored(s)) => *s,
+                let stored = match s.positions.get(p) {
+                    Some(Position::Stored(stored)) => *stored,
                     _ => None,
                 };
                 (*p, stored)
             })
             .collect();
-        let mut delay = Duration::from_millis(100);
-        let mut dead_letters_sent = batch.dead_letters.is_empty();
-        let mut routed_sent = batch.routed.is_empty();
-        loop {
-            let timer = self.metrics.batch_duration.start_timer();
-            // Dead letters and routed copies go out (acknowledged) before the commit; each is
-            // sent once, then the commit alone is retried.
-            let delivered = async {
-                if !dead_letters_sent {
-                    self.dlq.send_all(&batch.dead_letters).await?;
-                    dead_letters_sent = true;
-                }
-                if !routed_sent {
-                    self.sinks.send_all(&batch.routed).await?;
-                    routed_sent = true;
-                }
-                Ok::<(), String>(())
-            }
-            .await;
-            let result = match delivered {
-                Ok(()) => self.store.write(batch, &expected, watermark).await,
-                Err(e) => Err(StoreError::Delivery(e)),
-            };
-            match result {
-                Ok(aggregates) => {
-                    timer.observe_duration();
-                    self.metrics.batch_size.observe(batch.records as f64);
-                    self.metrics.stored.inc_by(batch.stored);
-                    self.metrics.late.inc_by(batch.late);
-                    for (rule, n) in &batch.filtered {
-                        self.metrics
-                            .filtered
-                            .with_label_values(&[&rule.to_string()])
-                            .inc_by(*n);
-                    }
-                    for item in &batch.routed {
-                        self.metrics
-                            .routed
-                            .with_label_values(&[&item.route.to_string()])
-                            .inc();
-                    }
-                    self.metrics.aggregates_written.inc_by(aggregates);
-                    for (service, counts) in &batch.by_service_level {
-                        for (level, n) in Level::ALL.iter().zip(counts).filter(|(_, n)| **n > 0) {
-                            self.metrics.count_stored(service, level.as_str(), *n);
-                        }
-                    }
-                    for letter in &batch.dead_letters {
-                        self.metrics.dlq.with_label_values(&[letter.reason]).inc();
-                    }
-                    let mut committed = lock(&self.committed);
-                    for (&partition, &next) in &batch.next_offsets {
-                        positions.insert(partition, Position::Stored(Some(next)));
-                        committed.insert(partition, Some(next));
-                    }
-                    batch.clear();
-                    return;
-                }
-                Err(StoreError::Conflict(conflicting)) => {
-                    timer.stop_and_discard();
-                    self.metrics.offset_conflicts.inc();
-                    // The whole batch was rolled back: every partition in it must be read again.
-                    let partitions: Vec<i32> = batch.next_offsets.keys().copied().collect();
-                    tracing::warn!(
-                        ?conflicting,
-                        ?partitions,
-                        "batch already stored by another member; discarding it and rewinding"
-                    );
-                    batch.clear();
-                    self.rewind(&partitions, positions).await;
-                    return;
-                }
-                Err(e) => {
-                    timer.stop_and_discard();
-                    self.metrics.store_errors.inc();
-                    tracing::warn!(error = %e, retry_in = ?delay, records = batch.records, "batch write failed; retrying");
-                    tokio::time::sleep(delay).await;
-                    delay = (delay * 2).min(Duration::from_secs(5));
-                }
-            }
+        for (&partition, &next) in &s.batch.next_offsets {
+            s.positions.insert(partition, Position::Stored(Some(next)));
         }
+        let fresh = s.spare.pop().unwrap_or_else(|| self.new_batch());
+        let job = Job {
+            batch: std::mem::replace(&mut s.batch, fresh),
+            expected,
+            watermark: s.watermark.clone(),
+        };
+        s.opened = None;
+        if s.jobs.send(job).await.is_err() {
+            tracing::error!("the committer is gone; the batch will be read again after a restart");
+            return;
+        }
+        s.in_flight += 1;
+    }
+
+    /// Counts one outcome back, keeps its batch for reuse; Some(partitions) when it conflicted.
+    fn take_outcome(&self, s: &mut State, outcome: Outcome) -> Option<Vec<i32>> {
+        s.in_flight -= 1;
+        let (conflicting, batch) = match outcome {
+            Outcome::Stored(batch) => (None, batch),
+            Outcome::Conflict(partitions, batch) => (Some(partitions), batch),
+        };
+        s.spare.push(batch);
+        conflicting
+    }
+
+    /// Waits for every batch in flight. When any of them (or `conflicting`, already known)
+    /// was another member's, later batches were built on offsets that are not stored: the open
+    /// batch is dropped and all those partitions are rewound to what PostgreSQL holds.
+    async fn settle(&self, s: &mut State, conflicting: Vec<i32>) {
+        let mut rewind: BTreeSet<i32> = conflicting.into_iter().collect();
+        while s.in_flight > 0 {
+            let Some(outcome) = s.outcomes.recv().await else {
+                s.in_flight = 0;
+                break;
+            };
+            rewind.extend(self.take_outcome(s, outcome).into_iter().flatten());
+        }
+        if rewind.is_empty() {
+            return;
+        }
+        rewind.extend(s.batch.next_offsets.keys().copied());
+        s.batch.clear();
+        s.opened = None;
+        let partitions: Vec<i32> = rewind.into_iter().collect();
+        self.rewind(&partitions, &mut s.positions).await;
     }
 
     /// The first offset still in a partition's log (None when the broker does not answer).

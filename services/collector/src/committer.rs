@@ -1,0 +1,175 @@
+//! The committer: writes the batches the writer hands it, one at a time and in order, while the
+//! writer builds the next one (decoding and aggregating overlap with PostgreSQL's work). Each
+//! batch's dead letters and routed copies go out first, then one transaction; a failed write is
+//! retried with the same batch, and the writer waits meanwhile (the hand-off channel holds one).
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use logstream_core::window::Watermark;
+use logstream_core::Level;
+use logstream_service::sync::lock;
+use logstream_service::trace_context;
+use tokio::sync::mpsc;
+use tracing::Instrument;
+
+use crate::batch::Batch;
+use crate::dlq::DlqSink;
+use crate::metrics::Metrics;
+use crate::sinks::RouteSinks;
+use crate::store::{Store, StoreError};
+
+/// Committed offsets per owned partition, shared with the status endpoint and lag sampler.
+pub type Committed = Arc<Mutex<BTreeMap<i32, Option<i64>>>>;
+
+/// A full batch on its way to PostgreSQL.
+pub struct Job {
+    pub batch: Batch,
+    /// Per partition of the batch, the offset PostgreSQL must hold for the batch to apply
+    /// (None: no row yet): the fence against another member having stored them.
+    pub expected: BTreeMap<i32, Option<i64>>,
+    /// The watermark as of the batch's last record.
+    pub watermark: Watermark,
+}
+
+/// What became of a job; the batch comes back emptied, for reuse.
+pub enum Outcome {
+    Stored(Batch),
+    /// Another member had stored offsets of the batch's partitions (listed): nothing of the
+    /// batch was written, and every one of them must be read again from what PostgreSQL holds.
+    Conflict(Vec<i32>, Batch),
+}
+
+pub struct Committer {
+    pub store: Arc<Store>,
+    pub dlq: Arc<DlqSink>,
+    pub sinks: Arc<RouteSinks>,
+    pub metrics: Metrics,
+    pub committed: Committed,
+}
+
+impl Committer {
+    /// Commits jobs in the order received until the writer closes the channel.
+    pub async fn run(self, mut jobs: mpsc::Receiver<Job>, outcomes: mpsc::UnboundedSender<Outcome>) {
+        while let Some(job) = jobs.recv().await {
+            let outcome = self.commit(job).await;
+            if outcomes.send(outcome).is_err() {
+                break;
+            }
+        }
+    }
+
+    /// Writes the batch inside a span that continues the producers' traces: child of the first
+    /// record's trace context, linked to the others.
+    async fn commit(&self, job: Job) -> Outcome {
+        let batch = &job.batch;
+        let span = tracing::info_span!(
+            "collector_store_batch",
+            otel.kind = "consumer",
+            records = batch.records,
+            stored = batch.stored,
+            dead_letters = batch.dead_letters.len(),
+        );
+        trace_context::continue_traces(&span, batch.traces.iter().map(String::as_str));
+        let stored = self.write(&job).instrument(span).await;
+        let mut batch = job.batch;
+        let partitions: Vec<i32> = batch.next_offsets.keys().copied().collect();
+        batch.clear();
+        if stored {
+            Outcome::Stored(batch)
+        } else {
+            Outcome::Conflict(partitions, batch)
+        }
+    }
+
+    /// Writes the batch, retrying until it is stored (true) or found to belong to another
+    /// member (false).
+    async fn write(&self, job: &Job) -> bool {
+        let batch = &job.batch;
+        let mut delay = Duration::from_millis(100);
+        let mut dead_letters_sent = batch.dead_letters.is_empty();
+        let mut routed_sent = batch.routed.is_empty();
+        loop {
+            let timer = self.metrics.batch_duration.start_timer();
+            // Dead letters and routed copies go out (acknowledged) before the commit; each is
+            // sent once, then the commit alone is retried.
+            let delivered = async {
+                if !dead_letters_sent {
+                    self.dlq.send_all(&batch.dead_letters).await?;
+                    dead_letters_sent = true;
+                }
+                if !routed_sent {
+                    self.sinks.send_all(&batch.routed).await?;
+                    routed_sent = true;
+                }
+                Ok::<(), String>(())
+            }
+            .await;
+            let result = match delivered {
+                Ok(()) => {
+                    self.store
+                        .write(batch, &job.expected, &job.watermark)
+                        .await
+                }
+                Err(e) => Err(StoreError::Delivery(e)),
+            };
+            match result {
+                Ok(aggregates) => {
+                    timer.observe_duration();
+                    self.count(batch, aggregates);
+                    let mut committed = lock(&self.committed);
+                    for (&partition, &next) in &batch.next_offsets {
+                        committed.insert(partition, Some(next));
+                    }
+                    return true;
+                }
+                Err(StoreError::Conflict(conflicting)) => {
+                    timer.stop_and_discard();
+                    self.metrics.offset_conflicts.inc();
+                    tracing::warn!(
+                        ?conflicting,
+                        partitions = ?batch.next_offsets.keys().collect::<Vec<_>>(),
+                        "batch already stored by another member; discarding it and rewinding"
+                    );
+                    return false;
+                }
+                Err(e) => {
+                    timer.stop_and_discard();
+                    self.metrics.store_errors.inc();
+                    tracing::warn!(error = %e, retry_in = ?delay, records = batch.records, "batch write failed; retrying");
+                    tokio::time::sleep(delay).await;
+                    delay = (delay * 2).min(Duration::from_secs(5));
+                }
+            }
+        }
+    }
+
+    /// The metrics of a stored batch.
+    fn count(&self, batch: &Batch, aggregates: u64) {
+        self.metrics.batch_size.observe(batch.records as f64);
+        self.metrics.stored.inc_by(batch.stored);
+        self.metrics.late.inc_by(batch.late);
+        for (rule, n) in &batch.filtered {
+            self.metrics
+                .filtered
+                .with_label_values(&[&rule.to_string()])
+                .inc_by(*n);
+        }
+        for item in &batch.routed {
+            self.metrics
+                .routed
+                .with_label_values(&[&item.route.to_string()])
+                .inc();
+        }
+        self.metrics.aggregates_written.inc_by(aggregates);
+        for (service, counts) in &batch.by_service_level {
+            for (level, n) in Level::ALL.iter().zip(counts).filter(|(_, n)| **n > 0) {
+                self.metrics.count_stored(service, level.as_str(), *n);
+            }
+        }
+        for letter in &batch.dead_letters {
+            self.metrics.dlq.with_label_values(&[letter.reason]).inc();
+        }
+    }
+}
