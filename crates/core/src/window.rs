@@ -4,6 +4,8 @@
 
 use std::collections::HashMap;
 
+use rustc_hash::FxHashMap;
+
 use crate::event::Level;
 use crate::sketch::LatencySketch;
 
@@ -77,18 +79,34 @@ pub struct Aggregate {
     pub latency: LatencySketch,
 }
 
+/// A [`WindowKey`] with the service as its index in [`Windows::services`]: adding an event to
+/// its windows then allocates nothing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+struct SlotKey {
+    window_start_ms: i64,
+    window_size_ms: i64,
+    slide_ms: i64,
+    service: u32,
+    level: Level,
+}
+
 /// Aggregates per window key for a set of window shapes.
 #[derive(Debug, Clone)]
 pub struct Windows {
     specs: Vec<WindowSpec>,
-    rows: HashMap<WindowKey, Aggregate>,
+    /// The services seen since the last clear, and each one's index.
+    services: Vec<String>,
+    service_index: FxHashMap<String, u32>,
+    rows: FxHashMap<SlotKey, Aggregate>,
 }
 
 impl Windows {
     pub fn new(specs: Vec<WindowSpec>) -> Self {
         Self {
             specs,
-            rows: HashMap::new(),
+            services: Vec::new(),
+            service_index: FxHashMap::default(),
+            rows: FxHashMap::default(),
         }
     }
 
@@ -98,13 +116,22 @@ impl Windows {
 
     /// Adds one event (and its latency, for access events) to every window containing it.
     pub fn add(&mut self, timestamp_ms: i64, service: &str, level: Level, latency_us: Option<u64>) {
+        let service = match self.service_index.get(service) {
+            Some(&index) => index,
+            None => {
+                let index = self.services.len() as u32;
+                self.services.push(service.to_owned());
+                self.service_index.insert(service.to_owned(), index);
+                index
+            }
+        };
         for spec in &self.specs {
             for start in spec.starts(timestamp_ms) {
-                let key = WindowKey {
+                let key = SlotKey {
                     window_start_ms: start,
                     window_size_ms: spec.size_ms,
                     slide_ms: spec.slide_ms,
-                    service: service.to_owned(),
+                    service,
                     level,
                 };
                 let row = self.rows.entry(key).or_default();
@@ -121,14 +148,29 @@ impl Windows {
     }
 
     /// The rows, sorted by key (a stable order keeps concurrent upserts deadlock-free).
-    pub fn sorted(&self) -> Vec<(&WindowKey, &Aggregate)> {
-        let mut rows: Vec<_> = self.rows.iter().collect();
-        rows.sort_unstable_by(|a, b| a.0.cmp(b.0));
+    pub fn sorted(&self) -> Vec<(WindowKey, &Aggregate)> {
+        let mut rows: Vec<_> = self
+            .rows
+            .iter()
+            .map(|(key, aggregate)| {
+                let key = WindowKey {
+                    window_start_ms: key.window_start_ms,
+                    window_size_ms: key.window_size_ms,
+                    slide_ms: key.slide_ms,
+                    service: self.services[key.service as usize].clone(),
+                    level: key.level,
+                };
+                (key, aggregate)
+            })
+            .collect();
+        rows.sort_unstable_by(|a, b| a.0.cmp(&b.0));
         rows
     }
 
     pub fn clear(&mut self) {
         self.rows.clear();
+        self.services.clear();
+        self.service_index.clear();
     }
 }
 

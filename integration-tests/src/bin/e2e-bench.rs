@@ -2,7 +2,8 @@
 //! consumed by a fresh collector into PostgreSQL (parse, windows, COPY, aggregates, offsets in one
 //! transaction per batch), printed next to the ceiling measured in the same run: plain `COPY`
 //! (psql `\copy`) of the same rows into the same table (`log_events`, same partitions and
-//! indexes), and the ratio.
+//! indexes), and the ratio; also next to the same in COPY's binary format, which the collector
+//! uses.
 //!
 //! Needs the native stack (`scripts/stack.sh up`: tansu, PostgreSQL, Redis) and the release
 //! binaries.
@@ -138,33 +139,49 @@ async fn main() {
         sent as f64 / total_secs
     );
 
-    // The ceiling: the same rows through psql \copy into the same table.
-    let file = std::env::temp_dir().join(format!("{topic}.copy"));
+    // The ceiling: the same rows through psql \copy into the same table, in COPY's text format
+    // (plain COPY) and in its binary format (what the collector sends).
+    let text = copy_ceiling(&database, &instance, stored_rows, &topic, "text");
+    let binary = copy_ceiling(&database, &instance, stored_rows, &topic, "binary");
+    println!(
+        "end to end {e2e:.0} events/s vs plain COPY {text:.0} rows/s: ratio {:.2} \
+         (vs binary COPY {binary:.0} rows/s: ratio {:.2})",
+        e2e / text,
+        e2e / binary
+    );
+}
+
+/// Rows/s of psql `\copy` loading the instance's `rows` stored rows again (under another
+/// instance id, deleted afterwards) in COPY `format` (text or binary).
+fn copy_ceiling(database: &str, instance: &str, rows: u64, topic: &str, format: &str) -> f64 {
+    let file = std::env::temp_dir().join(format!("{topic}.{format}.copy"));
     let ceiling_instance = format!("{instance}-copy");
     psql(
-        &database,
+        database,
         &format!(
             "\\copy (SELECT event_time, level, service, component, host, message, trace_id, span_id, \
              parent_id, attributes, '{ceiling_instance}', seq, kafka_partition, kafka_offset \
-             FROM log_events WHERE instance_id = '{instance}') TO '{}'",
+             FROM log_events WHERE instance_id = '{instance}') TO '{}' WITH (FORMAT {format})",
             file.display()
         ),
     );
     let began = Instant::now();
     psql(
-        &database,
-        &format!("\\copy log_events ({COLUMNS}) FROM '{}'", file.display()),
+        database,
+        &format!(
+            "\\copy log_events ({COLUMNS}) FROM '{}' WITH (FORMAT {format})",
+            file.display()
+        ),
     );
     let copy_secs = began.elapsed().as_secs_f64();
-    let ceiling = stored_rows as f64 / copy_secs;
     psql(
-        &database,
+        database,
         &format!("DELETE FROM log_events WHERE instance_id = '{ceiling_instance}'"),
     );
     let _ = std::fs::remove_file(&file);
-    println!("psql \\copy of the same {stored_rows} rows: {copy_secs:.2} s ({ceiling:.0} rows/s)");
+    let ceiling = rows as f64 / copy_secs;
     println!(
-        "end to end {e2e:.0} events/s vs plain COPY {ceiling:.0} rows/s: ratio {:.2}",
-        e2e / ceiling
+        "psql \\copy ({format}) of the same {rows} rows: {copy_secs:.2} s ({ceiling:.0} rows/s)"
     );
+    ceiling
 }

@@ -4,7 +4,7 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 
-use logstream_core::copy::{push_int, push_opt_text, push_text};
+use logstream_core::copy;
 use logstream_core::format::decode;
 use logstream_core::json;
 use logstream_core::route::Routing;
@@ -45,6 +45,9 @@ pub const MAX_TRACES: usize = 32;
 pub const COPY_COLUMNS: &str =
     "event_time, level, service, component, host, message, trace_id, span_id, \
      parent_id, attributes, instance_id, seq, kafka_partition, kafka_offset";
+
+/// How many columns [`COPY_COLUMNS`] names.
+const COPY_FIELDS: i16 = 14;
 
 /// A stored event that a route also sends elsewhere: the event as JSON (one NDJSON line).
 #[derive(Debug, Clone)]
@@ -212,37 +215,24 @@ impl Batch {
                     }
                 }
                 let row = &mut self.rows;
-                push_text(row, &json::format_timestamp(event.timestamp_ms));
-                row.push(b'\t');
-                push_text(row, event.level.as_str());
-                row.push(b'\t');
-                push_text(row, &event.service);
-                row.push(b'\t');
-                push_opt_text(row, event.component.as_deref());
-                row.push(b'\t');
-                push_opt_text(row, event.host.as_deref());
-                row.push(b'\t');
-                push_text(row, &event.message);
-                row.push(b'\t');
-                push_opt_text(row, event.trace_id.as_deref());
-                row.push(b'\t');
-                push_opt_text(row, event.span_id.as_deref());
-                row.push(b'\t');
-                push_opt_text(row, event.parent_id.as_deref());
-                row.push(b'\t');
-                push_opt_text(row, event.attributes.as_deref());
-                row.push(b'\t');
-                push_opt_text(row, record.instance_id.as_deref());
-                row.push(b'\t');
+                copy::begin_row(row, COPY_FIELDS);
+                copy::push_timestamptz_ms(row, event.timestamp_ms);
+                copy::push_text(row, event.level.as_str());
+                copy::push_text(row, &event.service);
+                copy::push_opt_text(row, event.component.as_deref());
+                copy::push_opt_text(row, event.host.as_deref());
+                copy::push_text(row, &event.message);
+                copy::push_opt_text(row, event.trace_id.as_deref());
+                copy::push_opt_text(row, event.span_id.as_deref());
+                copy::push_opt_text(row, event.parent_id.as_deref());
+                copy::push_opt_jsonb(row, event.attributes.as_deref());
+                copy::push_opt_text(row, record.instance_id.as_deref());
                 match record.seq {
-                    Some(seq) => push_int(row, seq),
-                    None => row.extend_from_slice(b"\\N"),
+                    Some(seq) => copy::push_i64(row, seq),
+                    None => copy::push_null(row),
                 }
-                row.push(b'\t');
-                push_int(row, i64::from(record.partition));
-                row.push(b'\t');
-                push_int(row, record.offset);
-                row.push(b'\n');
+                copy::push_i32(row, record.partition);
+                copy::push_i64(row, record.offset);
                 self.stored += 1;
             }
             Err((reason, detail)) => self.dead_letters.push(DeadLetter {
@@ -302,15 +292,29 @@ mod tests {
             batch.by_service_level.get("orders"),
             Some(&[0, 0, 1, 0, 0, 0])
         );
-        let row = String::from_utf8(batch.rows.clone()).expect("utf8");
+        let rows = copy::decode_rows(&batch.rows).expect("binary COPY rows");
+        let text = |s: &str| Some(s.as_bytes().to_vec());
+        let micros = (1000 - 946_684_800_000i64) * 1000;
         assert_eq!(
-            row,
-            "1970-01-01T00:00:01.000Z\tINFO\torders\t\\N\t\\N\ta\\tb\t\\N\t\\N\t\\N\t\\N\tgen-1\t6\t2\t5\n"
+            rows,
+            vec![vec![
+                Some(micros.to_be_bytes().to_vec()),
+                text("INFO"),
+                text("orders"),
+                None,
+                None,
+                text("a\tb"),
+                None,
+                None,
+                None,
+                None,
+                text("gen-1"),
+                Some(6i64.to_be_bytes().to_vec()),
+                Some(2i32.to_be_bytes().to_vec()),
+                Some(5i64.to_be_bytes().to_vec()),
+            ]]
         );
-        assert_eq!(
-            row.trim_end().split('\t').count(),
-            COPY_COLUMNS.split(',').count()
-        );
+        assert_eq!(rows[0].len(), COPY_COLUMNS.split(',').count());
         assert_eq!(watermark.highest(2), Some(1000));
         batch.clear();
         assert!(batch.is_empty() && batch.rows.is_empty() && batch.windows.is_empty());

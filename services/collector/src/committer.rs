@@ -51,7 +51,11 @@ pub struct Committer {
 
 impl Committer {
     /// Commits jobs in the order received until the writer closes the channel.
-    pub async fn run(self, mut jobs: mpsc::Receiver<Job>, outcomes: mpsc::UnboundedSender<Outcome>) {
+    pub async fn run(
+        self,
+        mut jobs: mpsc::Receiver<Job>,
+        outcomes: mpsc::UnboundedSender<Outcome>,
+    ) {
         while let Some(job) = jobs.recv().await {
             let outcome = self.commit(job).await;
             if outcomes.send(outcome).is_err() {
@@ -107,11 +111,7 @@ impl Committer {
             }
             .await;
             let result = match delivered {
-                Ok(()) => {
-                    self.store
-                        .write(batch, &job.expected, &job.watermark)
-                        .await
-                }
+                Ok(()) => self.store.write(batch, &job.expected, &job.watermark).await,
                 Err(e) => Err(StoreError::Delivery(e)),
             };
             match result {

@@ -6,10 +6,10 @@ use std::time::Duration;
 
 use logstream_service::shutdown::CancellationToken;
 
+use crate::committer::Committed;
 use crate::dlq::DlqSink;
 use crate::metrics::Metrics;
 use crate::store::{Store, DAY_MS};
-use crate::committer::Committed;
 
 /// Lag of one partition, as last sampled.
 #[derive(Debug, Clone, serde::Serialize)]

@@ -8,10 +8,10 @@ use axum::routing::get;
 use axum::{Json, Router};
 use serde_json::{json, Value};
 
+use crate::committer::Committed;
 use crate::dlq::DlqSink;
 use crate::housekeeping::sample_lag;
 use crate::metrics::Metrics;
-use crate::committer::Committed;
 
 #[derive(Clone)]
 pub struct StatusState {

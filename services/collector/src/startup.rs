@@ -11,6 +11,7 @@ use tokio::sync::mpsc;
 
 use crate::backpressure::Valve;
 use crate::batch::TimeBounds;
+use crate::committer::Committed;
 use crate::config::Config;
 use crate::consumer::{self, ConsumerSettings};
 use crate::dlq::DlqSink;
@@ -19,7 +20,6 @@ use crate::metrics::Metrics;
 use crate::routes::{self, StatusState};
 use crate::sinks::RouteSinks;
 use crate::store::Store;
-use crate::committer::Committed;
 use crate::writer::Writer;
 use logstream_core::route::{Destination, Routing};
 

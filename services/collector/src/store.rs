@@ -7,6 +7,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Mutex;
 
 use chrono::{DateTime, Utc};
+use logstream_core::copy;
 use logstream_core::window::Watermark;
 use logstream_service::sync::lock;
 use sqlx::PgPool;
@@ -149,9 +150,13 @@ impl Store {
         let mut tx = self.pool.begin().await?;
         if batch.stored > 0 {
             let mut copy = tx
-                .copy_in_raw(&format!("COPY log_events ({COPY_COLUMNS}) FROM STDIN"))
+                .copy_in_raw(&format!(
+                    "COPY log_events ({COPY_COLUMNS}) FROM STDIN WITH (FORMAT binary)"
+                ))
                 .await?;
+            copy.send(copy::HEADER).await?;
             copy.send(batch.rows.as_slice()).await?;
+            copy.send(copy::TRAILER).await?;
             if let Err(e) = copy.finish().await {
                 // No partition for a row: another collector dropped a day this one had seen.
                 // Forget what is known, so the retry creates the partitions again.
@@ -174,7 +179,7 @@ impl Store {
             let mut counts: Vec<i64> = Vec::with_capacity(n);
             // Sketches travel as array literals ('{3,0,1}'), NULL when the window saw no latency.
             let mut sketches: Vec<Option<String>> = Vec::with_capacity(n);
-            for (key, aggregate) in aggregates {
+            for (key, aggregate) in &aggregates {
                 starts
                     .push(DateTime::from_timestamp_millis(key.window_start_ms).unwrap_or_default());
                 sizes.push((key.window_size_ms / 1000) as i32);

@@ -150,7 +150,8 @@ impl Writer {
                         s.positions.get(&partition).copied()
                     {
                         if offset == Some(seek) {
-                            s.positions.insert(partition, Position::Stored(Some(stored)));
+                            s.positions
+                                .insert(partition, Position::Stored(Some(stored)));
                         }
                     } else if s.positions.get(&partition) == Some(&Position::Rewinding(offset)) {
                         s.positions.insert(partition, Position::Stored(offset));
