@@ -189,30 +189,29 @@ pub async fn generator_call(
     serde_json::from_str(&text).expect("status is JSON")
 }
 
-/// Whether `{base}/metrics` has exactly this line (e.g. `some_gauge 1`).
-/// The sum of every series of metric `name` on a service's `/metrics`.
-pub async fn metric_sum(base: &str, name: &str) -> f64 {
+/// A service's `/metrics` text.
+async fn metrics_text(base: &str) -> String {
     reqwest::get(format!("{base}/metrics"))
         .await
         .expect("metrics answer")
         .text()
         .await
         .expect("metrics text")
+}
+
+/// The sum of every series of metric `name` on a service's `/metrics`.
+pub async fn metric_sum(base: &str, name: &str) -> f64 {
+    metrics_text(base)
+        .await
         .lines()
         .filter(|l| l.starts_with(name) && l[name.len()..].starts_with([' ', '{']))
         .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
         .sum()
 }
 
+/// Whether `{base}/metrics` has exactly this line (e.g. `some_gauge 1`).
 pub async fn has_metric_line(base: &str, line: &str) -> bool {
-    reqwest::get(format!("{base}/metrics"))
-        .await
-        .expect("metrics answer")
-        .text()
-        .await
-        .expect("metrics text")
-        .lines()
-        .any(|l| l == line)
+    metrics_text(base).await.lines().any(|l| l == line)
 }
 
 /// Creates `topic` with `partitions` partitions (fine when it exists).
