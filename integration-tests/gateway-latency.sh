@@ -19,7 +19,7 @@ done
 say() { echo "[gateway-latency] $*"; }
 command -v wrk >/dev/null || { say "installing wrk (apt)"; apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null; }
 BIN="${LOGSTREAM_BIN_DIR:-$ROOT/target/${STACK_PROFILE:-release}}"
-DB_URL="${LOGSTREAM_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/logstream}"
+DB_URL="${LOGSTREAM_DATABASE_URL:-postgres://logstream:logstream@127.0.0.1:5432/logstream}"
 PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 WORK=$(mktemp -d)
 LOGSTREAM_GATEWAY_LISTEN=127.0.0.1:$PORT LOGSTREAM_DATABASE_URL="$DB_URL" \

@@ -1,6 +1,8 @@
 """Helpers shared by the end-to-end scripts (system-test.sh, load-test.sh): calls to the gateway
 and collector, PostgreSQL queries through psql, and exact per-instance/seq accounting."""
 import json
+import signal
+import time
 import os
 import subprocess
 import sys
@@ -9,7 +11,7 @@ import urllib.request
 
 GATEWAY = os.environ.get("GATEWAY_URL", "http://127.0.0.1:8090")
 COLLECTOR = os.environ.get("COLLECTOR_URL", "http://127.0.0.1:8081")
-DATABASE = os.environ.get("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/logstream")
+DATABASE = os.environ.get("DATABASE_URL", "postgres://logstream:logstream@127.0.0.1:5432/logstream")
 
 
 class StackError(Exception):
@@ -161,3 +163,121 @@ def peak_rss_mb(pid):
             if line.startswith("VmHWM:"):
                 return int(line.split()[1]) / 1024
     raise StackError(f"no VmHWM for pid {pid}")
+
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def stack(*args):
+    """Runs scripts/stack.sh with these arguments (e.g. "start", "kafka")."""
+    out = subprocess.run([os.path.join(ROOT, "scripts", "stack.sh"), *args], capture_output=True, text=True,
+                         env={**os.environ, "STACK_PROMETHEUS": "0"})
+    if out.returncode != 0:
+        raise StackError(f"stack.sh {' '.join(args)}: {out.stderr.strip() or out.stdout.strip()}")
+
+
+def pid(name):
+    """The pid of a process the native stack started (.stack/NAME.pid)."""
+    with open(os.path.join(ROOT, ".stack", f"{name}.pid")) as f:
+        return int(f.read())
+
+
+def running(pid_):
+    """Whether a process exists and is not a zombie."""
+    try:
+        with open(f"/proc/{pid_}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def wait_exit(pid_, timeout):
+    """Waits until a process (not necessarily our child) is gone; True, or None on timeout."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if not running(pid_):
+            return True
+        time.sleep(0.2)
+    return None
+
+
+def generator_status():
+    return call("GET", "/api/v1/generator/status")
+
+
+def broker_freeze(frozen_for, rate, say):
+    """Freezes the Kafka broker (SIGSTOP) for `frozen_for` seconds during generation: the
+    circuit breaker must open and generation pause (only the half-open probes go out), then after
+    SIGCONT the breaker must close and generation come back to `rate`."""
+    kafka = pid("kafka")
+    os.kill(kafka, signal.SIGSTOP)
+    frozen = time.time()
+    say(f"broker frozen (SIGSTOP pid {kafka})")
+    opened_after, generated_at_open = None, None
+    try:
+        while time.time() - frozen < frozen_for:
+            st = generator_status()
+            if opened_after is None and st["circuit_breaker_state"] == "open":
+                opened_after, generated_at_open = time.time() - frozen, st["generated_total"]
+            time.sleep(0.5)
+        generated_at_thaw = generator_status()["generated_total"]
+    finally:
+        os.kill(kafka, signal.SIGCONT)
+    thawed = time.time()
+    say(f"broker thawed (SIGCONT) after {thawed - frozen:.1f} s")
+    if opened_after is None:
+        raise StackError("the circuit breaker did not open while the broker was frozen")
+    open_for = thawed - frozen - opened_after
+    while_open = generated_at_thaw - generated_at_open
+    say(f"breaker open {opened_after:.1f} s into the freeze; {while_open} events generated in the "
+        f"{open_for:.1f} s it was open (half-open probes at most 10/s)")
+    if while_open > 10 * open_for + rate:
+        raise StackError(f"generation did not pause while the breaker was open: {while_open} events")
+    closed_after = None
+    while time.time() - thawed < 60:
+        st = generator_status()
+        if st["circuit_breaker_state"] == "closed":
+            closed_after = time.time() - thawed
+            break
+        time.sleep(0.2)
+    if closed_after is None:
+        raise StackError("the circuit breaker did not close within 60 s of the broker's return")
+    g0, t0 = st["generated_total"], time.time()
+    time.sleep(5)
+    g1, t1 = generator_status()["generated_total"], time.time()
+    achieved = (g1 - g0) / (t1 - t0)
+    say(f"breaker closed {closed_after:.1f} s after SIGCONT; rate over the next 5 s: {achieved:.0f}/s (set {rate}/s)")
+    if achieved < 0.9 * rate:
+        raise StackError(f"generation came back at {achieved:.0f}/s, under 90% of the set {rate}/s")
+
+
+def limiter_modes():
+    """(generator limiter modes, gateway_rate_limiter_local) after one call through the gateway."""
+    modes = sorted({i.get("rate_limiter") for i in generator_status()["instances"]} - {None})
+    return modes, metric("gateway_rate_limiter_local", base=GATEWAY)
+
+
+def redis_outage(down_for, say):
+    """Stops Redis for `down_for` seconds: the generator's global limiter and the gateway's
+    limiter must fall back to local limits while it is down and return to Redis afterwards."""
+    stack("stop", "redis")
+    stopped = time.time()
+    say("Redis stopped")
+    time.sleep(min(5.0, down_for))
+    modes, gateway_local = limiter_modes()
+    say(f"while Redis is down: generator limiter {modes}, gateway_rate_limiter_local {gateway_local:.0f}")
+    if modes != ["local"] or gateway_local != 1:
+        raise StackError("the rate limiters did not fall back to local limits while Redis was down")
+    time.sleep(max(0.0, down_for - (time.time() - stopped)))
+    stack("start", "redis")
+    say(f"Redis started again after {time.time() - stopped:.1f} s")
+    deadline = time.time() + 30
+    while True:
+        time.sleep(2)
+        modes, gateway_local = limiter_modes()
+        if modes == ["redis"] and gateway_local == 0:
+            break
+        if time.time() > deadline:
+            raise StackError(f"the rate limiters did not return to Redis: generator {modes}, "
+                             f"gateway_rate_limiter_local {gateway_local:.0f}")
+    say(f"back on Redis: generator limiter {modes}, gateway_rate_limiter_local {gateway_local:.0f}")

@@ -8,6 +8,9 @@
 #                                    [--restart-after S]
 #                                    [--cycle-second-collector N] [--zombie-collector]
 #                                    [--stop-postgres-at S --postgres-down-for D]
+#                                    [--freeze-broker-at S --broker-frozen-for D]
+#                                    [--kill-broker-at S --broker-down-for D]
+#                                    [--stop-redis-at S --redis-down-for D]
 #                                    [--formats '{"json": 70, "apache": 20, "syslog5424": 10}']
 #
 # After every run the window aggregates (10 s tumbling and 300 s sliding by 60 s) of the run's
@@ -15,24 +18,31 @@
 # --formats sends that format mix in the start request (default: the generator's, JSON only);
 # every format must arrive in PostgreSQL parsed, so the seq accounting covers the parsers too.
 # --kill-collector-at S sends SIGKILL to the native stack's collector S seconds into the run and
-# restarts it (scripts/stack.sh up), to prove a crash neither loses nor doubles anything; a list
-# (4,8,12) kills it at each of those times; --restart-after S (1) waits that long before each
-# restart. scripts/test.sh runs it against librdkafka's mock cluster (scripts/stack.sh with
-# STACK_KAFKA=mock): tansu 0.6's group coordinator does not reliably give the restarted
-# collector its partitions back.
+# restarts it (scripts/stack.sh start collector), to prove a crash neither loses nor doubles
+# anything; a list (4,8,12) kills it at each of those times; --restart-after S (1) waits that
+# long before each restart.
 # --stop-postgres-at S --postgres-down-for D stops PostgreSQL S seconds into the run for D
 # seconds (pg_ctlcluster): the collector must pause its partitions, lose nothing, double nothing,
 # and keep its peak resident memory (VmHWM, printed) under LOGSTREAM_MEMORY_LIMIT_MB (512).
 # --cycle-second-collector N starts a second collector in the same group and stops it (SIGTERM)
 # N times during the run, so partitions move back and forth between members under load; the run
-# fails when the second collector never stored anything. Also run on the mock cluster by
-# scripts/test.sh.
-# --zombie-collector runs, for the whole run, a second collector with the same static member id
-# as the stack's (tansu does not fence it, so both consume every partition): the fenced offset
-# update must still store each event exactly once. Manual only: once, tansu left both members
-# with no partitions at all (nothing consumed), so it is not part of scripts/test.sh.
+# fails when the second collector never stored anything.
+# --zombie-collector starts, a fifth into the run, a second collector with the same static member
+# id (group.instance.id) as the stack's: the broker hands the member's partitions to the newcomer
+# and fences the old process, which must stop (fatal error, exit code != 0); at three fifths the
+# stack's collector is started again under that id and fences the newcomer in turn. Whatever both
+# stored while they overlapped, the offset fence in PostgreSQL must keep it exactly once.
+# --freeze-broker-at S --broker-frozen-for D freezes the Kafka broker (SIGSTOP) for D seconds:
+# the generator's circuit breaker must open and generation pause; after SIGCONT the breaker must
+# close, generation return to the set rate, and the collector consume again by itself.
+# --kill-broker-at S --broker-down-for D kills the broker (SIGKILL) and starts it again after D
+# seconds (scripts/stack.sh start kafka): every record acknowledged before is on disk.
+# --stop-redis-at S --redis-down-for D stops Redis for D seconds; the run then sets a global rate
+# cap (global_rate_per_second = --rate): the generator's limiter must fall back to its local
+# share while Redis is down (status rate_limiter "local"), the gateway's to local windows
+# (gateway_rate_limiter_local 1), and both return to Redis after it is back.
 # Environment: GATEWAY_URL (http://127.0.0.1:8090), DATABASE_URL
-# (postgres://postgres@127.0.0.1:5432/logstream), CATCH_UP_SECONDS (180).
+# (postgres://logstream:logstream@127.0.0.1:5432/logstream), CATCH_UP_SECONDS (180).
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 PYTHONPATH="$ROOT/integration-tests" exec python3 - "$ROOT" "$@" <<'PY'
@@ -49,13 +59,19 @@ ap.add_argument("--stop-postgres-at", type=float, default=None)
 ap.add_argument("--postgres-down-for", type=float, default=30)
 ap.add_argument("--cycle-second-collector", type=int, default=0)
 ap.add_argument("--zombie-collector", action="store_true")
+ap.add_argument("--freeze-broker-at", type=float, default=None)
+ap.add_argument("--broker-frozen-for", type=float, default=30)
+ap.add_argument("--kill-broker-at", type=float, default=None)
+ap.add_argument("--broker-down-for", type=float, default=10)
+ap.add_argument("--stop-redis-at", type=float, default=None)
+ap.add_argument("--redis-down-for", type=float, default=20)
 ap.add_argument("--formats", type=json.loads, default=None)
 args = ap.parse_args(sys.argv[2:])
 catch_up = int(os.environ.get("CATCH_UP_SECONDS", "180"))
 def say(msg): print(f"[system-test] {msg}", flush=True)
 
 def collector_env(**settings):
-    """Environment for an extra collector: the stack's Kafka brokers (tansu or the mock cluster)."""
+    """Environment for an extra collector: the stack's Kafka brokers."""
     env = {**os.environ, **settings}
     brokers = os.path.join(root, ".stack", "kafka.brokers")
     if os.path.exists(brokers):
@@ -65,21 +81,54 @@ def collector_env(**settings):
 try:
     binary = os.path.join(root, "target", os.environ.get("STACK_PROFILE", "release"), "logstream-collector")
     zombie = None
-    if args.zombie_collector:
-        env = collector_env(LOGSTREAM_COLLECTOR_LISTEN="127.0.0.1:8083", LOGSTREAM_GROUP_INSTANCE_ID="collector-1")
-        log = open(os.path.join(root, ".stack", "logs", "collector-zombie.log"), "w")
-        zombie = subprocess.Popen([binary], env=env, stdout=log, stderr=subprocess.STDOUT)
-        say(f"zombie collector (same member id as the stack's) started, pid {zombie.pid}")
-        time.sleep(5)
     before = stack.instances()
     body = {"rate_per_second": args.rate}
     if args.formats:
         body["formats"] = args.formats
+    if args.stop_redis_at is not None:
+        body["global_rate_per_second"] = args.rate
     say(f"start: {args.rate} events/s for {args.duration} s" + (f", formats {args.formats}" if args.formats else ""))
     window_since = int(time.time()) // 60 * 60
     stack.call("POST", "/api/v1/generator/start", body)
     started = time.time()
-    collector_pid = lambda: int(open(os.path.join(root, ".stack", "collector.pid")).read())
+    collector_pid = lambda: stack.pid("collector")
+    at = lambda t: time.sleep(max(0.0, t - (time.time() - started)))
+    elapsed = lambda: time.time() - started
+    if args.zombie_collector:
+        at(args.duration / 5)
+        original = collector_pid()
+        env = collector_env(LOGSTREAM_COLLECTOR_LISTEN="127.0.0.1:8083", LOGSTREAM_GROUP_INSTANCE_ID="collector-1")
+        log = open(os.path.join(root, ".stack", "logs", "collector-zombie.log"), "w")
+        zombie = subprocess.Popen([binary], env=env, stdout=log, stderr=subprocess.STDOUT)
+        say(f"second collector under the stack's static member id started (pid {zombie.pid}) at {elapsed():.1f} s")
+        code = stack.wait_exit(original, 60)
+        if code is None:
+            stack.fail("system-test", f"the stack's collector (pid {original}) was not fenced within 60 s")
+        say(f"the stack's collector (pid {original}) was fenced and stopped at {elapsed():.1f} s")
+        at(args.duration * 3 / 5)
+        stack.stack("start", "collector")
+        say(f"the stack's collector started again under the same id at {elapsed():.1f} s")
+        try:
+            code = zombie.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            stack.fail("system-test", "the second collector was not fenced within 60 s of the first one's return")
+        say(f"the second collector was fenced in turn (exit {code}) at {elapsed():.1f} s")
+        if code == 0:
+            stack.fail("system-test", "the fenced collector exited 0: fencing must not look like a clean stop")
+    if args.freeze_broker_at is not None:
+        at(args.freeze_broker_at)
+        stack.broker_freeze(args.broker_frozen_for, args.rate, say)
+    if args.kill_broker_at is not None:
+        at(args.kill_broker_at)
+        kafka = stack.pid("kafka")
+        os.kill(kafka, signal.SIGKILL)
+        say(f"SIGKILL broker (pid {kafka}) at {elapsed():.1f} s")
+        time.sleep(args.broker_down_for)
+        stack.stack("start", "kafka")
+        say(f"broker started again at {elapsed():.1f} s")
+    if args.stop_redis_at is not None:
+        at(args.stop_redis_at)
+        stack.redis_outage(args.redis_down_for, say)
     if args.stop_postgres_at is not None:
         time.sleep(args.stop_postgres_at)
         stack.postgres("stop")
@@ -99,8 +148,7 @@ try:
         say(f"SIGKILL collector (pid {pid}) at {time.time() - started:.1f} s")
         os.kill(pid, signal.SIGKILL)
         time.sleep(args.restart_after)
-        subprocess.run([os.path.join(root, "scripts", "stack.sh"), "up"], check=True,
-                       stdout=subprocess.DEVNULL, env={**os.environ, "STACK_PROMETHEUS": "0"})
+        stack.stack("start", "collector")
         say(f"collector restarted and ready at {time.time() - started:.1f} s")
     if args.cycle_second_collector:
         env = collector_env(LOGSTREAM_COLLECTOR_LISTEN="127.0.0.1:8082")
@@ -129,11 +177,8 @@ try:
     say(f"stopped after {time.time() - started:.1f} s")
     runs = stack.run_accounting(before, after)
     if zombie is not None:
-        try:
-            conflicts = stack.metric("collector_offset_conflicts_total", base="http://127.0.0.1:8083")
-            say(f"zombie collector had {conflicts:.0f} batches refused by the offset fence")
-        except OSError:
-            say(f"zombie collector is gone (fenced by the broker: exit {zombie.poll()})")
+        conflicts = stack.metric("collector_offset_conflicts_total")
+        say(f"the stack's collector has had {conflicts:.0f} batches refused by the offset fence since its return")
     if not runs:
         stack.fail("system-test", "no instance generated anything")
     total = sum(r[2] for r in runs.values())
@@ -153,9 +198,6 @@ try:
         say(f"collector peak resident memory {peak:.1f} MiB (limit {limit} MiB)")
         if peak >= limit:
             problems.append(f"collector peak RSS {peak:.1f} MiB is over the limit {limit} MiB")
-    if zombie is not None:
-        zombie.send_signal(signal.SIGTERM)
-        zombie.wait(timeout=60)
 except stack.StackError as e:
     stack.fail("system-test", str(e))
 if problems:

@@ -1,18 +1,24 @@
 #!/usr/bin/env bash
-# Native dev stack: runs the whole of logstream on one Debian machine without Docker.
+# Native stack: runs the whole of logstream on one Debian machine without Docker.
 #
-#   scripts/stack.sh up      install what is missing, start Kafka (tansu), PostgreSQL, Redis,
-#                            Prometheus and the three services, wait until every /readyz is green
-#   scripts/stack.sh down    stop exactly the processes `up` started (by pid)
-#   scripts/stack.sh status  what runs, and each service's readiness
+#   scripts/stack.sh up           install what is missing, start Apache Kafka (single KRaft node),
+#                                 PostgreSQL, Redis, Prometheus and the three services, and wait
+#                                 until every /readyz is green
+#   scripts/stack.sh down         stop exactly what `up` started (processes by pid; PostgreSQL
+#                                 only when `up` started it)
+#   scripts/stack.sh status       what runs, and each service's readiness
+#   scripts/stack.sh start NAME   start one piece again (kafka, redis, postgres, collector,
+#                                 generator, gateway, prometheus): for fault tests that stop one
+#   scripts/stack.sh stop NAME    stop one piece (SIGTERM; PostgreSQL with pg_ctlcluster -m fast)
 #
-# Uses the same LOGSTREAM_* settings as docker-compose.yml. State (pids, logs) lives in .stack/.
+# Uses the same LOGSTREAM_* settings as docker-compose.yml. State (pids, logs, Kafka's log
+# directory) lives in .stack/; the Kafka jars in .stack/kafka-VERSION/ (reused when present;
+# from Maven Central through scripts/kafka/pom.xml, nothing fetched from anywhere else).
 # Environment: STACK_PROFILE=release|debug (default release), STACK_PROMETHEUS=1|0 (default 1),
-# LOGSTREAM_TOPIC_PARTITIONS (default 6),
-# STACK_KAFKA=tansu|mock (default tansu): mock runs librdkafka's in-memory mock cluster
-# (integration-tests/src/bin/mock-kafka.rs) on a port of its own instead of tansu on 9092, for the
-# crash and rebalance tests, whose group coordination tansu 0.6 gets wrong. Switching between the
-# two needs a `down` first: running services stay connected to the broker they started with.
+# LOGSTREAM_TOPIC_PARTITIONS (default 6), STACK_KAFKA_HEAP_MB (default 1024, the broker's -Xmx).
+# PostgreSQL: a role and database `logstream` (password `logstream`), as in docker-compose.yml;
+# created through the local socket as the postgres OS user, so Debian's default pg_hba.conf
+# (scram-sha-256 over TCP) works unchanged.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -21,9 +27,13 @@ LOGS="$STATE/logs"
 PROFILE="${STACK_PROFILE:-release}"
 PARTITIONS="${LOGSTREAM_TOPIC_PARTITIONS:-6}"
 KAFKA=127.0.0.1:9092
-KAFKA_KIND="${STACK_KAFKA:-tansu}"
-case "$KAFKA_KIND" in tansu|mock) ;; *) echo "[stack] error: STACK_KAFKA must be tansu or mock, not '$KAFKA_KIND'" >&2; exit 2;; esac
-DB_URL="postgres://postgres@127.0.0.1:5432/logstream"
+KAFKA_POM="$ROOT/scripts/kafka/pom.xml"
+KAFKA_VERSION="$(sed -n 's:.*<kafka.version>\(.*\)</kafka.version>.*:\1:p' "$KAFKA_POM")"
+KAFKA_HOME="$STATE/kafka-$KAFKA_VERSION"
+KAFKA_DATA="$STATE/kafka-data"
+KAFKA_HEAP_MB="${STACK_KAFKA_HEAP_MB:-1024}"
+DB_USER=logstream DB_PASSWORD=logstream DB_NAME=logstream
+DB_URL="postgres://$DB_USER:$DB_PASSWORD@127.0.0.1:5432/$DB_NAME"
 TOPICS="logs.raw logs.dlq logs.alerts"
 mkdir -p "$LOGS"
 
@@ -63,72 +73,101 @@ wait_port() {
   die "$name did not listen on port $port (see .stack/logs/$name.log)"
 }
 
+pg_version() { ls /etc/postgresql 2>/dev/null | sort -V | tail -1; }
+as_postgres() { runuser -u postgres -- psql -X -q -v ON_ERROR_STOP=1 "$@"; }
+
 ensure_postgres() {
   if ! listening 5432; then
-    command -v pg_ctlcluster >/dev/null || apt_install postgresql
-    say "starting PostgreSQL"
-    pg_ctlcluster --skip-systemctl-redirect "$(ls /etc/postgresql | sort -V | tail -1)" main start
+    command -v pg_ctlcluster >/dev/null && [ -n "$(pg_version)" ] || apt_install postgresql
+    say "starting PostgreSQL $(pg_version)"
+    pg_ctlcluster --skip-systemctl-redirect "$(pg_version)" main start
+    touch "$STATE/postgres.started"
     wait_port postgresql 5432
   fi
-  if ! psql -h 127.0.0.1 -U postgres -tAc "SELECT 1" postgres >/dev/null 2>&1; then
-    die "PostgreSQL on 127.0.0.1:5432 does not accept user postgres without a password (trust auth expected)"
-  fi
-  if [ "$(psql -h 127.0.0.1 -U postgres -tAc "SELECT 1 FROM pg_database WHERE datname='logstream'" postgres)" != 1 ]; then
-    say "creating database logstream"
-    psql -h 127.0.0.1 -U postgres -qc "CREATE DATABASE logstream" postgres
+  if ! PGPASSWORD=$DB_PASSWORD psql -X -h 127.0.0.1 -U "$DB_USER" -tAc "SELECT 1" "$DB_NAME" >/dev/null 2>&1; then
+    [ -n "$(pg_version)" ] || die "PostgreSQL on 127.0.0.1:5432 refuses $DB_URL and is not this machine's cluster"
+    say "creating PostgreSQL role and database $DB_NAME"
+    as_postgres -d postgres <<SQL
+SELECT 'CREATE ROLE $DB_USER LOGIN' WHERE NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = '$DB_USER')\gexec
+ALTER ROLE $DB_USER LOGIN PASSWORD '$DB_PASSWORD';
+SELECT 'CREATE DATABASE $DB_NAME OWNER $DB_USER' WHERE NOT EXISTS (SELECT 1 FROM pg_database WHERE datname = '$DB_NAME')\gexec
+ALTER DATABASE $DB_NAME OWNER TO $DB_USER;
+SQL
+    # A database created by an earlier version of this script belongs to postgres: hand it over.
+    as_postgres -d "$DB_NAME" -c "ALTER SCHEMA public OWNER TO $DB_USER" \
+      -c "DO \$\$ DECLARE r record; BEGIN FOR r IN SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = 'public' AND c.relkind IN ('r','p','S','v') AND pg_get_userbyid(c.relowner) <> '$DB_USER' LOOP EXECUTE format('ALTER TABLE public.%I OWNER TO $DB_USER', r.relname); END LOOP; END \$\$"
+    PGPASSWORD=$DB_PASSWORD psql -X -h 127.0.0.1 -U "$DB_USER" -tAc "SELECT 1" "$DB_NAME" >/dev/null \
+      || die "cannot log in as $DB_USER over TCP (see pg_hba.conf)"
   fi
 }
 
 ensure_redis() {
-  listening 6379 && return
+  listening 6379 && { alive redis || say "a Redis server already listens on 6379 (not started by this script)"; return; }
   command -v redis-server >/dev/null || apt_install redis-server
-  say "starting Redis"
-  mkdir -p /var/lib/redis /var/log/redis
-  redis-server --daemonize yes --bind 127.0.0.1 -::1 --port 6379 --save "" --appendonly no \
-    --dir /var/lib/redis --logfile /var/log/redis/ci.log
+  LAUNCH_PORT=6379 launch redis redis-server --bind 127.0.0.1 --port 6379 --save "" --appendonly no \
+    --dir "$STATE"
   wait_port redis 6379
 }
 
 # A fresh broker has none of the offsets PostgreSQL remembers: forget them.
 forget_offsets() {
-  psql -h 127.0.0.1 -U postgres -qc "DELETE FROM kafka_offsets" logstream >/dev/null 2>&1 || true
+  PGPASSWORD=$DB_PASSWORD psql -X -h 127.0.0.1 -U "$DB_USER" -qc "DELETE FROM kafka_offsets" "$DB_NAME" >/dev/null 2>&1 || true
+}
+
+kafka_java() {
+  java -Xmx256m -XX:TieredStopAtLevel=1 -cp "$KAFKA_HOME/libs/*" \
+    -Dlog4j2.configurationFile="$ROOT/scripts/kafka/log4j2.yaml" "$@"
+}
+
+install_kafka() {
+  [ -f "$KAFKA_HOME/.complete" ] && return
+  command -v java >/dev/null || apt_install openjdk-17-jre-headless
+  command -v mvn >/dev/null || apt_install maven
+  say "installing Apache Kafka $KAFKA_VERSION (Maven Central, scripts/kafka/pom.xml)"
+  rm -rf "$KAFKA_HOME"
+  mvn -q -B -f "$KAFKA_POM" dependency:copy-dependencies -DoutputDirectory="$KAFKA_HOME/libs" >>"$LOGS/kafka-install.log" 2>&1 \
+    || die "mvn could not resolve Kafka $KAFKA_VERSION"
+  touch "$KAFKA_HOME/.complete"
+}
+
+start_kafka() {
+  alive kafka && return
+  if listening 9092; then say "a Kafka broker already listens on 9092 (not started by this script)"; return; fi
+  install_kafka
+  { cat "$ROOT/scripts/kafka/server.properties"; echo "log.dirs=$KAFKA_DATA"; } >"$STATE/kafka.properties"
+  if [ ! -f "$KAFKA_DATA/meta.properties" ]; then
+    say "formatting a KRaft log directory in .stack/kafka-data"
+    rm -rf "$KAFKA_DATA"
+    kafka_java kafka.tools.StorageTool format --standalone -c "$STATE/kafka.properties" \
+      -t "$(kafka_java kafka.tools.StorageTool random-uuid)" >>"$LOGS/kafka.log" 2>&1 \
+      || die "cannot format $KAFKA_DATA (see .stack/logs/kafka.log)"
+    forget_offsets
+  fi
+  LAUNCH_PORT=9092 launch kafka java "-Xmx${KAFKA_HEAP_MB}m" "-Xms$((KAFKA_HEAP_MB / 4))m" -XX:+UseG1GC \
+    -XX:MaxGCPauseMillis=20 -Djava.awt.headless=true \
+    -Dlog4j2.configurationFile="$ROOT/scripts/kafka/log4j2.yaml" -cp "$KAFKA_HOME/libs/*" \
+    kafka.Kafka "$STATE/kafka.properties"
+  local i
+  for i in $(seq 1 240); do
+    listening 9092 && break
+    alive kafka || die "Kafka exited (see .stack/logs/kafka.log)"
+    sleep 0.5
+  done
+  listening 9092 || die "Kafka did not listen on 9092 in 120 s (see .stack/logs/kafka.log)"
 }
 
 ensure_kafka() {
-  [ "$KAFKA_KIND" = mock ] && { ensure_mock_kafka; return; }
-  alive mock-kafka && die "mock-kafka (STACK_KAFKA=mock) is running: scripts/stack.sh down first"
-  if listening 9092; then
-    alive tansu || say "a Kafka broker already listens on 9092 (not started by this script)"
-  else
-    if ! command -v tansu >/dev/null; then
-      say "installing tansu (cargo install, takes several minutes once)"
-      cargo install tansu --locked --features dynostore
-    fi
-    launch tansu tansu broker --listener-url tcp://127.0.0.1:9092 \
-      --advertised-listener-url tcp://127.0.0.1:9092 --storage-engine memory://tansu/
-    wait_port tansu 9092
-    forget_offsets
-  fi
+  start_kafka
+  [ -f "$KAFKA_HOME/.complete" ] || install_kafka
+  # One tool run per topic, in parallel (each is a JVM start); --if-not-exists keeps reruns quiet.
+  local topic pids=()
   for topic in $TOPICS; do
-    tansu topic create "$topic" --partitions "$PARTITIONS" --broker "tcp://$KAFKA" >/dev/null 2>&1 || true
+    kafka_java org.apache.kafka.tools.TopicCommand --bootstrap-server "$KAFKA" --create --if-not-exists \
+      --topic "$topic" --partitions "$PARTITIONS" --replication-factor 1 >>"$LOGS/kafka-topics.log" 2>&1 &
+    pids+=($!)
   done
-}
-
-ensure_mock_kafka() {
-  local i
-  if ! alive mock-kafka; then
-    alive tansu && die "tansu (started by this script) is running: scripts/stack.sh down first"
-    rm -f "$STATE/kafka.bootstrap"
-    launch mock-kafka "$ROOT/target/$PROFILE/mock-kafka" "$STATE/kafka.bootstrap" "$PARTITIONS" $TOPICS
-    for i in $(seq 1 60); do
-      [ -s "$STATE/kafka.bootstrap" ] && break
-      alive mock-kafka || die "mock-kafka exited (see .stack/logs/mock-kafka.log)"
-      sleep 0.5
-    done
-    [ -s "$STATE/kafka.bootstrap" ] || die "mock-kafka wrote no bootstrap address in 30 s"
-    forget_offsets
-  fi
-  KAFKA=$(cat "$STATE/kafka.bootstrap")
+  for pid in "${pids[@]}"; do wait "$pid" || die "cannot create the topics (see .stack/logs/kafka-topics.log)"; done
+  say "Kafka $KAFKA_VERSION on $KAFKA: topics $TOPICS ($PARTITIONS partitions)"
 }
 
 ensure_prometheus() {
@@ -149,21 +188,27 @@ build() {
   (cd "$ROOT" && cargo build $flag --bins -q)
 }
 
-start_services() {
-  local bin="$ROOT/target/$PROFILE"
+service_env() {
   echo "$KAFKA" >"$STATE/kafka.brokers"  # for tests that start more collectors of their own
   export LOGSTREAM_KAFKA_BROKERS="$KAFKA" LOGSTREAM_DATABASE_URL="$DB_URL" \
     LOGSTREAM_REDIS_URL="redis://127.0.0.1:6379" LOGSTREAM_TOPIC_PARTITIONS="$PARTITIONS"
-  LAUNCH_PORT=8081 launch collector env LOGSTREAM_COLLECTOR_LISTEN=127.0.0.1:8081 \
-    LOGSTREAM_GROUP_INSTANCE_ID="${LOGSTREAM_GROUP_INSTANCE_ID-collector-1}" "$bin/logstream-collector"
-  LAUNCH_PORT=8080 launch generator env LOGSTREAM_GENERATOR_LISTEN=127.0.0.1:8080 \
-    LOGSTREAM_GENERATOR_ADVERTISE_URL=http://127.0.0.1:8080 "$bin/logstream-generator"
-  LAUNCH_PORT=8090 launch gateway env LOGSTREAM_GATEWAY_LISTEN=127.0.0.1:8090 "$bin/logstream-gateway"
+}
+
+start_service() {
+  local bin="$ROOT/target/$PROFILE"
+  service_env
+  case $1 in
+    collector) LAUNCH_PORT=8081 launch collector env LOGSTREAM_COLLECTOR_LISTEN=127.0.0.1:8081 \
+      LOGSTREAM_GROUP_INSTANCE_ID="${LOGSTREAM_GROUP_INSTANCE_ID-collector-1}" "$bin/logstream-collector";;
+    generator) LAUNCH_PORT=8080 launch generator env LOGSTREAM_GENERATOR_LISTEN=127.0.0.1:8080 \
+      LOGSTREAM_GENERATOR_ADVERTISE_URL=http://127.0.0.1:8080 "$bin/logstream-generator";;
+    gateway) LAUNCH_PORT=8090 launch gateway env LOGSTREAM_GATEWAY_LISTEN=127.0.0.1:8090 "$bin/logstream-gateway";;
+  esac
 }
 
 wait_ready() {
-  local name port i
-  for pair in collector:8081 generator:8080 gateway:8090; do
+  local name port i pair
+  for pair in "$@"; do
     name=${pair%%:*}; port=${pair##*:}
     for i in $(seq 1 240); do
       curl -fsS "http://127.0.0.1:$port/readyz" >/dev/null 2>&1 && break
@@ -180,12 +225,19 @@ stop_one() {
   [ -f "$STATE/$name.pid" ] || return 0
   pid=$(cat "$STATE/$name.pid")
   if alive "$name"; then
+    kill -CONT "$pid" 2>/dev/null || true  # a fault test may have left it stopped (SIGSTOP)
     kill -TERM "$pid"
     for i in $(seq 1 60); do alive "$name" || break; sleep 0.5; done
     alive "$name" && { say "$name did not stop in 30 s; killing"; kill -KILL "$pid"; }
     say "stopped $name (pid $pid)"
   fi
   rm -f "$STATE/$name.pid"
+}
+
+stop_postgres() {
+  [ -n "$(pg_version)" ] || return 0
+  pg_ctlcluster --skip-systemctl-redirect "$(pg_version)" main stop -m fast
+  say "stopped PostgreSQL"
 }
 
 case "${1:-}" in
@@ -196,23 +248,49 @@ case "${1:-}" in
     ensure_redis
     build
     ensure_kafka
-    start_services
+    for name in collector generator gateway; do start_service "$name"; done
     ensure_prometheus
-    wait_ready
-    say "up: gateway http://127.0.0.1:8090  generator :8080  collector :8081  kafka $KAFKA"
+    wait_ready collector:8081 generator:8080 gateway:8090
+    say "up: gateway http://127.0.0.1:8090  generator :8080  collector :8081  kafka $KAFKA  postgres $DB_URL"
     ;;
   down)
-    for name in gateway generator collector prometheus tansu mock-kafka; do stop_one "$name"; done
+    for name in gateway generator collector prometheus kafka redis; do stop_one "$name"; done
+    if [ -f "$STATE/postgres.started" ]; then
+      listening 5432 && stop_postgres
+      rm -f "$STATE/postgres.started"
+    fi
+    ;;
+  start)
+    case "${2:-}" in
+      kafka) start_kafka; say "kafka listening on $KAFKA";;
+      redis) ensure_redis;;
+      postgres) pg_ctlcluster --skip-systemctl-redirect "$(pg_version)" main start; wait_port postgresql 5432;;
+      prometheus) ensure_prometheus;;
+      collector) start_service collector; wait_ready collector:8081;;
+      generator) start_service generator; wait_ready generator:8080;;
+      gateway) start_service gateway; wait_ready gateway:8090;;
+      *) die "start what? kafka, redis, postgres, prometheus, collector, generator or gateway";;
+    esac
+    ;;
+  stop)
+    case "${2:-}" in
+      kafka|redis|prometheus|collector|generator|gateway) stop_one "$2";;
+      postgres) stop_postgres;;
+      *) die "stop what? kafka, redis, postgres, prometheus, collector, generator or gateway";;
+    esac
     ;;
   status)
-    for pair in tansu:9092 mock-kafka:- prometheus:9090 collector:8081 generator:8080 gateway:8090; do
+    for pair in kafka:9092 redis:6379 prometheus:9090 collector:8081 generator:8080 gateway:8090; do
       name=${pair%%:*}; port=${pair##*:}
-      if alive "$name"; then state="running (pid $(cat "$STATE/$name.pid"))"; else state="not started here"; fi
+      if alive "$name"; then state="running (pid $(cat "$STATE/$name.pid"))"
+      elif listening "$port"; then state="listening on $port, not started here"
+      else state="not running"; fi
       ready=""
       case $name in collector|generator|gateway) ready=" readyz: $(curl -s "http://127.0.0.1:$port/readyz" || echo unreachable)";; esac
       printf '%-10s %s%s\n' "$name" "$state" "$ready"
     done
+    if listening 5432; then echo "postgres   listening on 5432 ($DB_URL)"; else echo "postgres   not running"; fi
     ;;
   *)
-    echo "usage: $0 up|down|status" >&2; exit 2;;
+    echo "usage: $0 up|down|status|start NAME|stop NAME" >&2; exit 2;;
 esac

@@ -1,5 +1,5 @@
 //! Runs logstream's own binaries as child processes, for tests that need several services
-//! together against the real PostgreSQL, Redis and Kafka (tansu) of the native stack.
+//! together against the real PostgreSQL, Redis and Kafka of the native stack.
 //!
 //! The binaries come from `LOGSTREAM_BIN_DIR` (`scripts/test.sh` points it at the stack's
 //! build), else from the directory above the test executable (`target/debug` after

@@ -108,7 +108,7 @@ pub struct DatabaseSettings {
     #[arg(
         long,
         env = "LOGSTREAM_DATABASE_URL",
-        default_value = "postgres://postgres@127.0.0.1:5432/logstream"
+        default_value = "postgres://logstream:logstream@127.0.0.1:5432/logstream"
     )]
     pub database_url: String,
 

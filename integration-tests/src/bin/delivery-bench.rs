@@ -1,9 +1,13 @@
-//! Delivery throughput of one generator instance, next to a bare rdkafka producer loop in the
-//! same run: both send the same kind of payloads (the synthesizer's JSON events, with the same
-//! headers and producer settings: idempotent, acks=all, lz4, linger 5 ms) to the same broker,
-//! and the figure is records acknowledged per second.
+//! Delivery throughput of one generator instance, next to a bare rdkafka producer loop and
+//! Kafka's own ProducerPerformance (the class behind `kafka-producer-perf-test.sh`) in the same
+//! run: all three send the same payloads (the synthesizer's JSON events; ProducerPerformance
+//! reads them from a payload file, without headers) with the same producer settings
+//! (idempotent, acks=all, lz4, linger 5 ms) to the same broker, and the figure is records
+//! acknowledged per second.
 //!
-//! Needs a broker (the native stack's tansu: `scripts/stack.sh up`) and the release binaries.
+//! Needs a broker (the native stack's Apache Kafka: `scripts/stack.sh up`) and the release
+//! binaries; ProducerPerformance runs from the stack's Kafka jars (`.stack/kafka-*/libs`, or
+//! LOGSTREAM_KAFKA_LIBS), and is left out when they are not there.
 //!
 //!   cargo run --release -p logstream-integration-tests --bin delivery-bench -- [--seconds 20]
 //!
@@ -47,6 +51,84 @@ impl ProducerContext for Acks {
     }
 }
 
+/// The synthesizer's JSON events with their keys, as every contender sends them.
+fn payloads() -> Vec<(String, Vec<u8>)> {
+    let mut synth = Synthesizer::new(1, "bench-host");
+    (0..10_000)
+        .map(|i| {
+            let event = synth.next_event(1_700_000_000_000 + i);
+            (
+                event.service.clone(),
+                json::encode(&event).expect("encodes"),
+            )
+        })
+        .collect()
+}
+
+/// The Kafka jars of the native stack.
+fn kafka_libs() -> Option<std::path::PathBuf> {
+    if let Ok(dir) = std::env::var("LOGSTREAM_KAFKA_LIBS") {
+        return Some(dir.into());
+    }
+    let stack = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../.stack");
+    std::fs::read_dir(stack)
+        .ok()?
+        .filter_map(Result::ok)
+        .map(|e| e.path().join("libs"))
+        .find(|p| {
+            p.parent()
+                .and_then(|d| d.file_name())
+                .is_some_and(|n| n.to_string_lossy().starts_with("kafka-"))
+                && p.is_dir()
+        })
+}
+
+/// Kafka's ProducerPerformance sending `records` of the same payloads (one per line of a
+/// payload file) with the same settings; records/s as it reports them.
+fn producer_performance(brokers: &str, topic: &str, records: u64) -> Option<f64> {
+    let libs = kafka_libs()?;
+    let file = std::env::temp_dir().join(format!("{topic}.payloads"));
+    let mut lines = Vec::new();
+    for (_, payload) in payloads() {
+        lines.extend_from_slice(&payload);
+        lines.push(b'\n');
+    }
+    std::fs::write(&file, lines).ok()?;
+    let output = std::process::Command::new("java")
+        .arg("-Xmx1g")
+        .arg("-cp")
+        .arg(format!("{}/*", libs.display()))
+        .arg("org.apache.kafka.tools.ProducerPerformance")
+        .args(["--topic", topic, "--num-records", &records.to_string()])
+        .args(["--throughput", "-1", "--payload-file"])
+        .arg(&file)
+        .arg("--producer-props")
+        .arg(format!("bootstrap.servers={brokers}"))
+        .args(["acks=all", "enable.idempotence=true"])
+        .arg(format!(
+            "compression.type={}",
+            env_or("LOGSTREAM_KAFKA_COMPRESSION", "lz4")
+        ))
+        .arg(format!(
+            "linger.ms={}",
+            env_or("LOGSTREAM_KAFKA_LINGER_MS", "5")
+        ))
+        .args(["batch.size=1000000", "buffer.memory=268435456"])
+        .output();
+    let _ = std::fs::remove_file(&file);
+    let output = output.ok()?;
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    // The summary line: "N records sent, X records/sec (Y MB/sec), ...".
+    let summary = stdout.lines().rev().find(|l| l.contains("records sent"))?;
+    summary
+        .split(", ")
+        .nth(1)?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()
+}
+
 /// The bare loop: pre-encoded payloads sent as fast as the producer takes them.
 fn bare_loop(brokers: &str, topic: &str, seconds: u64) -> (f64, u64) {
     let (acked, failed) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
@@ -66,16 +148,7 @@ fn bare_loop(brokers: &str, topic: &str, seconds: u64) -> (f64, u64) {
         .set("queue.buffering.max.kbytes", "1048576")
         .create_with_context(Acks(acked.clone(), failed.clone()))
         .expect("producer");
-    let mut synth = Synthesizer::new(1, "bench-host");
-    let payloads: Vec<(String, Vec<u8>)> = (0..10_000)
-        .map(|i| {
-            let event = synth.next_event(1_700_000_000_000 + i);
-            (
-                event.service.clone(),
-                json::encode(&event).expect("encodes"),
-            )
-        })
-        .collect();
+    let payloads = payloads();
     let began = Instant::now();
     let mut seq: u64 = 0;
     while began.elapsed() < Duration::from_secs(seconds) {
@@ -181,5 +254,19 @@ async fn main() {
     );
     let (ours, ours_failed) = instance(&brokers, &topic, seconds, &threads).await;
     println!("generator instance ({threads} thread(s)): {ours:>10.0} events/s acknowledged ({ours_failed} failed)");
+    let (pp_brokers, pp_topic) = (brokers.clone(), topic.clone());
+    let records = (bare * seconds as f64) as u64;
+    let pp =
+        tokio::task::spawn_blocking(move || producer_performance(&pp_brokers, &pp_topic, records))
+            .await
+            .ok()
+            .flatten();
+    match pp {
+        Some(pp) => println!("Kafka ProducerPerformance:  {pp:>10.0} records/s acknowledged"),
+        None => println!("Kafka ProducerPerformance: not run (no Kafka jars, or no summary line)"),
+    }
     println!("ratio generator / bare loop: {:.2}", ours / bare);
+    if let Some(pp) = pp {
+        println!("ratio generator / ProducerPerformance: {:.2}", ours / pp);
+    }
 }

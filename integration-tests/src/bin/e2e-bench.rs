@@ -5,13 +5,13 @@
 //! indexes), and the ratio; also next to the same in COPY's binary format, which the collector
 //! uses.
 //!
-//! Needs the native stack (`scripts/stack.sh up`: tansu, PostgreSQL, Redis) and the release
+//! Needs the native stack (`scripts/stack.sh up`: Kafka, PostgreSQL, Redis) and the release
 //! binaries.
 //!
 //!   cargo run --release -p logstream-integration-tests --bin e2e-bench -- [--events 2000000]
 //!
 //! Environment: LOGSTREAM_KAFKA_BROKERS (127.0.0.1:9092), DATABASE_URL
-//! (postgres://postgres@127.0.0.1:5432/logstream), LOGSTREAM_BIN_DIR (target/release).
+//! (postgres://logstream:logstream@127.0.0.1:5432/logstream), LOGSTREAM_BIN_DIR (target/release).
 
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -84,7 +84,7 @@ async fn main() {
     let brokers = env_or("LOGSTREAM_KAFKA_BROKERS", "127.0.0.1:9092");
     let database = env_or(
         "DATABASE_URL",
-        "postgres://postgres@127.0.0.1:5432/logstream",
+        "postgres://logstream:logstream@127.0.0.1:5432/logstream",
     );
     let topic = unique("e2e-raw");
     let instance = unique("e2e");

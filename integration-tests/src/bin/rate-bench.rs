@@ -2,7 +2,7 @@
 //! broker and prints the achieved generation rate of every 10 s window next to the target; fails
 //! (exit 1) when a window is more than 2% off.
 //!
-//! Needs a broker (the native stack's tansu: `scripts/stack.sh up`) and the release binaries.
+//! Needs a broker (the native stack's Apache Kafka: `scripts/stack.sh up`) and the release binaries.
 //!
 //!   cargo run --release -p logstream-integration-tests --bin rate-bench -- \
 //!       [--rates 100,1000,10000,100000,200000] [--windows 3] [--threads 2]

@@ -192,6 +192,8 @@ pub fn subscribe(
         .set("enable.auto.commit", "false")
         .set("enable.auto.offset.store", "false")
         .set("auto.offset.reset", "earliest")
+        // Records of aborted transactions never reach the writer (librdkafka's default, stated).
+        .set("isolation.level", "read_committed")
         .set(
             "partition.assignment.strategy",
             settings.assignment_strategy,

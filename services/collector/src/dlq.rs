@@ -4,11 +4,9 @@
 //! A batch is committed only after its dead letters were acknowledged, so none is lost
 //! (a crash in between can repeat one: at least once).
 
-use std::time::Duration;
-
 use logstream_service::trace_context;
 use rdkafka::message::{Header, OwnedHeaders};
-use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
+use rdkafka::producer::{FutureProducer, FutureRecord};
 
 use crate::batch::DeadLetter;
 
@@ -45,19 +43,6 @@ impl DlqSink {
             topic,
             source_topic,
         })
-    }
-
-    /// Blocking: whether `topic` exists on the brokers (readiness).
-    pub fn check_topic(&self, topic: &str) -> Result<(), String> {
-        logstream_service::kafka::check_topic(self.producer.client(), topic)
-    }
-
-    /// Blocking: the (low, high) watermarks of a partition.
-    pub fn watermarks(&self, topic: &str, partition: i32) -> Option<(i64, i64)> {
-        self.producer
-            .client()
-            .fetch_watermarks(topic, partition, Duration::from_secs(2))
-            .ok()
     }
 
     /// Sends every dead letter and waits for all acknowledgements.

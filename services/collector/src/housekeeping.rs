@@ -1,13 +1,17 @@
-//! Periodic chores: consumer lag per partition (high watermark − stored next offset), and
-//! `log_events` partitions (created ahead, dropped after the retention).
+//! Periodic chores: consumer lag of every partition of the topic (high watermark − the next
+//! offset PostgreSQL holds, whoever owns the partition, so a partition nobody consumes shows a
+//! growing lag), whether this member has been left without partitions while some have no owner
+//! (readiness), and `log_events` partitions (created ahead, dropped after the retention).
 
-use std::sync::Arc;
-use std::time::Duration;
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use logstream_service::shutdown::CancellationToken;
+use logstream_service::sync::lock;
 
+use crate::broker::Broker;
 use crate::committer::Committed;
-use crate::dlq::DlqSink;
 use crate::metrics::Metrics;
 use crate::store::{Store, DAY_MS};
 
@@ -15,63 +19,137 @@ use crate::store::{Store, DAY_MS};
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct PartitionLag {
     pub partition: i32,
+    /// Whether this collector holds the partition.
+    pub owned: bool,
     pub next_offset: Option<i64>,
     pub high_watermark: Option<i64>,
     pub lag: Option<i64>,
 }
 
-/// Samples lag for every owned partition. Blocking (broker round trips): call from a blocking task.
-pub fn sample_lag(
-    client: &DlqSink,
-    topic: &str,
-    committed: &Committed,
-    metrics: &Metrics,
-) -> Vec<PartitionLag> {
-    let owned: Vec<(i32, Option<i64>)> = committed
-        .lock()
-        .map(|m| m.iter().map(|(p, o)| (*p, *o)).collect())
-        .unwrap_or_default();
-    owned
-        .into_iter()
-        .map(|(partition, next_offset)| {
-            let marks = client.watermarks(topic, partition);
-            let lag = marks.map(|(low, high)| (high - next_offset.unwrap_or(low)).max(0));
-            if let Some(lag) = lag {
-                metrics
-                    .lag
-                    .with_label_values(&[&partition.to_string()])
-                    .set(lag);
-            }
-            PartitionLag {
-                partition,
-                next_offset,
-                high_watermark: marks.map(|(_, high)| high),
-                lag,
-            }
-        })
-        .collect()
+/// Why this member is not doing its share (None: it is), for readiness.
+pub type GroupHealth = Arc<Mutex<Option<String>>>;
+
+/// What the lag sampler needs.
+#[derive(Clone)]
+pub struct LagSampler {
+    pub broker: Arc<Broker>,
+    pub store: Arc<Store>,
+    pub topic: String,
+    pub committed: Committed,
+    pub metrics: Metrics,
 }
 
+impl LagSampler {
+    /// Samples the lag of every partition of the topic and sets `kafka_consumer_lag`. Owned
+    /// partitions count from this member's committed offsets (the newest), the others from
+    /// PostgreSQL's (what their owner, if any, stored); with PostgreSQL unreachable, only the
+    /// owned ones are sampled.
+    pub async fn sample(&self) -> Vec<PartitionLag> {
+        let owned: BTreeMap<i32, Option<i64>> = lock(&self.committed).clone();
+        let (broker, topic) = (self.broker.clone(), self.topic.clone());
+        let all = tokio::task::spawn_blocking(move || broker.partitions(&topic))
+            .await
+            .ok()
+            .and_then(Result::ok)
+            .unwrap_or_else(|| owned.keys().copied().collect());
+        let stored = match self.store.load_offsets(&all).await {
+            Ok(stored) => Some(stored),
+            Err(e) => {
+                tracing::debug!(error = %e, "lag: stored offsets unavailable");
+                None
+            }
+        };
+        let partitions: Vec<(i32, bool, Option<i64>)> = all
+            .into_iter()
+            .filter_map(|p| match (owned.get(&p), &stored) {
+                (Some(next), _) => Some((p, true, *next)),
+                (None, Some(stored)) => Some((p, false, stored.get(&p).map(|s| s.next_offset))),
+                (None, None) => None,
+            })
+            .collect();
+        let (broker, topic) = (self.broker.clone(), self.topic.clone());
+        let marks: Vec<Option<(i64, i64)>> = tokio::task::spawn_blocking({
+            let ids: Vec<i32> = partitions.iter().map(|p| p.0).collect();
+            move || ids.iter().map(|&p| broker.watermarks(&topic, p)).collect()
+        })
+        .await
+        .unwrap_or_default();
+        partitions
+            .into_iter()
+            .zip(marks.into_iter().chain(std::iter::repeat(None)))
+            .map(|((partition, owned, next_offset), marks)| {
+                let lag = marks.map(|(low, high)| (high - next_offset.unwrap_or(low)).max(0));
+                if let Some(lag) = lag {
+                    self.metrics
+                        .lag
+                        .with_label_values(&[&partition.to_string()])
+                        .set(lag);
+                }
+                PartitionLag {
+                    partition,
+                    owned,
+                    next_offset,
+                    high_watermark: marks.map(|(_, high)| high),
+                    lag,
+                }
+            })
+            .collect()
+    }
+}
+
+/// Samples lag every 5 s, and keeps `health` up to date: a member that has held no partition
+/// for longer than `session_timeout` while partitions of the topic have no owner in `group`
+/// (a group coordinator that lost its assignment, a member that never rejoined) is unhealthy.
 pub async fn lag_loop(
-    dlq: Arc<DlqSink>,
-    topic: String,
-    committed: Committed,
-    metrics: Metrics,
+    sampler: LagSampler,
+    group: String,
+    session_timeout: Duration,
+    health: GroupHealth,
     shutdown: CancellationToken,
 ) {
+    let mut idle_since: Option<Instant> = Some(Instant::now());
     loop {
         tokio::select! {
             _ = shutdown.cancelled() => return,
             _ = tokio::time::sleep(Duration::from_secs(5)) => {}
         }
-        let (dlq, topic, committed, metrics) = (
-            dlq.clone(),
-            topic.clone(),
-            committed.clone(),
-            metrics.clone(),
-        );
-        let _ = tokio::task::spawn_blocking(move || sample_lag(&dlq, &topic, &committed, &metrics))
-            .await;
+        sampler.sample().await;
+        let holds_any = !lock(&sampler.committed).is_empty();
+        let problem = if holds_any {
+            idle_since = None;
+            None
+        } else {
+            let since = *idle_since.get_or_insert_with(Instant::now);
+            let idle = since.elapsed();
+            if idle <= session_timeout {
+                None
+            } else {
+                let (broker, of_group, topic) =
+                    (sampler.broker.clone(), group.clone(), sampler.topic.clone());
+                let unowned = tokio::task::spawn_blocking(move || {
+                    broker.unowned_partitions(&of_group, &topic)
+                })
+                .await
+                .unwrap_or_else(|e| Err(e.to_string()));
+                match unowned {
+                    Ok(unowned) if unowned.is_empty() => None,
+                    Ok(unowned) => Some(format!(
+                        "held no partition of {} for {} s while partitions {unowned:?} have no owner in group {group}",
+                        sampler.topic,
+                        idle.as_secs()
+                    )),
+                    Err(e) => Some(format!(
+                        "held no partition of {} for {} s, and the group cannot be described: {e}",
+                        sampler.topic,
+                        idle.as_secs()
+                    )),
+                }
+            }
+        };
+        if let Some(problem) = &problem {
+            tracing::warn!(%problem, "consumer group");
+        }
+        *lock(&health) = problem;
     }
 }
 

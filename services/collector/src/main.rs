@@ -10,6 +10,7 @@
 
 mod backpressure;
 mod batch;
+mod broker;
 mod committer;
 mod config;
 mod consumer;

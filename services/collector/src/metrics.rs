@@ -24,6 +24,7 @@ pub struct Metrics {
     pub offset_conflicts: IntCounter,
     pub duplicates_skipped: IntCounter,
     pub offset_gaps: IntCounter,
+    pub gap_offsets_confirmed: IntCounter,
     pub expired: IntCounter,
     /// By drop rule (its index in LOGSTREAM_FILTER_DROP).
     pub filtered: IntCounterVec,
@@ -100,7 +101,11 @@ impl Metrics {
             )?,
             offset_gaps: IntCounter::new(
                 "collector_offset_gaps_total",
-                "Records that arrived past the next expected offset of their partition (the partition is read again from the stored offset)",
+                "Records that arrived past the next expected offset of their partition (the partition is read again from there once, to confirm the gap)",
+            )?,
+            gap_offsets_confirmed: IntCounter::new(
+                "collector_gap_offsets_confirmed_total",
+                "Offsets that hold no record for the collector, confirmed by reading the partition again: transaction markers, aborted transactions, compacted records",
             )?,
             expired: IntCounter::new(
                 "kafka_records_expired_total",
@@ -145,6 +150,7 @@ impl Metrics {
         registry.register(Box::new(m.offset_conflicts.clone()))?;
         registry.register(Box::new(m.duplicates_skipped.clone()))?;
         registry.register(Box::new(m.offset_gaps.clone()))?;
+        registry.register(Box::new(m.gap_offsets_confirmed.clone()))?;
         registry.register(Box::new(m.expired.clone()))?;
         registry.register(Box::new(m.filtered.clone()))?;
         registry.register(Box::new(m.routed.clone()))?;

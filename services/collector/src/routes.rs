@@ -1,24 +1,19 @@
-//! The collector's status endpoint: `GET /api/v1/collector/status` — owned partitions, stored
-//! offsets, lag, totals, backpressure and batch sizes.
-
-use std::sync::Arc;
+//! The collector's status endpoint: `GET /api/v1/collector/status` — every partition of the
+//! topic (owned by this collector or not) with its stored offset and lag, totals, backpressure
+//! and batch sizes.
 
 use axum::extract::State;
 use axum::routing::get;
 use axum::{Json, Router};
 use serde_json::{json, Value};
 
-use crate::committer::Committed;
-use crate::dlq::DlqSink;
-use crate::housekeeping::sample_lag;
+use crate::housekeeping::LagSampler;
 use crate::metrics::Metrics;
 
 #[derive(Clone)]
 pub struct StatusState {
-    pub dlq: Arc<DlqSink>,
-    pub topic: String,
+    pub sampler: LagSampler,
     pub group: String,
-    pub committed: Committed,
     pub metrics: Metrics,
     pub batch_max_events: u64,
     pub batch_max_wait_ms: u64,
@@ -31,18 +26,13 @@ pub fn router(state: StatusState) -> Router {
 }
 
 async fn status(State(s): State<StatusState>) -> Json<Value> {
-    let sampled = {
-        let s = s.clone();
-        tokio::task::spawn_blocking(move || sample_lag(&s.dlq, &s.topic, &s.committed, &s.metrics))
-            .await
-            .unwrap_or_default()
-    };
+    let sampled = s.sampler.sample().await;
     let dlq_total: u64 = crate::metrics::dlq_reasons()
         .map(|r| s.metrics.dlq.with_label_values(&[r]).get())
         .sum();
     Json(json!({
         "group": s.group,
-        "topic": s.topic,
+        "topic": s.sampler.topic,
         "partitions": sampled,
         "consumed_total": s.metrics.consumed.get(),
         "stored_total": s.metrics.stored.get(),

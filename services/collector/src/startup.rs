@@ -6,16 +6,18 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use logstream_service::ops::{self, Check};
+use logstream_service::sync::lock;
 use logstream_service::{kafka, postgres, shutdown};
 use tokio::sync::mpsc;
 
 use crate::backpressure::Valve;
 use crate::batch::TimeBounds;
+use crate::broker::Broker;
 use crate::committer::Committed;
 use crate::config::Config;
 use crate::consumer::{self, ConsumerSettings};
 use crate::dlq::DlqSink;
-use crate::housekeeping;
+use crate::housekeeping::{self, GroupHealth, LagSampler};
 use crate::metrics::Metrics;
 use crate::routes::{self, StatusState};
 use crate::sinks::RouteSinks;
@@ -80,19 +82,36 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         config.kafka.topic_dlq.clone(),
         topic.clone(),
     )?);
+    let broker = Arc::new(Broker::new(&config.kafka.kafka_brokers)?);
     let committed: Committed = Arc::new(Mutex::new(Default::default()));
     let fatal: Arc<Mutex<Option<String>>> = Arc::new(Mutex::new(None));
+    let health: GroupHealth = Arc::new(Mutex::new(None));
+    let store = Arc::new(Store::new(pool.clone(), group.clone(), topic.clone()));
+    let sampler = LagSampler {
+        broker: broker.clone(),
+        store: store.clone(),
+        topic: topic.clone(),
+        committed: committed.clone(),
+        metrics: metrics.clone(),
+    };
 
     let ready = {
-        let (pool, dlq, topic, fatal) = (pool.clone(), dlq.clone(), topic.clone(), fatal.clone());
+        let (pool, broker, topic, fatal, health) = (
+            pool.clone(),
+            broker.clone(),
+            topic.clone(),
+            fatal.clone(),
+            health.clone(),
+        );
         move || {
-            let (pool, dlq, topic) = (pool.clone(), dlq.clone(), topic.clone());
-            let consumer = match fatal.lock().map(|f| f.clone()) {
-                Ok(Some(error)) => Err(format!("kafka consumer failed: {error}")),
-                _ => Ok(()),
+            let (pool, broker, topic) = (pool.clone(), broker.clone(), topic.clone());
+            let consumer = match (lock(&fatal).clone(), lock(&health).clone()) {
+                (Some(error), _) => Err(format!("kafka consumer failed: {error}")),
+                (None, Some(problem)) => Err(problem),
+                (None, None) => Ok(()),
             };
             async move {
-                let kafka = tokio::task::spawn_blocking(move || dlq.check_topic(&topic))
+                let kafka = tokio::task::spawn_blocking(move || broker.check_topic(&topic))
                     .await
                     .unwrap_or_else(|e| Err(e.to_string()));
                 vec![
@@ -105,10 +124,8 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     };
     let app = ops::with_json_errors(
         routes::router(StatusState {
-            dlq: dlq.clone(),
-            topic: topic.clone(),
+            sampler: sampler.clone(),
             group: group.clone(),
-            committed: committed.clone(),
             metrics: metrics.clone(),
             batch_max_events: config.batch_max_events,
             batch_max_wait_ms: config.batch_max_wait_ms,
@@ -126,13 +143,13 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     tracing::info!("database schema up to date");
     kafka::ensure_topics_with_retry(config.kafka.clone(), route_topics, shutdown.clone()).await;
 
-    let store = Arc::new(Store::new(pool.clone(), group.clone(), topic.clone()));
     let partitions_store = store.clone();
     let (tx, rx) = mpsc::channel(config.queue_capacity as usize);
     let (rewind_tx, rewind_rx) = std::sync::mpsc::channel();
     let writer = Writer {
         store: store.clone(),
         dlq: dlq.clone(),
+        broker,
         topic: topic.clone(),
         sinks,
         routing,
@@ -197,10 +214,10 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     tracing::info!(%topic, %group, "collector consuming");
 
     tokio::spawn(housekeeping::lag_loop(
-        dlq.clone(),
-        topic,
-        committed,
-        metrics,
+        sampler,
+        group,
+        Duration::from_millis(config.session_timeout_ms),
+        health,
         shutdown.clone(),
     ));
     tokio::spawn(housekeeping::partition_loop(

@@ -15,6 +15,7 @@ use logstream_service::sync::lock;
 use tokio::sync::mpsc;
 
 use crate::batch::{Batch, Record, TimeBounds};
+use crate::broker::Broker;
 use crate::committer::{Committed, Committer, Job, Outcome};
 use crate::consumer::Input;
 use crate::dlq::DlqSink;
@@ -30,14 +31,15 @@ enum Position {
     /// Waiting for the consumer to rewind to this offset (None: the beginning); records until
     /// then are stale.
     Rewinding(Option<i64>),
-    /// Waiting for the consumer to rewind to `seek` (before `stored`, to read a gap again);
-    /// afterwards records before `stored` are duplicates.
-    Refetching { seek: i64, stored: i64 },
+    /// Waiting for the consumer to rewind to `stored`, to read a gap after it again.
+    Refetching { stored: i64 },
 }
 
 pub struct Writer {
     pub store: Arc<Store>,
     pub dlq: Arc<DlqSink>,
+    /// Log-start lookups when offsets are missing.
+    pub broker: Arc<Broker>,
     /// The consumed topic.
     pub topic: String,
     pub sinks: Arc<RouteSinks>,
@@ -56,7 +58,8 @@ pub struct Writer {
 /// The writer's working state.
 struct State {
     positions: BTreeMap<i32, Position>,
-    /// Partition → how far back it was last read again to recover skipped offsets.
+    /// Partition → the offset it was last read again from because a record came past it: when
+    /// the same record comes first again, the gap is in the log itself.
     gaps: BTreeMap<i32, i64>,
     /// The open batch, and when its first record came.
     batch: Batch,
@@ -138,18 +141,14 @@ impl Writer {
                         s.gaps.remove(&partition);
                         s.positions.remove(&partition);
                         committed.remove(&partition);
-                        let _ = self
-                            .metrics
-                            .lag
-                            .remove_label_values(&[&partition.to_string()]);
                     }
                     let _ = ack.send(());
                 }
                 Some(Input::Seeked(partition, offset)) => {
-                    if let Some(Position::Refetching { seek, stored }) =
+                    if let Some(Position::Refetching { stored }) =
                         s.positions.get(&partition).copied()
                     {
-                        if offset == Some(seek) {
+                        if offset == Some(stored) {
                             s.positions
                                 .insert(partition, Position::Stored(Some(stored)));
                         }
@@ -191,23 +190,17 @@ impl Writer {
             self.metrics.duplicates_skipped.inc();
             return;
         }
-        // A record past the next expected offset: the consumer skipped some. Store what is
-        // contiguous, then read the partition again from what is stored; only when the same
-        // record comes first again is the gap in the log itself. (Some brokers — tansu 0.6 —
-        // answer a fetch from inside a record batch with the next batch: reading again from
-        // further back recovers the records.)
+        // A record past the next expected offset. Offsets without a record for us are normal in
+        // a Kafka log (transaction markers, aborted transactions, compaction), but so is a fetch
+        // that went wrong: store what is contiguous, read the partition again from the expected
+        // offset once, and accept the gap when the same record comes first again. Offsets below
+        // the log start were deleted by retention before they were stored: counted as expired.
         let expected = in_batch.or(match s.positions.get(&record.partition) {
             Some(Position::Stored(stored)) => *stored,
             _ => None,
         });
         match expected {
             Some(expected) if record.offset > expected => {
-                let lookback = s
-                    .gaps
-                    .get(&record.partition)
-                    .map_or(64, |l: &i64| l.saturating_mul(8));
-                // Only records gone from the log (below its start) are a real gap: this topic
-                // has no transactions or compaction.
                 let log_start = self.log_start(record.partition).await;
                 if let Some(start) = log_start.filter(|start| *start > expected) {
                     self.metrics.expired.inc_by((start - expected) as u64);
@@ -219,26 +212,35 @@ impl Writer {
                         "offsets are gone from the log (retention); continuing after them"
                     );
                     s.gaps.remove(&record.partition);
-                } else {
-                    self.metrics.offset_gaps.inc();
-                    tracing::warn!(
+                } else if s.gaps.get(&record.partition) == Some(&expected) {
+                    self.metrics
+                        .gap_offsets_confirmed
+                        .inc_by((record.offset - expected) as u64);
+                    tracing::debug!(
                         partition = record.partition,
                         expected,
                         offset = record.offset,
-                        lookback,
-                        "consumer skipped offsets; reading the partition again from further back"
+                        "offsets without records confirmed (transaction markers, aborted or compacted records)"
                     );
-                    s.gaps.insert(record.partition, lookback);
+                    s.gaps.remove(&record.partition);
+                } else {
+                    self.metrics.offset_gaps.inc();
+                    tracing::debug!(
+                        partition = record.partition,
+                        expected,
+                        offset = record.offset,
+                        "record past the expected offset; reading the partition again from there"
+                    );
                     self.hand_off(s).await;
                     self.settle(s, Vec::new()).await;
                     // What is stored now (unless a conflict had the partition rewound).
                     if let Some(Position::Stored(Some(stored))) =
                         s.positions.get(&record.partition).copied()
                     {
-                        let seek = (stored - lookback).max(0);
+                        s.gaps.insert(record.partition, stored);
                         s.positions
-                            .insert(record.partition, Position::Refetching { seek, stored });
-                        let _ = self.rewinds.send((record.partition, Some(seek)));
+                            .insert(record.partition, Position::Refetching { stored });
+                        let _ = self.rewinds.send((record.partition, Some(stored)));
                     }
                     return;
                 }
@@ -331,8 +333,8 @@ impl Writer {
 
     /// The first offset still in a partition's log (None when the broker does not answer).
     async fn log_start(&self, partition: i32) -> Option<i64> {
-        let (dlq, topic) = (self.dlq.clone(), self.topic.clone());
-        tokio::task::spawn_blocking(move || dlq.watermarks(&topic, partition))
+        let (broker, topic) = (self.broker.clone(), self.topic.clone());
+        tokio::task::spawn_blocking(move || broker.watermarks(&topic, partition))
             .await
             .ok()
             .flatten()

@@ -24,7 +24,7 @@ async fn malformed_records_go_to_the_dead_letter_topic() {
     let collector = env("COLLECTOR_URL", "http://127.0.0.1:8081");
     let database = env(
         "DATABASE_URL",
-        "postgres://postgres@127.0.0.1:5432/logstream",
+        "postgres://logstream:logstream@127.0.0.1:5432/logstream",
     );
     let instance = format!("dlq-test-{:08x}", rand::random::<u32>());
     let dlq_before = metric_sum(&collector, "log_events_dlq_total").await;

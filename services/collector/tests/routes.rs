@@ -19,7 +19,7 @@ async fn filters_and_routes_to_three_destinations() {
     }
     let brokers = std::env::var("LOGSTREAM_KAFKA_BROKERS").unwrap_or("127.0.0.1:9092".into());
     let database = std::env::var("DATABASE_URL")
-        .unwrap_or("postgres://postgres@127.0.0.1:5432/logstream".into());
+        .unwrap_or("postgres://logstream:logstream@127.0.0.1:5432/logstream".into());
     let topic = unique("routes-raw");
     let errors = unique("routes-errors");
     let file = std::env::temp_dir().join(format!("{}.ndjson", unique("routes")));
