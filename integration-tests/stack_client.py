@@ -271,10 +271,15 @@ def redis_outage(down_for, say):
     time.sleep(max(0.0, down_for - (time.time() - stopped)))
     stack("start", "redis")
     say(f"Redis started again after {time.time() - stopped:.1f} s")
+    # Redis comes back empty (no persistence): the generators register again within 5 s, and
+    # until then the gateway finds none.
     deadline = time.time() + 30
     while True:
         time.sleep(2)
-        modes, gateway_local = limiter_modes()
+        try:
+            modes, gateway_local = limiter_modes()
+        except StackError as e:
+            modes, gateway_local = [str(e)], None
         if modes == ["redis"] and gateway_local == 0:
             break
         if time.time() > deadline:

@@ -70,6 +70,14 @@ args = ap.parse_args(sys.argv[2:])
 catch_up = int(os.environ.get("CATCH_UP_SECONDS", "180"))
 def say(msg): print(f"[system-test] {msg}", flush=True)
 
+def abort(msg):
+    """Fails the run, stopping generation first so the next run starts from a quiet stack."""
+    try:
+        stack.call("POST", "/api/v1/generator/stop")
+    except stack.StackError:
+        pass
+    stack.fail("system-test", msg)
+
 def collector_env(**settings):
     """Environment for an extra collector: the stack's Kafka brokers."""
     env = {**os.environ, **settings}
@@ -81,6 +89,7 @@ def collector_env(**settings):
 try:
     binary = os.path.join(root, "target", os.environ.get("STACK_PROFILE", "release"), "logstream-collector")
     zombie = None
+    stack.call("POST", "/api/v1/generator/stop")  # a quiet start, whatever ran before
     before = stack.instances()
     body = {"rate_per_second": args.rate}
     if args.formats:
@@ -103,7 +112,7 @@ try:
         say(f"second collector under the stack's static member id started (pid {zombie.pid}) at {elapsed():.1f} s")
         code = stack.wait_exit(original, 60)
         if code is None:
-            stack.fail("system-test", f"the stack's collector (pid {original}) was not fenced within 60 s")
+            abort(f"the stack's collector (pid {original}) was not fenced within 60 s")
         say(f"the stack's collector (pid {original}) was fenced and stopped at {elapsed():.1f} s")
         at(args.duration * 3 / 5)
         stack.stack("start", "collector")
@@ -111,10 +120,10 @@ try:
         try:
             code = zombie.wait(timeout=60)
         except subprocess.TimeoutExpired:
-            stack.fail("system-test", "the second collector was not fenced within 60 s of the first one's return")
+            abort("the second collector was not fenced within 60 s of the first one's return")
         say(f"the second collector was fenced in turn (exit {code}) at {elapsed():.1f} s")
         if code == 0:
-            stack.fail("system-test", "the fenced collector exited 0: fencing must not look like a clean stop")
+            abort("the fenced collector exited 0: fencing must not look like a clean stop")
     if args.freeze_broker_at is not None:
         at(args.freeze_broker_at)
         stack.broker_freeze(args.broker_frozen_for, args.rate, say)
@@ -164,14 +173,14 @@ try:
             try:
                 second_stored = stack.metric("log_events_stored_total", base="http://127.0.0.1:8082")
             except OSError as e:
-                stack.fail("system-test", f"second collector's metrics unreachable: {e}")
+                abort(f"second collector's metrics unreachable: {e}")
             second.send_signal(signal.SIGTERM)
             code = second.wait(timeout=60)
             say(f"second collector stopped (exit {code}) at {time.time() - started:.1f} s, "
                 f"after storing {second_stored:.0f} events (more on its way out)")
             second_stored_total += second_stored
         if second_stored_total == 0:
-            stack.fail("system-test", "the second collector never stored anything: no partitions moved to it")
+            abort("the second collector never stored anything: no partitions moved to it")
     time.sleep(max(0.0, args.duration - (time.time() - started)))
     after = {i["instance_id"]: i for i in stack.call("POST", "/api/v1/generator/stop")["instances"]}
     say(f"stopped after {time.time() - started:.1f} s")
@@ -180,7 +189,7 @@ try:
         conflicts = stack.metric("collector_offset_conflicts_total")
         say(f"the stack's collector has had {conflicts:.0f} batches refused by the offset fence since its return")
     if not runs:
-        stack.fail("system-test", "no instance generated anything")
+        abort("no instance generated anything")
     total = sum(r[2] for r in runs.values())
     say(f"generators report {total} sent, {sum(r[3] for r in runs.values())} failed")
     counts = stack.wait_stored(runs, catch_up, time.time)
@@ -199,10 +208,10 @@ try:
         if peak >= limit:
             problems.append(f"collector peak RSS {peak:.1f} MiB is over the limit {limit} MiB")
 except stack.StackError as e:
-    stack.fail("system-test", str(e))
+    abort(str(e))
 if problems:
     for p in problems: say(p)
-    stack.fail("system-test", "stored != sent")
+    abort("stored != sent")
 say("sent == stored, exactly, per instance and seq")
 print("1 passed, 0 failed")
 PY

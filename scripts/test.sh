@@ -53,8 +53,8 @@ integration-tests/system-test.sh --rate 5000 --duration 50 --zombie-collector
 step "broker frozen: 5,000 events/s for 60 s, Kafka stopped (SIGSTOP) from 10 s to 40 s"
 integration-tests/system-test.sh --rate 5000 --duration 60 --freeze-broker-at 10 --broker-frozen-for 30
 
-step "broker killed: 5,000 events/s for 40 s, Kafka killed (SIGKILL) at 10 s and started 10 s later"
-integration-tests/system-test.sh --rate 5000 --duration 40 --kill-broker-at 10 --broker-down-for 10
+step "broker killed: 5,000 events/s for 50 s, Kafka killed (SIGKILL) at 10 s and started 10 s later"
+integration-tests/system-test.sh --rate 5000 --duration 50 --kill-broker-at 10 --broker-down-for 10
 
 step "Redis outage: 2,000 events/s for 45 s under a global cap, Redis stopped from 10 s to 30 s"
 integration-tests/system-test.sh --rate 2000 --duration 45 --stop-redis-at 10 --redis-down-for 20

@@ -14,6 +14,7 @@ use logstream_service::shutdown::CancellationToken;
 use logstream_service::trace_context;
 use rdkafka::client::ClientContext;
 use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext, RebalanceProtocol};
+use rdkafka::error::KafkaError;
 use rdkafka::message::{BorrowedMessage, Headers, Message};
 use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
 use rdkafka::types::{RDKafkaErrorCode, RDKafkaRespErr};
@@ -313,7 +314,10 @@ pub fn run(
         valve.regulate(&consumer, &tx, backlog.len());
         match consumer.poll(Duration::from_millis(100)) {
             None => {}
-            Some(Err(e)) if e.rdkafka_error_code() == Some(RDKafkaErrorCode::Fatal) => {
+            Some(Err(e))
+                if matches!(e, KafkaError::MessageConsumptionFatal(_))
+                    || e.rdkafka_error_code() == Some(RDKafkaErrorCode::Fatal) =>
+            {
                 // E.g. a static member fenced by another process with the same group.instance.id:
                 // this consumer can never consume again, so the service must not look healthy.
                 tracing::error!(error = %e, "fatal kafka consumer error; shutting down");

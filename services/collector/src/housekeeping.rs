@@ -119,8 +119,7 @@ pub async fn lag_loop(
             idle_since = None;
             None
         } else {
-            let since = *idle_since.get_or_insert_with(Instant::now);
-            let idle = since.elapsed();
+            let idle = idle_since.get_or_insert_with(Instant::now).elapsed();
             if idle <= session_timeout {
                 None
             } else {
@@ -131,25 +130,34 @@ pub async fn lag_loop(
                 })
                 .await
                 .unwrap_or_else(|e| Err(e.to_string()));
-                match unowned {
-                    Ok(unowned) if unowned.is_empty() => None,
-                    Ok(unowned) => Some(format!(
-                        "held no partition of {} for {} s while partitions {unowned:?} have no owner in group {group}",
-                        sampler.topic,
-                        idle.as_secs()
-                    )),
-                    Err(e) => Some(format!(
-                        "held no partition of {} for {} s, and the group cannot be described: {e}",
-                        sampler.topic,
-                        idle.as_secs()
-                    )),
-                }
+                idle_problem(idle, &unowned, &sampler.topic, &group)
             }
         };
         if let Some(problem) = &problem {
             tracing::warn!(%problem, "consumer group");
         }
         *lock(&health) = problem;
+    }
+}
+
+/// Why a member that has held no partition for `idle` (past the session timeout) is unhealthy,
+/// given the partitions of `topic` no member of `group` owns; None when every partition has an
+/// owner (more members than partitions leaves some idle, rightly).
+fn idle_problem(
+    idle: Duration,
+    unowned: &Result<Vec<i32>, String>,
+    topic: &str,
+    group: &str,
+) -> Option<String> {
+    let idle = idle.as_secs();
+    match unowned {
+        Ok(unowned) if unowned.is_empty() => None,
+        Ok(unowned) => Some(format!(
+            "held no partition of {topic} for {idle} s while partitions {unowned:?} have no owner in group {group}"
+        )),
+        Err(e) => Some(format!(
+            "held no partition of {topic} for {idle} s, and group {group} cannot be described: {e}"
+        )),
     }
 }
 
@@ -174,5 +182,25 @@ pub async fn partition_loop(store: Arc<Store>, retention_hours: u64, shutdown: C
             _ = shutdown.cancelled() => return,
             _ = tokio::time::sleep(Duration::from_secs(600)) => {}
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::idle_problem;
+    use std::time::Duration;
+
+    #[test]
+    fn an_idle_member_is_a_problem_only_while_partitions_have_no_owner() {
+        let idle = Duration::from_secs(42);
+        assert_eq!(idle_problem(idle, &Ok(vec![]), "logs.raw", "g"), None);
+        assert_eq!(
+            idle_problem(idle, &Ok(vec![1, 4]), "logs.raw", "g").as_deref(),
+            Some("held no partition of logs.raw for 42 s while partitions [1, 4] have no owner in group g")
+        );
+        assert!(
+            idle_problem(idle, &Err("timed out".into()), "logs.raw", "g")
+                .is_some_and(|p| p.contains("cannot be described: timed out"))
+        );
     }
 }

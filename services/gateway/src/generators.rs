@@ -1,10 +1,13 @@
 //! Finding and calling generator instances. The set is the static list plus every instance
-//! registered in Redis (`logstream:generators:<id>` = URL); calls fan out concurrently.
+//! registered in Redis (`logstream:generators:<id>` = URL), or, while Redis cannot be read, the
+//! instances last read from it; calls fan out concurrently.
 
 use std::collections::BTreeSet;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use logstream_core::api::{InstanceStatus, Unreachable, GENERATOR_REGISTRY_PREFIX};
+use logstream_service::sync::lock;
 use logstream_service::trace_context;
 use redis::AsyncCommands;
 
@@ -13,6 +16,8 @@ pub struct Generators {
     static_urls: Vec<String>,
     redis: redis::Client,
     http: reqwest::Client,
+    /// The registrations last read from Redis, used while it cannot be read.
+    last_registered: Arc<Mutex<Vec<String>>>,
 }
 
 impl Generators {
@@ -34,20 +39,36 @@ impl Generators {
             static_urls,
             redis,
             http,
+            last_registered: Arc::default(),
         })
     }
 
-    /// The instances' base URLs: static ones plus those registered in Redis (when reachable).
+    /// The instances' base URLs: static ones plus those registered in Redis (while Redis cannot
+    /// be read, those it held last time).
     pub async fn urls(&self) -> Vec<String> {
         let mut urls: BTreeSet<String> = self.static_urls.iter().cloned().collect();
-        match self.registered().await {
-            Ok(found) => urls.extend(
-                found
+        let registered = match tokio::time::timeout(Duration::from_secs(2), self.registered()).await
+        {
+            Ok(Ok(found)) => {
+                let found: Vec<String> = found
                     .into_iter()
-                    .map(|u| u.trim_end_matches('/').to_owned()),
-            ),
-            Err(e) => tracing::warn!(error = %e, "cannot read generator registrations from redis"),
-        }
+                    .map(|u| u.trim_end_matches('/').to_owned())
+                    .collect();
+                *lock(&self.last_registered) = found.clone();
+                found
+            }
+            failed => {
+                let error = match failed {
+                    Ok(Err(e)) => e.to_string(),
+                    _ => "no answer within 2 s".to_owned(),
+                };
+                let last = lock(&self.last_registered).clone();
+                tracing::warn!(%error, instances = last.len(),
+                    "cannot read generator registrations from redis; using those read last");
+                last
+            }
+        };
+        urls.extend(registered);
         urls.into_iter().collect()
     }
 
