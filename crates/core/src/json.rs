@@ -145,28 +145,16 @@ pub const MAX_TIMESTAMP_MS: i64 = 253_402_300_799_999;
 /// Longest accepted `service` (it is part of the aggregates' primary key).
 pub const MAX_SERVICE_LEN: usize = 256;
 
-/// JSON text PostgreSQL's `jsonb` accepts. Raw values let through what `jsonb` refuses
-/// (`\u0000`, lone surrogates, numbers beyond its range, extreme nesting), so attributes are
-/// checked by a full parse (serde_json limits nesting to 128 and refuses out-of-range numbers and
-/// lone surrogates) and kept verbatim when they pass.
+/// Attributes as they came, once they are known to be one JSON value of bounded nesting
+/// (serde_json's limit of 128, which `jsonb` would otherwise meet as a stack depth error). What `jsonb` would refuse in them (`\u0000`, lone surrogates,
+/// numbers beyond `numeric`) is made storable after decoding, for every format alike
+/// (`crate::storable`).
 pub(crate) fn storable_json(raw: &str) -> Result<String, DecodeError> {
-    fn has_nul(value: &serde_json::Value) -> bool {
-        match value {
-            serde_json::Value::String(s) => s.contains('\0'),
-            serde_json::Value::Array(items) => items.iter().any(has_nul),
-            serde_json::Value::Object(map) => {
-                map.iter().any(|(k, v)| k.contains('\0') || has_nul(v))
-            }
-            _ => false,
-        }
-    }
-    let value: serde_json::Value = serde_json::from_str(raw)
+    // serde_json's full parse checks the nesting, but refuses what the storability check
+    // mends (lone surrogates, numbers out of range): check the mended text.
+    let mended = crate::storable::json(raw).map(|(text, _)| text);
+    serde_json::from_str::<serde_json::Value>(mended.as_deref().unwrap_or(raw))
         .map_err(|e| DecodeError::InvalidField(format!("attributes: {e}")))?;
-    if has_nul(&value) {
-        return Err(DecodeError::InvalidField(
-            "attributes: contains a NUL character".into(),
-        ));
-    }
     Ok(raw.to_owned())
 }
 
@@ -247,9 +235,9 @@ pub fn decode(bytes: &[u8]) -> Result<LogEvent, DecodeError> {
             .map_err(|e| DecodeError::InvalidLevel(e.to_string()))?,
     };
     let service = non_empty(wire.service).ok_or(DecodeError::MissingField("service"))?;
-    if service.len() > MAX_SERVICE_LEN || service.contains('\0') {
+    if service.len() > MAX_SERVICE_LEN {
         return Err(DecodeError::InvalidField(format!(
-            "service must be at most {MAX_SERVICE_LEN} bytes without NUL characters"
+            "service must be at most {MAX_SERVICE_LEN} bytes"
         )));
     }
     let attributes = match wire.attributes.map(RawValue::get) {
@@ -357,22 +345,6 @@ mod tests {
                 br#"{"level":"INFO","service":"a","timestamp":99999999999999999}"#,
                 "invalid_timestamp",
             ),
-            (
-                br#"{"level":"INFO","service":"a","timestamp":1,"attributes":{"x":"\u0000"}}"#,
-                "invalid_field",
-            ),
-            (
-                br#"{"level":"INFO","service":"a","timestamp":1,"attributes":{"x":"\ud800"}}"#,
-                "invalid_field",
-            ),
-            (
-                br#"{"level":"INFO","service":"a","timestamp":1,"attributes":{"x":1e1000000}}"#,
-                "invalid_field",
-            ),
-            (
-                br#"{"level":"INFO","service":"a\u0000b","timestamp":1}"#,
-                "invalid_field",
-            ),
         ];
         for (input, reason) in cases {
             let err = decode(input).expect_err("must be rejected");
@@ -383,6 +355,24 @@ mod tests {
                 "input {:?}: {err}",
                 String::from_utf8_lossy(input)
             );
+        }
+    }
+
+    #[test]
+    fn what_postgres_cannot_store_is_decoded_and_left_to_the_storability_check() {
+        for input in [
+            &br#"{"level":"INFO","service":"a","timestamp":1,"attributes":{"x":"\u0000"}}"#[..],
+            br#"{"level":"INFO","service":"a","timestamp":1,"attributes":{"x":"\ud800"}}"#,
+            br#"{"level":"INFO","service":"a","timestamp":1,"attributes":{"x":1e1000000}}"#,
+            br#"{"level":"INFO","service":"a\u0000b","timestamp":1}"#,
+        ] {
+            let mut event = decode(input).expect("decodes");
+            let changed = crate::storable::event(&mut event);
+            assert!(changed.any(), "{}", String::from_utf8_lossy(input));
+            assert!(!event.service.contains('\0'));
+            if let Some(attributes) = &event.attributes {
+                assert!(!attributes.contains("\\u0000") && !attributes.contains("\\ud800"));
+            }
         }
     }
 

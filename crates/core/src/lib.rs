@@ -20,6 +20,7 @@ pub mod json;
 pub mod route;
 pub mod scenario;
 pub mod sketch;
+pub mod storable;
 pub mod synth;
 pub mod window;
 

@@ -138,6 +138,28 @@ pub fn acknowledged_config(brokers: &str, client_id: &str) -> ClientConfig {
     config
 }
 
+/// Most bytes of key and value a record may carry so that, with its headers, it stays under the
+/// producer's `message.max.bytes` (1,000,000 by default) and the broker's limit.
+pub const MAX_RECORD_BYTES: usize = 900_000;
+/// Most bytes of a key kept when a record must be cut.
+const MAX_KEY_BYTES: usize = 16 * 1024;
+
+/// A key and value cut to fit [`MAX_RECORD_BYTES`] (the key to 16 KiB at most, then the value to
+/// what is left), and their original total size when anything was cut. A record Kafka would
+/// refuse as too large is sent cut, saying so in headers, rather than retried forever.
+pub fn fit<'a>(
+    key: Option<&'a [u8]>,
+    value: &'a [u8],
+) -> (Option<&'a [u8]>, &'a [u8], Option<usize>) {
+    let total = key.map_or(0, <[u8]>::len) + value.len();
+    if total <= MAX_RECORD_BYTES {
+        return (key, value, None);
+    }
+    let key = key.map(|k| &k[..k.len().min(MAX_KEY_BYTES)]);
+    let room = MAX_RECORD_BYTES - key.map_or(0, <[u8]>::len);
+    (key, &value[..value.len().min(room)], Some(total))
+}
+
 /// Queues `record`, waiting while the producer's queue is full.
 pub async fn enqueue<K, P>(
     producer: &FutureProducer,
@@ -169,4 +191,26 @@ pub async fn acknowledged(pending: Vec<DeliveryFuture>, what: &str) -> Result<()
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{fit, MAX_RECORD_BYTES};
+
+    #[test]
+    fn records_over_the_limit_are_cut_to_fit() {
+        let small = vec![b'x'; 100];
+        assert_eq!(fit(Some(b"k"), &small), (Some(&b"k"[..]), &small[..], None));
+        let large = vec![b'x'; 999_990];
+        let (key, value, original) = fit(Some(b"key"), &large);
+        assert_eq!(key, Some(&b"key"[..]));
+        assert_eq!(value.len() + 3, MAX_RECORD_BYTES);
+        assert_eq!(original, Some(999_993));
+        let huge_key = vec![b'k'; 2_000_000];
+        let (key, value, original) = fit(Some(&huge_key), b"v");
+        assert_eq!(
+            (key.map(<[u8]>::len), value, original),
+            (Some(16 * 1024), &b"v"[..], Some(2_000_001))
+        );
+    }
 }

@@ -9,6 +9,7 @@ use logstream_core::format::decode;
 use logstream_core::json;
 use logstream_core::route::Routing;
 use logstream_core::sketch::latency_us_of_attributes;
+use logstream_core::storable;
 use logstream_core::window::{self, Watermark, WindowSpec, Windows};
 use logstream_core::Level;
 
@@ -87,6 +88,12 @@ pub struct Batch {
     /// Distinct `traceparent` values of the batch's records, first seen first (at most
     /// [`MAX_TRACES`]).
     pub traces: Vec<String>,
+    /// Events changed to be storable, by what changed (`storable::Sanitized::names`).
+    pub sanitized: BTreeMap<&'static str, u64>,
+    /// Every record of the batch, in the order added, with the clock it was added at: when
+    /// PostgreSQL refuses the batch for its data, smaller batches are built again from them to
+    /// find the records responsible.
+    pub kept: Vec<(Record, i64)>,
 }
 
 impl Batch {
@@ -108,7 +115,45 @@ impl Batch {
             records: 0,
             by_service_level: HashMap::new(),
             traces: Vec::new(),
+            sanitized: BTreeMap::new(),
+            kept: Vec::new(),
         }
+    }
+
+    /// An empty batch with the same windows, bounds and routing.
+    pub fn empty_like(&self) -> Self {
+        Self::new(
+            self.windows.specs().to_vec(),
+            self.bounds,
+            self.routing.clone(),
+        )
+    }
+
+    /// A batch of `records` built again, each at the clock it was first added at, from the
+    /// watermark as it stood before them; with the watermark after them.
+    pub fn rebuilt(&self, records: &[(Record, i64)], watermark: &Watermark) -> (Self, Watermark) {
+        let mut watermark = watermark.clone();
+        let mut batch = self.empty_like();
+        for (record, now_ms) in records {
+            batch.add(record.clone(), *now_ms, &mut watermark);
+        }
+        (batch, watermark)
+    }
+
+    /// A batch that stores nothing of `record` but dead-letters it (`reason`, `detail`), and
+    /// moves its partition's offset past it.
+    pub fn rejected(&self, record: Record, reason: &'static str, detail: String) -> Self {
+        let mut batch = self.empty_like();
+        batch.records = 1;
+        batch
+            .next_offsets
+            .insert(record.partition, record.offset + 1);
+        batch.dead_letters.push(DeadLetter {
+            record,
+            reason,
+            detail,
+        });
+        batch
     }
 
     pub fn is_empty(&self) -> bool {
@@ -129,6 +174,8 @@ impl Batch {
         self.records = 0;
         self.by_service_level.clear();
         self.traces.clear();
+        self.sanitized.clear();
+        self.kept.clear();
     }
 
     /// Adds one record: a storable event, or a dead letter with its reason. `now_ms` dates
@@ -171,9 +218,14 @@ impl Batch {
                 }),
         };
         match decoded {
-            Ok(event) => {
+            Ok(mut event) => {
+                let changed = storable::event(&mut event);
+                for what in changed.names() {
+                    *self.sanitized.entry(what).or_default() += 1;
+                }
                 if let Some(index) = self.routing.dropped_by(&event) {
                     *self.filtered.entry(index).or_default() += 1;
+                    self.kept.push((record, now_ms));
                     return;
                 }
                 for route in self.routing.routes_of(&event) {
@@ -234,12 +286,16 @@ impl Batch {
                 copy::push_i32(row, record.partition);
                 copy::push_i64(row, record.offset);
                 self.stored += 1;
+                self.kept.push((record, now_ms));
             }
-            Err((reason, detail)) => self.dead_letters.push(DeadLetter {
-                record,
-                reason,
-                detail,
-            }),
+            Err((reason, detail)) => {
+                self.kept.push((record.clone(), now_ms));
+                self.dead_letters.push(DeadLetter {
+                    record,
+                    reason,
+                    detail,
+                });
+            }
         }
     }
 }

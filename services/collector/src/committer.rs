@@ -3,9 +3,10 @@
 //! batch's dead letters and routed copies go out first, then one transaction; a failed write is
 //! retried with the same batch, and the writer waits meanwhile (the hand-off channel holds one).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
+use std::ops::Range;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use logstream_core::window::Watermark;
 use logstream_core::Level;
@@ -31,6 +32,8 @@ pub struct Job {
     pub expected: BTreeMap<i32, Option<i64>>,
     /// The watermark as of the batch's last record.
     pub watermark: Watermark,
+    /// The watermark before the batch's first record (to build parts of it again).
+    pub watermark_before: Watermark,
 }
 
 /// What became of a job; the batch comes back emptied, for reuse.
@@ -47,7 +50,16 @@ pub struct Committer {
     pub sinks: Arc<RouteSinks>,
     pub metrics: Metrics,
     pub committed: Committed,
+    /// Set while a batch has failed to store for longer than `stuck_after` (readiness).
+    pub stuck: Stuck,
+    pub stuck_after: Duration,
 }
+
+/// Why storage is stuck (None: it is not), for readiness.
+pub type Stuck = Arc<Mutex<Option<String>>>;
+
+/// Dead-letter reason of a record PostgreSQL refused to store (the server's message follows).
+pub const STORAGE_REJECTED: &str = "storage_rejected";
 
 impl Committer {
     /// Commits jobs in the order received until the writer closes the channel.
@@ -88,17 +100,37 @@ impl Committer {
     }
 
     /// Writes the batch, retrying until it is stored (true) or found to belong to another
-    /// member (false).
+    /// member (false). When PostgreSQL refuses it for its data, the records responsible are
+    /// found and dead-lettered, and the rest is stored.
     async fn write(&self, job: &Job) -> bool {
-        let batch = &job.batch;
+        match self
+            .attempt(&job.batch, &job.expected, &job.watermark, false)
+            .await
+        {
+            Written::Stored => true,
+            Written::Conflict => false,
+            Written::Refused(error) => self.isolate(job, error).await,
+        }
+    }
+
+    /// Delivers the batch's dead letters and routed copies (unless `delivered`), then stores
+    /// it; transient failures are retried with backoff (and, past `stuck_after`, reported).
+    async fn attempt(
+        &self,
+        batch: &Batch,
+        expected: &BTreeMap<i32, Option<i64>>,
+        watermark: &Watermark,
+        delivered: bool,
+    ) -> Written {
         let mut delay = Duration::from_millis(100);
-        let mut dead_letters_sent = batch.dead_letters.is_empty();
-        let mut routed_sent = batch.routed.is_empty();
+        let mut dead_letters_sent = delivered || batch.dead_letters.is_empty();
+        let mut routed_sent = delivered || batch.routed.is_empty();
+        let mut failing_since: Option<Instant> = None;
         loop {
             let timer = self.metrics.batch_duration.start_timer();
             // Dead letters and routed copies go out (acknowledged) before the commit; each is
             // sent once, then the commit alone is retried.
-            let delivered = async {
+            let delivery = async {
                 if !dead_letters_sent {
                     self.dlq.send_all(&batch.dead_letters).await?;
                     dead_letters_sent = true;
@@ -110,8 +142,8 @@ impl Committer {
                 Ok::<(), String>(())
             }
             .await;
-            let result = match delivered {
-                Ok(()) => self.store.write(batch, &job.expected, &job.watermark).await,
+            let result = match delivery {
+                Ok(()) => self.store.write(batch, expected, watermark).await,
                 Err(e) => Err(StoreError::Delivery(e)),
             };
             match result {
@@ -122,7 +154,10 @@ impl Committer {
                     for (&partition, &next) in &batch.next_offsets {
                         committed.insert(partition, Some(next));
                     }
-                    return true;
+                    if failing_since.is_some() {
+                        *lock(&self.stuck) = None;
+                    }
+                    return Written::Stored;
                 }
                 Err(StoreError::Conflict(conflicting)) => {
                     timer.stop_and_discard();
@@ -132,17 +167,81 @@ impl Committer {
                         partitions = ?batch.next_offsets.keys().collect::<Vec<_>>(),
                         "batch already stored by another member; discarding it and rewinding"
                     );
-                    return false;
+                    if failing_since.is_some() {
+                        *lock(&self.stuck) = None;
+                    }
+                    return Written::Conflict;
                 }
                 Err(e) => {
                     timer.stop_and_discard();
                     self.metrics.store_errors.inc();
+                    // Only rows can be at fault: a batch without any is retried like any other.
+                    if let Some(error) = e.data_error().filter(|_| batch.stored > 0) {
+                        if failing_since.is_some() {
+                            *lock(&self.stuck) = None;
+                        }
+                        return Written::Refused(error);
+                    }
+                    self.metrics.batch_retries.inc();
+                    let failing = failing_since.get_or_insert_with(Instant::now).elapsed();
+                    if failing > self.stuck_after {
+                        *lock(&self.stuck) = Some(format!(
+                            "a batch of {} records has failed to store for {} s: {e}",
+                            batch.records,
+                            failing.as_secs()
+                        ));
+                    }
                     tracing::warn!(error = %e, retry_in = ?delay, records = batch.records, "batch write failed; retrying");
                     tokio::time::sleep(delay).await;
                     delay = (delay * 2).min(Duration::from_secs(5));
                 }
             }
         }
+    }
+
+    /// After PostgreSQL refused `job`'s batch for its data: stores it again in parts, in
+    /// order, halving every refused part until single records remain; those are dead-lettered
+    /// (`storage_rejected`, with the server's message) and their offsets passed. Dead letters
+    /// and routed copies of the batch went out before the first attempt and are not sent again.
+    async fn isolate(&self, job: &Job, error: String) -> bool {
+        self.metrics.refused_batches.inc();
+        let records = &job.batch.kept;
+        tracing::warn!(%error, records = records.len(),
+            "PostgreSQL refused the batch for its data; finding the records responsible");
+        let mut expected = job.expected.clone();
+        let mut watermark = job.watermark_before.clone();
+        let mut parts: VecDeque<Range<usize>> = VecDeque::new();
+        parts.push_back(0..records.len());
+        while let Some(part) = parts.pop_front() {
+            if part.is_empty() {
+                continue;
+            }
+            let (batch, after) = job.batch.rebuilt(&records[part.clone()], &watermark);
+            match self.attempt(&batch, &expected, &after, true).await {
+                Written::Stored => {
+                    advance(&mut expected, &batch);
+                    watermark = after;
+                }
+                Written::Conflict => return false,
+                Written::Refused(error) if part.len() == 1 => {
+                    let record = records[part.start].0.clone();
+                    tracing::warn!(partition = record.partition, offset = record.offset, %error,
+                        "record refused by PostgreSQL; dead-lettered as {STORAGE_REJECTED}");
+                    let rejected = job.batch.rejected(record, STORAGE_REJECTED, error);
+                    match self.attempt(&rejected, &expected, &watermark, false).await {
+                        Written::Stored => advance(&mut expected, &rejected),
+                        // A batch without rows is never refused (attempt retries it instead).
+                        Written::Conflict | Written::Refused(_) => return false,
+                    }
+                }
+                Written::Refused(_) => {
+                    let middle = part.start + part.len() / 2;
+                    parts.push_front(middle..part.end);
+                    parts.push_front(part.start..middle);
+                }
+            }
+        }
+        true
     }
 
     /// The metrics of a stored batch.
@@ -171,5 +270,24 @@ impl Committer {
         for letter in &batch.dead_letters {
             self.metrics.dlq.with_label_values(&[letter.reason]).inc();
         }
+        for (what, n) in &batch.sanitized {
+            self.metrics.sanitized.with_label_values(&[what]).inc_by(*n);
+        }
+    }
+}
+
+/// What became of one attempt to store a batch.
+enum Written {
+    Stored,
+    /// Another member had stored offsets of the batch's partitions.
+    Conflict,
+    /// PostgreSQL refused the batch for its data (the server's message).
+    Refused(String),
+}
+
+/// Takes a stored batch's offsets as the ones the next part must find.
+fn advance(expected: &mut BTreeMap<i32, Option<i64>>, stored: &Batch) {
+    for (&partition, &next) in &stored.next_offsets {
+        expected.insert(partition, Some(next));
     }
 }

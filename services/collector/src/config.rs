@@ -55,6 +55,12 @@ pub struct Config {
           value_parser = clap::value_parser!(u64).range(1..=60_000))]
     pub batch_max_wait_ms: u64,
 
+    /// A batch whose write has failed (and been retried) for longer than this makes /readyz fail,
+    /// naming the error (seconds).
+    #[arg(long, env = "LOGSTREAM_STUCK_BATCH_SECONDS", default_value_t = 60,
+          value_parser = clap::value_parser!(u64).range(1..=86_400))]
+    pub stuck_batch_seconds: u64,
+
     /// Records buffered between the Kafka consumer and the writer (bounds memory).
     #[arg(long, env = "LOGSTREAM_QUEUE_CAPACITY", default_value_t = 50_000,
           value_parser = clap::value_parser!(u64).range(1..=10_000_000))]

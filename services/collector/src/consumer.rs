@@ -10,6 +10,7 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::Duration;
 
+use logstream_core::storable;
 use logstream_service::shutdown::CancellationToken;
 use logstream_service::trace_context;
 use rdkafka::client::ClientContext;
@@ -233,7 +234,11 @@ fn to_record(message: &BorrowedMessage<'_>) -> Record {
         for header in headers.iter() {
             match (header.key, header.value) {
                 ("instance-id", Some(v)) => {
-                    instance_id = std::str::from_utf8(v).ok().map(str::to_owned)
+                    instance_id = std::str::from_utf8(v).ok().map(|id| {
+                        let mut id = id.to_owned();
+                        storable::text(&mut id);
+                        id
+                    })
                 }
                 ("seq", Some(v)) => seq = std::str::from_utf8(v).ok().and_then(|s| s.parse().ok()),
                 ("content-type", Some(v)) => {

@@ -2,7 +2,9 @@
 //! and key unchanged, plus `dlq-reason`, `dlq-source-topic`, `dlq-source-partition` and
 //! `dlq-source-offset` headers (and the original `instance-id`/`seq` when present).
 //! A batch is committed only after its dead letters were acknowledged, so none is lost
-//! (a crash in between can repeat one: at least once).
+//! (a crash in between can repeat one: at least once). A dead letter too large for Kafka (key
+//! and value over 900,000 bytes) is cut to fit, with `dlq-truncated: true` and
+//! `dlq-original-size` (bytes of key and value) headers.
 
 use logstream_service::trace_context;
 use rdkafka::message::{Header, OwnedHeaders};
@@ -12,6 +14,9 @@ use crate::batch::DeadLetter;
 
 /// The `dlq-reason` header carries at most this much of the error detail (which may quote input).
 const MAX_DETAIL_BYTES: usize = 200;
+/// Headers copied from the record keep at most this much (with the value cut to 900,000 bytes,
+/// a dead letter stays under Kafka's 1,000,000).
+const MAX_HEADER_BYTES: usize = 1024;
 
 fn truncate(text: &str, max: usize) -> &str {
     if text.len() <= max {
@@ -74,7 +79,7 @@ impl DlqSink {
             if let Some(id) = &letter.record.instance_id {
                 headers = headers.insert(Header {
                     key: "instance-id",
-                    value: Some(id.as_str()),
+                    value: Some(truncate(id, MAX_HEADER_BYTES)),
                 });
             }
             if let Some(seq) = &seq {
@@ -86,16 +91,32 @@ impl DlqSink {
             if let Some(traceparent) = &letter.record.traceparent {
                 headers = headers.insert(Header {
                     key: trace_context::TRACEPARENT,
-                    value: Some(traceparent.as_str()),
+                    value: Some(truncate(traceparent, MAX_HEADER_BYTES)),
                 });
+            }
+            let (key, payload, original) = logstream_service::kafka::fit(
+                letter.record.key.as_deref(),
+                letter.record.payload.as_deref().unwrap_or_default(),
+            );
+            let original = original.map(|n| n.to_string());
+            if let Some(original) = &original {
+                headers = headers
+                    .insert(Header {
+                        key: "dlq-truncated",
+                        value: Some("true"),
+                    })
+                    .insert(Header {
+                        key: "dlq-original-size",
+                        value: Some(original.as_str()),
+                    });
             }
             let mut record: FutureRecord<'_, [u8], [u8]> =
                 FutureRecord::to(&self.topic).headers(headers);
-            if let Some(key) = &letter.record.key {
-                record = record.key(key.as_slice());
+            if let Some(key) = key {
+                record = record.key(key);
             }
-            if let Some(payload) = &letter.record.payload {
-                record = record.payload(payload.as_slice());
+            if letter.record.payload.is_some() {
+                record = record.payload(payload);
             }
             pending.push(
                 logstream_service::kafka::enqueue(&self.producer, record)

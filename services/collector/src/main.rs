@@ -20,6 +20,8 @@ mod metrics;
 mod routes;
 mod sinks;
 mod startup;
+#[cfg(test)]
+mod storage_fuzz;
 mod store;
 mod writer;
 

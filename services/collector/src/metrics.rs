@@ -21,6 +21,9 @@ pub struct Metrics {
     pub alerts_raised: IntCounterVec,
     pub late: IntCounter,
     pub store_errors: IntCounter,
+    pub batch_retries: IntCounter,
+    pub refused_batches: IntCounter,
+    pub sanitized: IntCounterVec,
     pub offset_conflicts: IntCounter,
     pub duplicates_skipped: IntCounter,
     pub offset_gaps: IntCounter,
@@ -127,6 +130,21 @@ impl Metrics {
                 "collector_store_errors_total",
                 "Failed batch writes (retried)",
             )?,
+            batch_retries: IntCounter::new(
+                "collector_batch_retries_total",
+                "Writes of a batch retried after a transient failure (PostgreSQL or Kafka unavailable)",
+            )?,
+            refused_batches: IntCounter::new(
+                "collector_batches_refused_total",
+                "Batches PostgreSQL refused for their data (a permanent error): split until the records responsible were found and dead-lettered",
+            )?,
+            sanitized: IntCounterVec::new(
+                Opts::new(
+                    "log_events_sanitized_total",
+                    "Events changed to be storable, by what: nul (NUL characters replaced), surrogate (unpaired surrogate escapes replaced), number (numbers beyond PostgreSQL's numeric kept as strings)",
+                ),
+                &["what"],
+            )?,
             offset_conflicts: IntCounter::new(
                 "collector_offset_conflicts_total",
                 "Batches discarded because another member had already stored those offsets",
@@ -147,6 +165,9 @@ impl Metrics {
         registry.register(Box::new(m.alerts_raised.clone()))?;
         registry.register(Box::new(m.late.clone()))?;
         registry.register(Box::new(m.store_errors.clone()))?;
+        registry.register(Box::new(m.batch_retries.clone()))?;
+        registry.register(Box::new(m.refused_batches.clone()))?;
+        registry.register(Box::new(m.sanitized.clone()))?;
         registry.register(Box::new(m.offset_conflicts.clone()))?;
         registry.register(Box::new(m.duplicates_skipped.clone()))?;
         registry.register(Box::new(m.offset_gaps.clone()))?;
@@ -192,6 +213,7 @@ pub fn dlq_reasons() -> impl Iterator<Item = &'static str> {
     decode::REASONS.into_iter().chain([
         crate::batch::EMPTY_PAYLOAD,
         logstream_core::window::TIMESTAMP_OUT_OF_RANGE,
+        crate::committer::STORAGE_REJECTED,
     ])
 }
 

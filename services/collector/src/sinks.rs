@@ -1,7 +1,8 @@
 //! Extra destinations of routed events, besides PostgreSQL: Kafka topics, NDJSON files, stdout.
 //! A batch's routed events are sent (and Kafka's acknowledged, files flushed) before the batch
 //! commits, so none is lost; a crash in between can repeat some (at least once), while
-//! PostgreSQL stays exactly once.
+//! PostgreSQL stays exactly once. A routed event too large for Kafka is cut to fit, with
+//! `route-truncated: true` and `route-original-size` headers.
 
 use std::fs::{File, OpenOptions};
 use std::io::{BufWriter, Write};
@@ -10,6 +11,7 @@ use std::sync::Mutex;
 use logstream_core::route::{Destination, Routing};
 use logstream_service::kafka;
 use logstream_service::sync::lock;
+use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 
 use crate::batch::Routed;
@@ -74,10 +76,25 @@ impl RouteSinks {
             if let (Some(Sink::Kafka(topic)), Some(producer)) =
                 (self.sinks.get(item.route), &self.producer)
             {
+                let (key, json, original) = kafka::fit(item.key.as_deref(), &item.json);
                 let mut record: FutureRecord<'_, [u8], [u8]> =
-                    FutureRecord::to(topic).payload(item.json.as_slice());
-                if let Some(key) = &item.key {
-                    record = record.key(key.as_slice());
+                    FutureRecord::to(topic).payload(json);
+                if let Some(original) = original {
+                    let original = original.to_string();
+                    record = record.headers(
+                        OwnedHeaders::new_with_capacity(2)
+                            .insert(Header {
+                                key: "route-truncated",
+                                value: Some("true"),
+                            })
+                            .insert(Header {
+                                key: "route-original-size",
+                                value: Some(original.as_str()),
+                            }),
+                    );
+                }
+                if let Some(key) = key {
+                    record = record.key(key);
                 }
                 pending.push(
                     kafka::enqueue(producer, record)

@@ -13,7 +13,7 @@ use tokio::sync::mpsc;
 use crate::backpressure::Valve;
 use crate::batch::TimeBounds;
 use crate::broker::Broker;
-use crate::committer::Committed;
+use crate::committer::{Committed, Stuck};
 use crate::config::Config;
 use crate::consumer::{self, ConsumerSettings};
 use crate::dlq::DlqSink;
@@ -86,6 +86,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let committed: Committed = Arc::new(Mutex::new(Default::default()));
     let fatal: Arc<Mutex<Option<String>>> = Arc::new(Mutex::new(None));
     let health: GroupHealth = Arc::new(Mutex::new(None));
+    let stuck: Stuck = Arc::new(Mutex::new(None));
     let store = Arc::new(Store::new(pool.clone(), group.clone(), topic.clone()));
     let sampler = LagSampler {
         broker: broker.clone(),
@@ -96,12 +97,13 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     };
 
     let ready = {
-        let (pool, broker, topic, fatal, health) = (
+        let (pool, broker, topic, fatal, health, stuck) = (
             pool.clone(),
             broker.clone(),
             topic.clone(),
             fatal.clone(),
             health.clone(),
+            stuck.clone(),
         );
         move || {
             let (pool, broker, topic) = (pool.clone(), broker.clone(), topic.clone());
@@ -109,6 +111,10 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
                 (Some(error), _) => Err(format!("kafka consumer failed: {error}")),
                 (None, Some(problem)) => Err(problem),
                 (None, None) => Ok(()),
+            };
+            let storage = match lock(&stuck).clone() {
+                Some(problem) => Err(problem),
+                None => Ok(()),
             };
             async move {
                 let kafka = tokio::task::spawn_blocking(move || broker.check_topic(&topic))
@@ -118,6 +124,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
                     Check::new("postgres", postgres::check(&pool).await),
                     Check::new("kafka", kafka),
                     Check::new("consumer", consumer),
+                    Check::new("storage", storage),
                 ]
             }
         }
@@ -164,6 +171,8 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         allowed_lateness_ms: config.allowed_lateness_seconds as i64 * 1000,
         rewinds: rewind_tx,
         committed: committed.clone(),
+        stuck,
+        stuck_after: Duration::from_secs(config.stuck_batch_seconds),
     };
     let writer = tokio::spawn(writer.run(rx));
     let kafka_consumer = consumer::subscribe(

@@ -26,6 +26,27 @@ pub enum StoreError {
     Delivery(String),
 }
 
+impl StoreError {
+    /// The server's message when PostgreSQL refused the batch for its data (a permanent
+    /// error: retrying the same rows fails the same way): SQLSTATE class 22 (data exception),
+    /// class 23 (integrity) except 23514 (a row without a partition, which is created on
+    /// retry), and 54000 (a value over a limit, e.g. an index row too large).
+    pub fn data_error(&self) -> Option<String> {
+        let StoreError::Database(sqlx::Error::Database(db)) = self else {
+            return None;
+        };
+        let code = db.code()?;
+        is_data_error(&code).then(|| format!("{} (SQLSTATE {code})", db.message()))
+    }
+}
+
+/// Whether a SQLSTATE says the data, not the server, is at fault (see [`StoreError::data_error`]).
+pub fn is_data_error(sqlstate: &str) -> bool {
+    sqlstate.starts_with("22")
+        || (sqlstate.starts_with("23") && sqlstate != "23514")
+        || sqlstate == "54000"
+}
+
 /// What PostgreSQL holds for one partition.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct StoredPosition {
@@ -284,5 +305,23 @@ impl Store {
         }
         tx.commit().await?;
         Ok(written)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_data_error;
+
+    #[test]
+    fn data_errors_are_told_from_transient_ones() {
+        // unsupported Unicode escape, invalid byte sequence, numeric overflow, not null, limit
+        for code in ["22P05", "22021", "22003", "23502", "54000"] {
+            assert!(is_data_error(code), "{code}");
+        }
+        // no partition for the row (created on retry), serialization, deadlock, connection,
+        // out of memory, shutting down
+        for code in ["23514", "40001", "40P01", "08006", "53200", "57P01"] {
+            assert!(!is_data_error(code), "{code}");
+        }
     }
 }

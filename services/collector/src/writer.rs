@@ -16,7 +16,7 @@ use tokio::sync::mpsc;
 
 use crate::batch::{Batch, Record, TimeBounds};
 use crate::broker::Broker;
-use crate::committer::{Committed, Committer, Job, Outcome};
+use crate::committer::{Committed, Committer, Job, Outcome, Stuck};
 use crate::consumer::Input;
 use crate::dlq::DlqSink;
 use crate::metrics::Metrics;
@@ -53,6 +53,8 @@ pub struct Writer {
     pub allowed_lateness_ms: i64,
     pub rewinds: std::sync::mpsc::Sender<(i32, Option<i64>)>,
     pub committed: Committed,
+    pub stuck: Stuck,
+    pub stuck_after: Duration,
 }
 
 /// The writer's working state.
@@ -67,6 +69,8 @@ struct State {
     /// Emptied batches the committer gave back, for reuse.
     spare: Vec<Batch>,
     watermark: Watermark,
+    /// The watermark as it stood when the open batch got its first record.
+    watermark_before: Watermark,
     jobs: mpsc::Sender<Job>,
     outcomes: mpsc::UnboundedReceiver<Outcome>,
     /// Batches handed to the committer whose outcome has not come back yet.
@@ -85,6 +89,8 @@ impl Writer {
                 sinks: self.sinks.clone(),
                 metrics: self.metrics.clone(),
                 committed: self.committed.clone(),
+                stuck: self.stuck.clone(),
+                stuck_after: self.stuck_after,
             }
             .run(jobs_rx, outcomes_tx),
         );
@@ -95,6 +101,7 @@ impl Writer {
             opened: None,
             spare: Vec::new(),
             watermark: Watermark::new(self.allowed_lateness_ms),
+            watermark_before: Watermark::new(self.allowed_lateness_ms),
             jobs,
             outcomes,
             in_flight: 0,
@@ -252,6 +259,7 @@ impl Writer {
         }
         if s.batch.is_empty() {
             s.opened = Some(Instant::now());
+            s.watermark_before.clone_from(&s.watermark);
         }
         s.batch.add(
             record,
@@ -289,6 +297,7 @@ impl Writer {
             batch: std::mem::replace(&mut s.batch, fresh),
             expected,
             watermark: s.watermark.clone(),
+            watermark_before: s.watermark_before.clone(),
         };
         s.opened = None;
         if s.jobs.send(job).await.is_err() {

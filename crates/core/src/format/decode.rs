@@ -97,12 +97,6 @@ pub fn decode(
     }
     let line = std::str::from_utf8(bytes)
         .map_err(|e| Rejected::from(DecodeError::InvalidUtf8(e.to_string())))?;
-    if line.contains('\0') {
-        return Err(rejected(
-            "invalid_field",
-            "the line contains a NUL character",
-        ));
-    }
     let key = key
         .and_then(|k| std::str::from_utf8(k).ok())
         .filter(|k| !k.is_empty());
