@@ -52,8 +52,10 @@ pub struct Config {
           value_parser = clap::value_parser!(u64).range(0..=1000))]
     pub kafka_linger_ms: u64,
 
-    /// How long Kafka may take to acknowledge a record before it counts as failed.
-    #[arg(long, env = "LOGSTREAM_KAFKA_MESSAGE_TIMEOUT_MS", default_value_t = 30_000,
+    /// How long Kafka may take to acknowledge a record before it counts as failed. Longer than
+    /// a broker pause the breaker rides out (a record that times out may still have been
+    /// written), shorter than the gateway's call timeout (60 s), which a stop waits within.
+    #[arg(long, env = "LOGSTREAM_KAFKA_MESSAGE_TIMEOUT_MS", default_value_t = 45_000,
           value_parser = clap::value_parser!(u64).range(1000..=900_000))]
     pub kafka_message_timeout_ms: u64,
 
