@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The whole test suite, on a fresh Debian machine or a developer's: installs and starts what the
 # tests need (Apache Kafka, PostgreSQL, Redis, Prometheus) through the native stack, then runs
-#   1. formatting and clippy checks,
+#   1. formatting and clippy checks, and the structure check (no import cycle between modules,
+#      no function over 80 lines outside tests),
 #   2. cargo test --workspace (unit, property, and integration tests against the live stack),
 #   3. promtool checks and every dashboard panel's PromQL against a live Prometheus,
 #      the docker-compose check,
@@ -20,6 +21,7 @@ step() { printf '\n=== %s\n' "$*"; }
 step "format and lint"
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets -q -- -D warnings
+python3 scripts/structure-check.py
 
 step "native stack up"
 trap 'scripts/stack.sh down' EXIT

@@ -6,7 +6,8 @@
 use criterion::{black_box, criterion_group, criterion_main, Criterion, Throughput};
 use logstream_core::format::{self, decode, Format};
 use logstream_core::sketch::latency_us_of_attributes;
-use logstream_core::synth::{Synthesizer, Weighted};
+use logstream_core::synth::Synthesizer;
+use logstream_core::weighted::Weighted;
 use logstream_core::window::{WindowSpec, Windows};
 
 const RECORDS: usize = 10_000;

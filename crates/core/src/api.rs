@@ -10,7 +10,8 @@ use serde::{Deserialize, Serialize};
 use crate::event::Level;
 use crate::format::{self, Format};
 use crate::scenario::{self, Episode, Kind, Schedule};
-use crate::synth::{parse_level_weights, Weighted};
+use crate::synth::parse_level_weights;
+use crate::weighted::Weighted;
 
 /// Prefix of the Redis keys generator instances register under (`<prefix><instance-id>` = URL);
 /// the generator writes them, the gateway scans them.

@@ -8,6 +8,7 @@
 //! - [`route`]: filter (drop) and route rules over events, from configuration.
 //! - [`scenario`]: anomalies scheduled into a run (spike, error burst, attack), with labels.
 //! - [`synth`]: realistic synthetic events for the generator.
+//! - [`weighted`]: a weighted choice (the mixes of services, levels, formats).
 //! - [`sketch`]: a mergeable latency sketch (log buckets) for window percentiles.
 //! - [`window`]: event-time windows (tumbling, sliding), their aggregates and the watermark.
 //! - [`copy`]: PostgreSQL `COPY ... FROM STDIN` text encoding of field values.
@@ -22,6 +23,7 @@ pub mod scenario;
 pub mod sketch;
 pub mod storable;
 pub mod synth;
+pub mod weighted;
 pub mod window;
 
 pub use event::{HttpAccess, Level, LogEvent};

@@ -301,7 +301,8 @@ mod tests {
     fn labels_only_on_anomalous_events_and_only_in_their_episode() {
         let mut injector = Injector::new(schedule(), 9);
         let mut synth = Synthesizer::new(4, "h").with_formats(
-            crate::synth::Weighted::new([(Format::Json, 1), (Format::Apache, 1)]).expect("weights"),
+            crate::weighted::Weighted::new([(Format::Json, 1), (Format::Apache, 1)])
+                .expect("weights"),
         );
         let mut counts = std::collections::BTreeMap::<String, u32>::new();
         for tenth in 0..700u64 {

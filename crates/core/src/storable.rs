@@ -81,96 +81,135 @@ pub fn event(event: &mut LogEvent) -> Sanitized {
 /// The storable form of a JSON text (valid JSON expected), or None when it is storable as it
 /// is. When the text is an object, a `"_sanitized"` member lists what changed.
 pub fn json(text: &str) -> Option<(String, Sanitized)> {
-    let bytes = text.as_bytes();
-    let mut out: Option<String> = None;
-    let mut found = Sanitized::default();
-    // Bytes before `copied` are already in `out` (or unchanged, when `out` is None).
-    let mut copied = 0;
-    let mut i = 0;
-    while i < bytes.len() {
-        match bytes[i] {
-            b'"' => {
-                i += 1;
-                while i < bytes.len() && bytes[i] != b'"' {
-                    if bytes[i] == 0 {
-                        // A raw NUL inside a string (not valid JSON, but never let it through).
-                        let o = out.get_or_insert_with(String::new);
-                        o.push_str(&text[copied..i]);
-                        o.push_str("\\ufffd");
-                        found.nul = true;
-                        i += 1;
-                        copied = i;
-                        continue;
-                    }
-                    if bytes[i] != b'\\' {
-                        i += 1;
-                        continue;
-                    }
-                    if bytes.get(i + 1) != Some(&b'u') {
-                        i += 2;
-                        continue;
-                    }
-                    let Some(unit) = hex4(bytes, i + 2) else {
-                        i += 2;
-                        continue;
-                    };
-                    let replace = match unit {
-                        0 => {
-                            found.nul = true;
-                            true
-                        }
-                        0xD800..=0xDBFF => {
-                            let low = (bytes.get(i + 6) == Some(&b'\\')
-                                && bytes.get(i + 7) == Some(&b'u'))
-                            .then(|| hex4(bytes, i + 8))
-                            .flatten();
-                            if low.is_some_and(|l| (0xDC00..=0xDFFF).contains(&l)) {
-                                i += 12;
-                                continue;
-                            }
-                            found.surrogate = true;
-                            true
-                        }
-                        0xDC00..=0xDFFF => {
-                            found.surrogate = true;
-                            true
-                        }
-                        _ => false,
-                    };
-                    if replace {
-                        let o = out.get_or_insert_with(String::new);
-                        o.push_str(&text[copied..i]);
-                        o.push_str("\\ufffd");
-                        copied = i + 6;
-                    }
-                    i += 6;
-                }
-                i += 1;
-            }
-            b'-' | b'0'..=b'9' => {
-                let start = i;
-                while i < bytes.len()
-                    && matches!(bytes[i], b'-' | b'+' | b'.' | b'e' | b'E' | b'0'..=b'9')
-                {
-                    i += 1;
-                }
-                let number = &text[start..i];
-                if !numeric_fits(number) {
-                    found.number = true;
-                    let o = out.get_or_insert_with(String::new);
-                    o.push_str(&text[copied..start]);
-                    o.push('"');
-                    o.push_str(number);
-                    o.push('"');
-                    copied = i;
-                }
-            }
-            _ => i += 1,
+    let mut m = Mender {
+        text,
+        bytes: text.as_bytes(),
+        out: None,
+        found: Sanitized::default(),
+        copied: 0,
+        i: 0,
+    };
+    while m.i < m.bytes.len() {
+        match m.bytes[m.i] {
+            b'"' => m.string(),
+            b'-' | b'0'..=b'9' => m.number(),
+            _ => m.i += 1,
         }
     }
-    let mut fixed = out?;
+    let (found, copied) = (m.found, m.copied);
+    let mut fixed = m.out?;
     fixed.push_str(&text[copied..]);
     Some((flag(fixed, found), found))
+}
+
+/// One pass over a JSON text, copying it into `out` from the first change on.
+struct Mender<'a> {
+    text: &'a str,
+    bytes: &'a [u8],
+    out: Option<String>,
+    found: Sanitized,
+    /// Bytes before `copied` are already in `out` (or unchanged, when `out` is None).
+    copied: usize,
+    i: usize,
+}
+
+/// What a `\uXXXX` escape inside a string is.
+enum Escape {
+    /// A character (kept).
+    Keep,
+    /// The first half of a valid surrogate pair (kept with its second half).
+    Pair,
+    /// NUL or an unpaired surrogate: replaced by U+FFFD.
+    Replace,
+}
+
+impl Mender<'_> {
+    /// Puts `with` in place of the text between `from` and `to`.
+    fn replace(&mut self, from: usize, to: usize, with: &str) {
+        let out = self.out.get_or_insert_with(String::new);
+        out.push_str(&self.text[self.copied..from]);
+        out.push_str(with);
+        self.copied = to;
+    }
+
+    /// A string from its opening quote (at `i`) to after its closing one.
+    fn string(&mut self) {
+        let bytes = self.bytes;
+        self.i += 1;
+        while self.i < bytes.len() && bytes[self.i] != b'"' {
+            let i = self.i;
+            if bytes[i] == 0 {
+                // A raw NUL inside a string (not valid JSON, but never let it through).
+                self.replace(i, i + 1, "\\ufffd");
+                self.found.nul = true;
+                self.i += 1;
+                continue;
+            }
+            if bytes[i] != b'\\' || bytes.get(i + 1) != Some(&b'u') {
+                self.i += if bytes[i] == b'\\' { 2 } else { 1 };
+                continue;
+            }
+            let Some(unit) = hex4(bytes, i + 2) else {
+                self.i += 2;
+                continue;
+            };
+            match self.escape(unit) {
+                Escape::Pair => self.i += 12,
+                Escape::Replace => {
+                    self.replace(i, i + 6, "\\ufffd");
+                    self.i += 6;
+                }
+                Escape::Keep => self.i += 6,
+            }
+        }
+        self.i += 1;
+    }
+
+    /// What the escape of `unit` at `i` is, noting what must be replaced.
+    fn escape(&mut self, unit: u32) -> Escape {
+        let (bytes, i) = (self.bytes, self.i);
+        match unit {
+            0 => {
+                self.found.nul = true;
+                Escape::Replace
+            }
+            0xD800..=0xDBFF => {
+                let low = (bytes.get(i + 6) == Some(&b'\\') && bytes.get(i + 7) == Some(&b'u'))
+                    .then(|| hex4(bytes, i + 8))
+                    .flatten();
+                if low.is_some_and(|l| (0xDC00..=0xDFFF).contains(&l)) {
+                    return Escape::Pair;
+                }
+                self.found.surrogate = true;
+                Escape::Replace
+            }
+            0xDC00..=0xDFFF => {
+                self.found.surrogate = true;
+                Escape::Replace
+            }
+            _ => Escape::Keep,
+        }
+    }
+
+    /// A number from its first character (at `i`): quoted when PostgreSQL's numeric cannot
+    /// hold it.
+    fn number(&mut self) {
+        let start = self.i;
+        while self.i < self.bytes.len()
+            && matches!(
+                self.bytes[self.i],
+                b'-' | b'+' | b'.' | b'e' | b'E' | b'0'..=b'9'
+            )
+        {
+            self.i += 1;
+        }
+        let number = &self.text[start..self.i];
+        if !numeric_fits(number) {
+            self.found.number = true;
+            let quoted = format!("\"{number}\"");
+            self.replace(start, self.i, &quoted);
+        }
+    }
 }
 
 /// Adds `"_sanitized": [...]` as the last member of a JSON object text (so it wins over one the

@@ -12,6 +12,7 @@ use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord};
 use rdkafka::types::RDKafkaErrorCode;
 use tokio_util::sync::CancellationToken;
 
+use crate::retry::Backoff;
 use crate::settings::KafkaSettings;
 
 /// Configuration every client starts from.
@@ -99,17 +100,15 @@ pub async fn ensure_topics_with_retry(
     extra: Vec<String>,
     shutdown: CancellationToken,
 ) {
-    let mut delay = Duration::from_millis(500);
+    let mut backoff = Backoff::new(Duration::from_millis(500), Duration::from_secs(10));
     loop {
         match ensure_topics(&settings, &extra).await {
             Ok(()) => return,
-            Err(e) => tracing::warn!(error = %e, retry_in = ?delay, "cannot create topics yet"),
+            Err(e) => tracing::warn!(error = %e, "cannot create topics yet; retrying"),
         }
-        tokio::select! {
-            _ = shutdown.cancelled() => return,
-            _ = tokio::time::sleep(delay) => {}
+        if !backoff.wait(&shutdown).await {
+            return;
         }
-        delay = (delay * 2).min(Duration::from_secs(10));
     }
 }
 

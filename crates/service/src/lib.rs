@@ -5,13 +5,17 @@
 //! - [`trace_context`]: W3C trace context in HTTP and Kafka headers.
 //! - [`shutdown`]: one cancellation token, cancelled on SIGINT or SIGTERM.
 //! - [`sync`]: mutex locking that survives a poisoned lock.
+//! - [`retry`]: exponential backoff for every retry loop.
+//! - [`metrics`]: Prometheus metrics created and registered in one step.
 //! - [`ops`]: the `/metrics`, `/healthz` and `/readyz` endpoints, JSON errors, and serving.
 //! - [`kafka`]: client configuration, topic creation and broker checks.
 //! - [`postgres`]: connection pool and database checks.
 
 pub mod kafka;
+pub mod metrics;
 pub mod ops;
 pub mod postgres;
+pub mod retry;
 pub mod settings;
 pub mod shutdown;
 pub mod sync;

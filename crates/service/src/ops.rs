@@ -23,6 +23,10 @@ use crate::trace_context;
 /// Paths scraped or probed every few seconds, which get no trace span.
 const UNTRACED: [&str; 3] = ["/metrics", "/healthz", "/readyz"];
 
+/// What a readiness closure returns when its checks differ in type from call to call: the
+/// checks, boxed.
+pub type ReadyChecks = std::pin::Pin<Box<dyn Future<Output = Vec<Check>> + Send>>;
+
 /// The result of checking one dependency.
 pub struct Check {
     pub name: &'static str,

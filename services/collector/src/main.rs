@@ -2,28 +2,32 @@
 //! counts in PostgreSQL, exactly once: the Kafka offsets consumed are written in the same
 //! transaction as the rows they produced, and consumption resumes from them.
 //!
-//! Data path: `consumer` (Kafka group member, its own thread; `backpressure` pauses its
-//! partitions while storage is behind) → `writer` (batches, watermark, offset order) → `batch`
-//! (decode, COPY rows, event-time window aggregates, dead letters) → `committer` (writes one
-//! batch while the next fills) → `dlq` (logs.dlq) + `store` (one PostgreSQL transaction: events
-//! into the day's partition, aggregates, offsets).
+//! The folders follow one record from Kafka to PostgreSQL:
+//!
+//! 1. `consume`: the Kafka source. A consumer-group member on its own thread reads records in
+//!    partition order (`consumer`), starts each assigned partition from the offset PostgreSQL
+//!    holds (`rebalance`), and pauses its partitions while storage is behind (`backpressure`).
+//! 2. `pipeline`: in memory. The `writer` skips what is stored already and fills a `batch`
+//!    (decode, windows, dead letters, COPY rows from `event_rows` and `aggregate_rows`), handed
+//!    on as a `handoff::Job`.
+//! 3. `sink`: out of the process. The `committer` sends the batch's dead letters (`dlq`) and
+//!    `routed` copies, then writes one transaction (`store`: events, window counts, offsets).
+//! 4. `upkeep`: beside the path: lag, group health, day partitions, the status endpoint.
+//!
+//! Between them: `messages` (what the stages hand each other), `shared` (what they publish for
+//! status and readiness), `broker` (questions to Kafka's metadata), `metrics`, `config`, and
+//! `startup`, which wires it all in that order.
 
-mod backpressure;
-mod batch;
 mod broker;
-mod committer;
 mod config;
-mod consumer;
-mod dlq;
-mod housekeeping;
+mod consume;
+mod messages;
 mod metrics;
-mod routes;
-mod sinks;
+mod pipeline;
+mod shared;
+mod sink;
 mod startup;
-#[cfg(test)]
-mod storage_fuzz;
-mod store;
-mod writer;
+mod upkeep;
 
 use clap::Parser;
 

@@ -1,10 +1,11 @@
 //! The collector's Prometheus metrics (names fixed by the design).
 
 use logstream_core::format::decode;
+use logstream_service::metrics::Registrar;
 use logstream_service::sync::lock;
-use prometheus::{
-    Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
-};
+use prometheus::{Histogram, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Registry};
+
+use crate::messages::{EMPTY_PAYLOAD, STORAGE_REJECTED};
 
 #[derive(Clone)]
 pub struct Metrics {
@@ -20,6 +21,21 @@ pub struct Metrics {
     pub batch_size: Histogram,
     pub alerts_raised: IntCounterVec,
     pub late: IntCounter,
+    /// By drop rule (its index in LOGSTREAM_FILTER_DROP).
+    pub filtered: IntCounterVec,
+    /// By route (its index in LOGSTREAM_ROUTES).
+    pub routed: IntCounterVec,
+    /// 1 while the consumer has paused its partitions (backpressure), else 0.
+    pub paused: IntGauge,
+    pub pauses: IntCounter,
+    /// What went wrong on the way, and was handled.
+    pub faults: Faults,
+}
+
+/// Metrics of what went wrong on the way and was handled: retried writes, refused batches,
+/// mended events, offsets skipped or read again.
+#[derive(Clone)]
+pub struct Faults {
     pub store_errors: IntCounter,
     pub batch_retries: IntCounter,
     pub refused_batches: IntCounter,
@@ -29,154 +45,73 @@ pub struct Metrics {
     pub offset_gaps: IntCounter,
     pub gap_offsets_confirmed: IntCounter,
     pub expired: IntCounter,
-    /// By drop rule (its index in LOGSTREAM_FILTER_DROP).
-    pub filtered: IntCounterVec,
-    /// By route (its index in LOGSTREAM_ROUTES).
-    pub routed: IntCounterVec,
-    /// 1 while the consumer has paused its partitions (backpressure), else 0.
-    pub paused: IntGauge,
-    pub pauses: IntCounter,
 }
 
 impl Metrics {
     pub fn register(registry: &Registry) -> prometheus::Result<Self> {
+        let r = Registrar(registry);
         let m = Self {
-            consumed: IntCounter::new("log_events_consumed_total", "Records received from Kafka")?,
-            stored: IntCounter::new("log_events_stored_total", "Events committed to PostgreSQL")?,
-            stored_by_level: IntCounterVec::new(
-                Opts::new(
-                    "log_events_stored_by_level_total",
-                    "Events committed to PostgreSQL, by service and level (services past the first 100 count as \"other\")",
-                ),
+            consumed: r.counter("log_events_consumed_total", "Records received from Kafka")?,
+            stored: r.counter("log_events_stored_total", "Events committed to PostgreSQL")?,
+            stored_by_level: r.counter_vec(
+                "log_events_stored_by_level_total",
+                "Events committed to PostgreSQL, by service and level (services past the first 100 count as \"other\")",
                 &["service", "level"],
             )?,
             labelled_services: Default::default(),
-            dlq: IntCounterVec::new(
-                Opts::new(
-                    "log_events_dlq_total",
-                    "Records sent to the dead-letter topic, by reason",
-                ),
+            dlq: r.counter_vec(
+                "log_events_dlq_total",
+                "Records sent to the dead-letter topic, by reason",
                 &["reason"],
             )?,
-            aggregates_written: IntCounter::new(
+            aggregates_written: r.counter(
                 "window_aggregates_written_total",
                 "Window aggregate rows upserted",
             )?,
-            lag: IntGaugeVec::new(
-                Opts::new(
-                    "kafka_consumer_lag",
-                    "Records in the partition not yet stored (high watermark - next offset)",
-                ),
+            lag: r.gauge_vec(
+                "kafka_consumer_lag",
+                "Records in the partition not yet stored (high watermark - next offset)",
                 &["partition"],
             )?,
-            batch_duration: Histogram::with_opts(
-                HistogramOpts::new(
-                    "collector_batch_duration_seconds",
-                    "Time to write one batch (dead letters and transaction)",
-                )
-                .buckets(vec![
-                    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
-                ]),
+            batch_duration: r.histogram(
+                "collector_batch_duration_seconds",
+                "Time to write one batch (dead letters and transaction)",
+                &[0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0],
             )?,
-            batch_size: Histogram::with_opts(
-                HistogramOpts::new("collector_batch_size_records", "Records per written batch")
-                    .buckets(vec![
-                        1.0, 10.0, 100.0, 1_000.0, 5_000.0, 10_000.0, 50_000.0, 100_000.0,
-                    ]),
+            batch_size: r.histogram(
+                "collector_batch_size_records",
+                "Records per written batch",
+                &[1.0, 10.0, 100.0, 1_000.0, 5_000.0, 10_000.0, 50_000.0, 100_000.0],
             )?,
-            alerts_raised: IntCounterVec::new(
-                Opts::new("alerts_raised_total", "Alerts raised, by kind"),
+            alerts_raised: r.counter_vec(
+                "alerts_raised_total",
+                "Alerts raised, by kind",
                 &["kind"],
             )?,
-            filtered: IntCounterVec::new(
-                Opts::new(
-                    "log_events_filtered_total",
-                    "Events dropped by a filter rule instead of stored, by rule (index in LOGSTREAM_FILTER_DROP)",
-                ),
-                &["rule"],
-            )?,
-            routed: IntCounterVec::new(
-                Opts::new(
-                    "log_events_routed_total",
-                    "Events also sent to a route's destination, by route (index in LOGSTREAM_ROUTES)",
-                ),
-                &["route"],
-            )?,
-            offset_gaps: IntCounter::new(
-                "collector_offset_gaps_total",
-                "Records that arrived past the next expected offset of their partition (the partition is read again from there once, to confirm the gap)",
-            )?,
-            gap_offsets_confirmed: IntCounter::new(
-                "collector_gap_offsets_confirmed_total",
-                "Offsets that hold no record for the collector, confirmed by reading the partition again: transaction markers, aborted transactions, compacted records",
-            )?,
-            expired: IntCounter::new(
-                "kafka_records_expired_total",
-                "Offsets the broker deleted (retention) before the collector stored them: records lost upstream of logstream",
-            )?,
-            paused: IntGauge::new(
-                "collector_consumer_paused",
-                "1 while the Kafka partitions are paused because storage is behind (backpressure)",
-            )?,
-            pauses: IntCounter::new(
-                "collector_consumer_pauses_total",
-                "Times the consumer paused its partitions because storage was behind",
-            )?,
-            late: IntCounter::new(
+            late: r.counter(
                 "log_events_late_total",
                 "Events that arrived after their window was closed",
             )?,
-            store_errors: IntCounter::new(
-                "collector_store_errors_total",
-                "Failed batch writes (retried)",
+            filtered: r.counter_vec(
+                "log_events_filtered_total",
+                "Events dropped by a filter rule instead of stored, by rule (index in LOGSTREAM_FILTER_DROP)",
+                &["rule"],
             )?,
-            batch_retries: IntCounter::new(
-                "collector_batch_retries_total",
-                "Writes of a batch retried after a transient failure (PostgreSQL or Kafka unavailable)",
+            routed: r.counter_vec(
+                "log_events_routed_total",
+                "Events also sent to a route's destination, by route (index in LOGSTREAM_ROUTES)",
+                &["route"],
             )?,
-            refused_batches: IntCounter::new(
-                "collector_batches_refused_total",
-                "Batches PostgreSQL refused for their data (a permanent error): split until the records responsible were found and dead-lettered",
+            paused: r.gauge(
+                "collector_consumer_paused",
+                "1 while the Kafka partitions are paused because storage is behind (backpressure)",
             )?,
-            sanitized: IntCounterVec::new(
-                Opts::new(
-                    "log_events_sanitized_total",
-                    "Events changed to be storable, by what: nul (NUL characters replaced), surrogate (unpaired surrogate escapes replaced), number (numbers beyond PostgreSQL's numeric kept as strings)",
-                ),
-                &["what"],
+            pauses: r.counter(
+                "collector_consumer_pauses_total",
+                "Times the consumer paused its partitions because storage was behind",
             )?,
-            offset_conflicts: IntCounter::new(
-                "collector_offset_conflicts_total",
-                "Batches discarded because another member had already stored those offsets",
-            )?,
-            duplicates_skipped: IntCounter::new(
-                "collector_duplicates_skipped_total",
-                "Redelivered records skipped because their offset was already stored",
-            )?,
+            faults: Faults::register(&r)?,
         };
-        registry.register(Box::new(m.consumed.clone()))?;
-        registry.register(Box::new(m.stored.clone()))?;
-        registry.register(Box::new(m.stored_by_level.clone()))?;
-        registry.register(Box::new(m.dlq.clone()))?;
-        registry.register(Box::new(m.aggregates_written.clone()))?;
-        registry.register(Box::new(m.lag.clone()))?;
-        registry.register(Box::new(m.batch_duration.clone()))?;
-        registry.register(Box::new(m.batch_size.clone()))?;
-        registry.register(Box::new(m.alerts_raised.clone()))?;
-        registry.register(Box::new(m.late.clone()))?;
-        registry.register(Box::new(m.store_errors.clone()))?;
-        registry.register(Box::new(m.batch_retries.clone()))?;
-        registry.register(Box::new(m.refused_batches.clone()))?;
-        registry.register(Box::new(m.sanitized.clone()))?;
-        registry.register(Box::new(m.offset_conflicts.clone()))?;
-        registry.register(Box::new(m.duplicates_skipped.clone()))?;
-        registry.register(Box::new(m.offset_gaps.clone()))?;
-        registry.register(Box::new(m.gap_offsets_confirmed.clone()))?;
-        registry.register(Box::new(m.expired.clone()))?;
-        registry.register(Box::new(m.filtered.clone()))?;
-        registry.register(Box::new(m.routed.clone()))?;
-        registry.register(Box::new(m.paused.clone()))?;
-        registry.register(Box::new(m.pauses.clone()))?;
         // Known label values start at zero, so dashboards and alerts have series before the
         // first occurrence.
         for reason in dlq_reasons() {
@@ -205,15 +140,59 @@ impl Metrics {
     }
 }
 
+impl Faults {
+    fn register(r: &Registrar<'_>) -> prometheus::Result<Self> {
+        Ok(Self {
+        store_errors: r.counter(
+            "collector_store_errors_total",
+            "Failed batch writes (retried)",
+        )?,
+        batch_retries: r.counter(
+            "collector_batch_retries_total",
+            "Writes of a batch retried after a transient failure (PostgreSQL or Kafka unavailable)",
+        )?,
+        refused_batches: r.counter(
+            "collector_batches_refused_total",
+            "Batches PostgreSQL refused for their data (a permanent error): split until the records responsible were found and dead-lettered",
+        )?,
+        sanitized: r.counter_vec(
+            "log_events_sanitized_total",
+            "Events changed to be storable, by what: nul (NUL characters replaced), surrogate (unpaired surrogate escapes replaced), number (numbers beyond PostgreSQL's numeric kept as strings)",
+            &["what"],
+        )?,
+        offset_conflicts: r.counter(
+            "collector_offset_conflicts_total",
+            "Batches discarded because another member had already stored those offsets",
+        )?,
+        duplicates_skipped: r.counter(
+            "collector_duplicates_skipped_total",
+            "Redelivered records skipped because their offset was already stored",
+        )?,
+        offset_gaps: r.counter(
+            "collector_offset_gaps_total",
+            "Records that arrived past the next expected offset of their partition (the partition is read again from there once, to confirm the gap)",
+        )?,
+        gap_offsets_confirmed: r.counter(
+            "collector_gap_offsets_confirmed_total",
+            "Offsets that hold no record for the collector, confirmed by reading the partition again: transaction markers, aborted transactions, compacted records",
+        )?,
+        expired: r.counter(
+            "kafka_records_expired_total",
+            "Offsets the broker deleted (retention) before the collector stored them: records lost upstream of logstream",
+        )?,
+        })
+    }
+}
+
 /// Most distinct `service` label values exported.
 const MAX_SERVICE_LABELS: usize = 100;
 
 /// Every `reason` label of `log_events_dlq_total`.
 pub fn dlq_reasons() -> impl Iterator<Item = &'static str> {
     decode::REASONS.into_iter().chain([
-        crate::batch::EMPTY_PAYLOAD,
+        EMPTY_PAYLOAD,
         logstream_core::window::TIMESTAMP_OUT_OF_RANGE,
-        crate::committer::STORAGE_REJECTED,
+        STORAGE_REJECTED,
     ])
 }
 

@@ -1,8 +1,11 @@
 //! logstream-gateway: the public REST API. Forwards generator control to every live generator
 //! instance (discovered in Redis, or listed statically) and answers queries from PostgreSQL.
 //!
-//! Layout: `routes/` has one file per group of endpoints; `generators` finds and calls the
-//! instances; `stats` holds the SQL; `auth` the bearer-token check; `metrics` the HTTP metrics.
+//! A request's path: `metrics` (HTTP metrics around everything), `auth` (bearer tokens) and
+//! `ratelimit` (per client and route, in Redis) first; then its handler in `routes/` (one file
+//! per group of endpoints, their shared error answers in `routes/errors`), given the
+//! `state::AppState`; the handler calls `generators` (finds and calls the generator instances)
+//! or `stats` (the SQL). `openapi` documents the routes; `startup` wires it all.
 
 mod auth;
 mod config;
@@ -12,6 +15,7 @@ mod openapi;
 mod ratelimit;
 mod routes;
 mod startup;
+mod state;
 mod stats;
 
 use clap::Parser;

@@ -6,9 +6,8 @@ use std::time::Instant;
 use axum::extract::{MatchedPath, Request, State};
 use axum::middleware::Next;
 use axum::response::Response;
-use prometheus::{
-    HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts, Registry,
-};
+use logstream_service::metrics::Registrar;
+use prometheus::{HistogramVec, IntCounter, IntCounterVec, IntGauge, Registry};
 
 #[derive(Clone)]
 pub struct Metrics {
@@ -20,38 +19,30 @@ pub struct Metrics {
 
 impl Metrics {
     pub fn register(registry: &Registry) -> prometheus::Result<Self> {
-        let m = Self {
-            requests: IntCounterVec::new(
-                Opts::new(
-                    "http_requests_total",
-                    "HTTP requests answered, by route and status",
-                ),
+        let r = Registrar(registry);
+        Ok(Self {
+            requests: r.counter_vec(
+                "http_requests_total",
+                "HTTP requests answered, by route and status",
                 &["route", "status"],
             )?,
-            duration: HistogramVec::new(
-                HistogramOpts::new(
-                    "http_request_duration_seconds",
-                    "HTTP request duration, by route",
-                )
-                .buckets(vec![
+            duration: r.histogram_vec(
+                "http_request_duration_seconds",
+                "HTTP request duration, by route",
+                &[
                     0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0,
-                ]),
+                ],
                 &["route"],
             )?,
-            rate_limited: IntCounter::new(
+            rate_limited: r.counter(
                 "gateway_rate_limited_total",
                 "Requests refused by the rate limiter",
             )?,
-            limiter_local: IntGauge::new(
+            limiter_local: r.gauge(
                 "gateway_rate_limiter_local",
                 "1 while the rate limiter uses local windows because Redis is unreachable",
             )?,
-        };
-        registry.register(Box::new(m.requests.clone()))?;
-        registry.register(Box::new(m.duration.clone()))?;
-        registry.register(Box::new(m.rate_limited.clone()))?;
-        registry.register(Box::new(m.limiter_local.clone()))?;
-        Ok(m)
+        })
     }
 }
 

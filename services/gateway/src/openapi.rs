@@ -6,19 +6,12 @@ use logstream_core::api::{
     BreakerState, ClusterStatus, Counters, InstanceStatus, ScenarioRequest, StartRequest,
     Unreachable,
 };
-use serde::Serialize;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
-use utoipa::{Modify, OpenApi, ToSchema};
+use utoipa::{Modify, OpenApi};
 
 use crate::routes;
+use crate::routes::errors::ErrorBody;
 use crate::stats::{Alert, AlertPage, Totals, Window, WindowPage};
-
-/// Every error answer: a message, and the offending field when there is one.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct ErrorBody {
-    pub error: String,
-    pub field: Option<String>,
-}
 
 struct BearerAuth;
 

@@ -7,7 +7,6 @@ use axum::routing::{get, post};
 use axum::Router;
 use logstream_service::ops::{self, Check};
 use logstream_service::{postgres, shutdown};
-use sqlx::PgPool;
 
 use crate::auth::{self, Tokens};
 use crate::config::Config;
@@ -16,12 +15,7 @@ use crate::metrics::{self, Metrics};
 use crate::openapi;
 use crate::ratelimit::{self, Limits, RateLimiter};
 use crate::routes;
-
-#[derive(Clone)]
-pub struct AppState {
-    pub pool: PgPool,
-    pub generators: Generators,
-}
+use crate::state::AppState;
 
 pub async fn run(config: Config) -> anyhow::Result<()> {
     let shutdown = shutdown::on_signal();

@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 use failsafe::failure_policy::{consecutive_failures, ConsecutiveFailures};
 use failsafe::{Config, Instrument, StateMachine};
 use logstream_core::api::BreakerState;
+use logstream_service::retry::Backoff;
 use prometheus::IntGauge;
 
 /// Breaker settings (from the generator's configuration).
@@ -69,25 +70,8 @@ impl Instrument for Observer {
     }
 }
 
-/// Waits that double from `next` up to `max`.
-#[derive(Debug, Clone)]
-struct Doubling {
-    next: Duration,
-    max: Duration,
-}
-
-impl Iterator for Doubling {
-    type Item = Duration;
-
-    fn next(&mut self) -> Option<Duration> {
-        let wait = self.next;
-        self.next = (self.next * 2).min(self.max);
-        Some(wait)
-    }
-}
-
 pub struct Breaker {
-    machine: StateMachine<ConsecutiveFailures<Doubling>, Observer>,
+    machine: StateMachine<ConsecutiveFailures<Backoff>, Observer>,
     observer: Observer,
     settings: BreakerSettings,
     began: Instant,
@@ -107,10 +91,7 @@ impl Breaker {
         observer.set(BreakerState::Closed);
         let policy = consecutive_failures(
             settings.failures,
-            Doubling {
-                next: settings.backoff_min,
-                max: settings.backoff_max,
-            },
+            Backoff::new(settings.backoff_min, settings.backoff_max),
         );
         Self {
             machine: Config::new()

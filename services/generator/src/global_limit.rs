@@ -113,10 +113,14 @@ pub async fn run(
     local_gauge: IntGauge,
     shutdown: CancellationToken,
 ) {
-    let script = redis::Script::new(GCRA);
-    let mut connection: Option<MultiplexedConnection> = None;
-    let mut retry_at: Option<Instant> = None;
-    let mut carry = 0.0_f64; // fractional local tokens
+    let mut filler = Filler {
+        script: redis::Script::new(GCRA),
+        redis,
+        connection: None,
+        retry_at: None,
+        carry: 0.0,
+        local_gauge,
+    };
     let mut tick = tokio::time::interval(TICK);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -135,60 +139,84 @@ pub async fn run(
         if want == 0 {
             continue;
         }
-        let use_redis = retry_at.is_none_or(|at| Instant::now() >= at);
-        let granted = if use_redis {
-            let burst = (global as f64 * 0.05).max(1.0) as u64;
-            let asked = async {
-                if connection.is_none() {
-                    connection = Some(redis.get_multiplexed_async_connection().await?);
-                }
-                match connection.as_mut() {
-                    Some(conn) => {
-                        script
-                            .key(KEY)
-                            .arg(global)
-                            .arg(burst)
-                            .arg(want)
-                            .invoke_async::<u64>(conn)
-                            .await
-                    }
-                    None => unreachable!("connected above"),
-                }
-            };
-            match tokio::time::timeout(REDIS_TIMEOUT, asked).await {
-                Ok(Ok(granted)) => {
-                    if allowance.local.swap(false, Ordering::AcqRel) {
-                        tracing::info!("global rate limiter back on redis");
-                        local_gauge.set(0);
-                    }
-                    retry_at = None;
-                    Some(granted)
-                }
-                outcome => {
-                    connection = None;
-                    retry_at = Some(Instant::now() + RETRY_REDIS_AFTER);
-                    if !allowance.local.swap(true, Ordering::AcqRel) {
-                        let error = match outcome {
-                            Ok(Err(e)) => e.to_string(),
-                            _ => "timed out".to_owned(),
-                        };
-                        tracing::warn!(%error, "global rate limiter falls back to a local share (redis unreachable)");
-                        local_gauge.set(1);
-                    }
-                    None
-                }
-            }
-        } else {
-            None
+        let use_redis = filler.retry_at.is_none_or(|at| Instant::now() >= at);
+        let granted = match use_redis {
+            true => filler.ask_redis(&allowance, global, want).await,
+            false => None,
         };
-        let granted = granted.unwrap_or_else(|| {
-            let live = allowance.live_instances.load(Ordering::Acquire).max(1);
-            carry += global as f64 / live as f64 * TICK.as_secs_f64();
-            let whole = carry.floor();
-            carry -= whole;
-            (whole as u64).min(want)
-        });
+        let granted = granted.unwrap_or_else(|| filler.local_share(&allowance, global, want));
         allowance.tokens.fetch_add(granted, Ordering::AcqRel);
+    }
+}
+
+/// Where the allowance's tokens come from: the shared bucket in Redis, or this instance's
+/// share of the global rate while Redis cannot be reached.
+struct Filler {
+    script: redis::Script,
+    redis: redis::Client,
+    connection: Option<MultiplexedConnection>,
+    /// While Redis is unreachable: when to ask it again.
+    retry_at: Option<Instant>,
+    /// Fractional local tokens carried to the next tick.
+    carry: f64,
+    local_gauge: IntGauge,
+}
+
+impl Filler {
+    /// Asks Redis for `want` tokens of the `global` rate; None when it cannot answer in time
+    /// (then the allowance is filled locally for a while).
+    async fn ask_redis(&mut self, allowance: &Allowance, global: u64, want: u64) -> Option<u64> {
+        let burst = (global as f64 * 0.05).max(1.0) as u64;
+        let (script, redis, connection) = (&self.script, &self.redis, &mut self.connection);
+        let asked = async {
+            if connection.is_none() {
+                *connection = Some(redis.get_multiplexed_async_connection().await?);
+            }
+            match connection.as_mut() {
+                Some(conn) => {
+                    script
+                        .key(KEY)
+                        .arg(global)
+                        .arg(burst)
+                        .arg(want)
+                        .invoke_async::<u64>(conn)
+                        .await
+                }
+                None => unreachable!("connected above"),
+            }
+        };
+        match tokio::time::timeout(REDIS_TIMEOUT, asked).await {
+            Ok(Ok(granted)) => {
+                if allowance.local.swap(false, Ordering::AcqRel) {
+                    tracing::info!("global rate limiter back on redis");
+                    self.local_gauge.set(0);
+                }
+                self.retry_at = None;
+                Some(granted)
+            }
+            outcome => {
+                self.connection = None;
+                self.retry_at = Some(Instant::now() + RETRY_REDIS_AFTER);
+                if !allowance.local.swap(true, Ordering::AcqRel) {
+                    let error = match outcome {
+                        Ok(Err(e)) => e.to_string(),
+                        _ => "timed out".to_owned(),
+                    };
+                    tracing::warn!(%error, "global rate limiter falls back to a local share (redis unreachable)");
+                    self.local_gauge.set(1);
+                }
+                None
+            }
+        }
+    }
+
+    /// This instance's share of the global rate for one tick (at most `want`).
+    fn local_share(&mut self, allowance: &Allowance, global: u64, want: u64) -> u64 {
+        let live = allowance.live_instances.load(Ordering::Acquire).max(1);
+        self.carry += global as f64 / live as f64 * TICK.as_secs_f64();
+        let whole = self.carry.floor();
+        self.carry -= whole;
+        (whole as u64).min(want)
     }
 }
 

@@ -1,5 +1,6 @@
 //! The generator's Prometheus metrics (names fixed by the design).
 
+use logstream_service::metrics::Registrar;
 use prometheus::{Gauge, IntCounter, IntGauge, Registry};
 
 #[derive(Clone)]
@@ -18,52 +19,42 @@ pub struct Metrics {
 
 impl Metrics {
     pub fn register(registry: &Registry) -> prometheus::Result<Self> {
-        let m = Self {
-            generated: IntCounter::new("log_events_generated_total", "Log events generated")?,
-            rate_limited: IntCounter::new(
+        let r = Registrar(registry);
+        Ok(Self {
+            generated: r.counter("log_events_generated_total", "Log events generated")?,
+            rate_limited: r.counter(
                 "log_events_rate_limited_total",
                 "Log events refused by a rate limiter",
             )?,
-            rate_current: Gauge::new(
+            rate_current: r.float_gauge(
                 "log_generation_rate_current",
                 "Events generated per second over the last second",
             )?,
-            target_rate: IntGauge::new(
+            target_rate: r.gauge(
                 "log_generation_rate_target",
                 "Configured generation rate, events per second",
             )?,
-            sent: IntCounter::new("kafka_messages_sent_total", "Records acknowledged by Kafka")?,
-            failed: IntCounter::new(
+            sent: r.counter("kafka_messages_sent_total", "Records acknowledged by Kafka")?,
+            failed: r.counter(
                 "kafka_messages_failed_total",
                 "Records Kafka did not accept (delivery failed)",
             )?,
-            in_flight: IntGauge::new(
+            in_flight: r.gauge(
                 "kafka_messages_in_flight",
                 "Records handed to the producer, not yet acknowledged or failed",
             )?,
-            breaker_state: IntGauge::new(
+            breaker_state: r.gauge(
                 "circuit_breaker_state",
                 "Kafka circuit breaker: 0 closed, 1 half-open, 2 open",
             )?,
-            limiter_local: IntGauge::new(
+            limiter_local: r.gauge(
                 "generator_rate_limiter_local",
                 "1 while the global rate cap is enforced locally (Redis unreachable)",
             )?,
-            live_clients: IntGauge::new(
+            live_clients: r.gauge(
                 "generator_live_stream_clients",
                 "WebSocket clients connected to /ws/logs",
             )?,
-        };
-        registry.register(Box::new(m.generated.clone()))?;
-        registry.register(Box::new(m.rate_limited.clone()))?;
-        registry.register(Box::new(m.rate_current.clone()))?;
-        registry.register(Box::new(m.target_rate.clone()))?;
-        registry.register(Box::new(m.sent.clone()))?;
-        registry.register(Box::new(m.failed.clone()))?;
-        registry.register(Box::new(m.in_flight.clone()))?;
-        registry.register(Box::new(m.breaker_state.clone()))?;
-        registry.register(Box::new(m.live_clients.clone()))?;
-        registry.register(Box::new(m.limiter_local.clone()))?;
-        Ok(m)
+        })
     }
 }

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use logstream_service::ops::{self, Check};
+use logstream_service::ops::{self, Check, ReadyChecks};
 use logstream_service::{kafka, shutdown};
 
 use crate::breaker::Breaker;
@@ -25,30 +25,10 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let registry = ops::new_registry();
     let metrics = Metrics::register(&registry)?;
     let live_clients = metrics.live_clients.clone();
-    let instance_id = config.instance_id();
-    let breaker = Arc::new(Breaker::new(
-        config.breaker()?,
-        metrics.breaker_state.clone(),
-    ));
-    let producer = delivery::producer(&config, metrics.clone(), breaker.clone(), &instance_id)?;
-    let flush_timeout = Duration::from_millis(config.kafka_message_timeout_ms + 5_000);
-    let allowance = Arc::new(Allowance::default());
     let limiter_local = metrics.limiter_local.clone();
-    let engine = Arc::new(Engine::new(
-        producer,
-        breaker,
-        allowance.clone(),
-        metrics,
-        EngineSettings {
-            topic: config.kafka.topic_raw.clone(),
-            instance_id: instance_id.clone(),
-            host: hostname(),
-            flush_timeout,
-            threads: config.threads,
-            batch_size: config.batch_size,
-            global_rate: config.global_rate_per_second,
-        },
-    ));
+    let instance_id = config.instance_id();
+    let allowance = Arc::new(Allowance::default());
+    let engine = engine(&config, metrics, allowance.clone(), &instance_id)?;
     tracing::info!(%instance_id, topic = %config.kafka.topic_raw, "generator starting");
 
     tokio::spawn(kafka::ensure_topics_with_retry(
@@ -74,22 +54,6 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         shutdown.clone(),
     ));
 
-    let ready = {
-        let engine = engine.clone();
-        let topic = config.kafka.topic_raw.clone();
-        move || {
-            let engine = engine.clone();
-            let topic = topic.clone();
-            async move {
-                let result = tokio::task::spawn_blocking(move || {
-                    kafka::check_topic(engine.producer_client(), &topic)
-                })
-                .await
-                .unwrap_or_else(|e| Err(e.to_string()));
-                vec![Check::new("kafka", result)]
-            }
-        }
-    };
     let live = Router::new()
         .route("/ws/logs", get(live::handler))
         .with_state(LiveState {
@@ -100,7 +64,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let app = ops::with_json_errors(
         routes::router(engine.clone(), config.rate_per_second)
             .merge(live)
-            .merge(ops::router(registry, ready)),
+            .merge(ops::router(registry, readiness(&engine, &config))),
     );
     ops::serve(
         config.listen,
@@ -119,4 +83,54 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     }
     let _ = heartbeat.await;
     Ok(())
+}
+
+/// The generation engine over its Kafka producer and circuit breaker.
+fn engine(
+    config: &Config,
+    metrics: Metrics,
+    allowance: Arc<Allowance>,
+    instance_id: &str,
+) -> anyhow::Result<Arc<Engine>> {
+    let breaker = Arc::new(Breaker::new(
+        config.breaker()?,
+        metrics.breaker_state.clone(),
+    ));
+    let producer = delivery::producer(config, metrics.clone(), breaker.clone(), instance_id)?;
+    Ok(Arc::new(Engine::new(
+        producer,
+        breaker,
+        allowance,
+        metrics,
+        EngineSettings {
+            topic: config.kafka.topic_raw.clone(),
+            instance_id: instance_id.to_owned(),
+            host: hostname(),
+            flush_timeout: Duration::from_millis(config.kafka_message_timeout_ms + 5_000),
+            threads: config.threads,
+            batch_size: config.batch_size,
+            global_rate: config.global_rate_per_second,
+        },
+    )))
+}
+
+/// Readiness: the topic exists on the brokers the producer talks to.
+fn readiness(
+    engine: &Arc<Engine>,
+    config: &Config,
+) -> impl Fn() -> ReadyChecks + Clone + Send + Sync + 'static {
+    let engine = engine.clone();
+    let topic = config.kafka.topic_raw.clone();
+    move || {
+        let engine = engine.clone();
+        let topic = topic.clone();
+        Box::pin(async move {
+            let result = tokio::task::spawn_blocking(move || {
+                kafka::check_topic(engine.producer_client(), &topic)
+            })
+            .await
+            .unwrap_or_else(|e| Err(e.to_string()));
+            vec![Check::new("kafka", result)]
+        })
+    }
 }

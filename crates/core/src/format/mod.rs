@@ -19,7 +19,7 @@ use std::fmt;
 use std::str::FromStr;
 
 use crate::event::{HttpAccess, LogEvent};
-use crate::synth::{InvalidWeights, Weighted};
+use crate::weighted::{InvalidWeights, Weighted};
 
 /// Syntax errors of the line formats; `reason` is a short stable label (for metrics and the
 /// dead-letter topic), `detail` says what was expected where.

@@ -5,9 +5,9 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use logstream_service::ops::field_error;
 
+use super::errors::{database_error, ErrorBody};
 use super::query::{self, Params};
-use crate::openapi::ErrorBody;
-use crate::startup::AppState;
+use crate::state::AppState;
 use crate::stats::{self, AlertPage};
 
 #[utoipa::path(get, path = "/api/v1/alerts", tag = "alerts",
@@ -43,6 +43,6 @@ pub async fn list(State(state): State<AppState>, Query(params): Query<Params>) -
             offset,
         })
         .into_response(),
-        Err(e) => super::stats::database_error(e),
+        Err(e) => database_error(e),
     }
 }

@@ -9,8 +9,8 @@ use axum::Json;
 use logstream_core::api::{ClusterStatus, StartRequest};
 use logstream_service::ops::{field_error, json_error};
 
-use crate::openapi::ErrorBody;
-use crate::startup::AppState;
+use super::errors::ErrorBody;
+use crate::state::AppState;
 
 fn answer(status: ClusterStatus) -> Response {
     if status.instances.is_empty() && status.unreachable.is_empty() {

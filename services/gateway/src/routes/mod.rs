@@ -1,6 +1,7 @@
 //! The public REST API's routes.
 
 pub mod alerts;
+pub mod errors;
 pub mod generator;
 mod query;
 pub mod stats;

@@ -6,8 +6,8 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use logstream_service::ops::json_error;
 
-use crate::openapi::ErrorBody;
-use crate::startup::AppState;
+use super::errors::{database_error, ErrorBody};
+use crate::state::AppState;
 use crate::stats::{self, Totals};
 
 #[utoipa::path(get, path = "/api/v1/stats", tag = "stats",
@@ -36,13 +36,4 @@ pub async fn one(State(state): State<AppState>, Path(service): Path<String>) -> 
         ),
         Err(e) => database_error(e),
     }
-}
-
-pub fn database_error(e: sqlx::Error) -> Response {
-    tracing::warn!(error = %e, "stats query failed");
-    json_error(
-        StatusCode::SERVICE_UNAVAILABLE,
-        format!("database unavailable: {e}"),
-        None,
-    )
 }

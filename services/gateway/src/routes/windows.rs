@@ -9,9 +9,9 @@ use logstream_core::api::FieldError;
 use logstream_core::Level;
 use logstream_service::ops::field_error;
 
+use super::errors::{database_error, ErrorBody};
 use super::query::{self, Params};
-use crate::openapi::ErrorBody;
-use crate::startup::AppState;
+use crate::state::AppState;
 use crate::stats::{self, WindowPage};
 
 fn parse(params: &Params) -> Result<stats::WindowFilter, FieldError> {
@@ -66,6 +66,6 @@ pub async fn list(State(state): State<AppState>, Query(params): Query<Params>) -
             })
             .into_response()
         }
-        Err(e) => super::stats::database_error(e),
+        Err(e) => database_error(e),
     }
 }

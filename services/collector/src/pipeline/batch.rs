@@ -4,59 +4,19 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 
-use logstream_core::copy;
 use logstream_core::format::decode;
 use logstream_core::json;
 use logstream_core::route::Routing;
 use logstream_core::sketch::latency_us_of_attributes;
 use logstream_core::storable;
 use logstream_core::window::{self, Watermark, WindowSpec, Windows};
-use logstream_core::Level;
+use logstream_core::{Level, LogEvent};
 
-/// Dead-letter reason of a record without a value (the codec's reasons cover the rest).
-pub const EMPTY_PAYLOAD: &str = "empty_payload";
-
-/// A record as taken off the Kafka consumer.
-#[derive(Debug, Clone)]
-pub struct Record {
-    pub partition: i32,
-    pub offset: i64,
-    pub key: Option<Vec<u8>>,
-    pub payload: Option<Vec<u8>>,
-    pub instance_id: Option<String>,
-    pub seq: Option<i64>,
-    /// The producer's W3C trace context (`traceparent` header), if it sent one.
-    pub traceparent: Option<String>,
-    /// The `content-type` header (the format); detected from the bytes when absent.
-    pub content_type: Option<String>,
-}
-
-/// A record that goes to the dead-letter topic, and why.
-#[derive(Debug, Clone)]
-pub struct DeadLetter {
-    pub record: Record,
-    pub reason: &'static str,
-    pub detail: String,
-}
+use crate::messages::{DeadLetter, Record, Routed, EMPTY_PAYLOAD};
+use crate::pipeline::event_rows as rows;
 
 /// Most distinct trace contexts a batch remembers (its span links to them).
 pub const MAX_TRACES: usize = 32;
-
-/// The columns the `COPY` rows fill, in order.
-pub const COPY_COLUMNS: &str =
-    "event_time, level, service, component, host, message, trace_id, span_id, \
-     parent_id, attributes, instance_id, seq, kafka_partition, kafka_offset";
-
-/// How many columns [`COPY_COLUMNS`] names.
-const COPY_FIELDS: i16 = 14;
-
-/// A stored event that a route also sends elsewhere: the event as JSON (one NDJSON line).
-#[derive(Debug, Clone)]
-pub struct Routed {
-    pub route: usize,
-    pub key: Option<Vec<u8>>,
-    pub json: Vec<u8>,
-}
 
 /// Event times the collector accepts, relative to its clock.
 #[derive(Debug, Clone, Copy)]
@@ -190,111 +150,105 @@ impl Batch {
                 self.traces.push(traceparent.clone());
             }
         }
-        let decoded = match &record.payload {
-            None => Err((EMPTY_PAYLOAD, "record has no value".to_owned())),
-            Some(bytes) => decode::format_of(record.content_type.as_deref(), bytes)
-                .and_then(|format| decode::decode(format, bytes, record.key.as_deref(), now_ms))
-                .map_err(|e| (e.reason, e.detail))
-                .and_then(|event| {
-                    let TimeBounds {
-                        max_past_ms,
-                        max_future_ms,
-                    } = self.bounds;
-                    if window::out_of_range(event.timestamp_ms, now_ms, max_past_ms, max_future_ms)
-                    {
-                        Err((
-                            window::TIMESTAMP_OUT_OF_RANGE,
-                            format!(
-                                "event time {} is more than {} s ahead of or {} s behind the collector's clock {}",
-                                json::format_timestamp(event.timestamp_ms),
-                                max_future_ms / 1000,
-                                max_past_ms / 1000,
-                                json::format_timestamp(now_ms)
-                            ),
-                        ))
-                    } else {
-                        Ok(event)
-                    }
-                }),
+        match self.decode(&record, now_ms) {
+            Ok(event) => self.accept(event, &record, now_ms, watermark),
+            Err((reason, detail)) => self.dead_letters.push(DeadLetter {
+                record: record.clone(),
+                reason,
+                detail,
+            }),
+        }
+        self.kept.push((record, now_ms));
+    }
+
+    /// The record's event, or why it cannot be one: no value, undecodable, or an event time
+    /// outside the accepted bounds around `now_ms`.
+    fn decode(&self, record: &Record, now_ms: i64) -> Result<LogEvent, (&'static str, String)> {
+        let Some(bytes) = &record.payload else {
+            return Err((EMPTY_PAYLOAD, "record has no value".to_owned()));
         };
-        match decoded {
-            Ok(mut event) => {
-                let changed = storable::event(&mut event);
-                for what in changed.names() {
-                    *self.sanitized.entry(what).or_default() += 1;
-                }
-                if let Some(index) = self.routing.dropped_by(&event) {
-                    *self.filtered.entry(index).or_default() += 1;
-                    self.kept.push((record, now_ms));
-                    return;
-                }
-                for route in self.routing.routes_of(&event) {
-                    if let Ok(json) = json::encode(&event) {
-                        self.routed.push(Routed {
-                            route,
-                            key: record.key.clone(),
-                            json,
-                        });
-                    }
-                }
-                if let Some(&spec) = self.windows.specs().first() {
-                    if watermark.is_late(event.timestamp_ms, spec) {
-                        self.late += 1;
-                    }
-                }
-                // An event from the (accepted) future must not close windows still filling.
-                watermark.observe(record.partition, event.timestamp_ms.min(now_ms));
-                let day = event.timestamp_ms.div_euclid(crate::store::DAY_MS);
-                if self.days.last() != Some(&day) {
-                    self.days.insert(day);
-                }
-                let latency = event
-                    .attributes
-                    .as_deref()
-                    .and_then(latency_us_of_attributes);
-                self.windows
-                    .add(event.timestamp_ms, &event.service, event.level, latency);
-                let slot = Level::ALL
-                    .iter()
-                    .position(|l| *l == event.level)
-                    .unwrap_or(0);
-                match self.by_service_level.get_mut(event.service.as_str()) {
-                    Some(counts) => counts[slot] += 1,
-                    None => {
-                        let mut counts = [0; 6];
-                        counts[slot] = 1;
-                        self.by_service_level.insert(event.service.clone(), counts);
-                    }
-                }
-                let row = &mut self.rows;
-                copy::begin_row(row, COPY_FIELDS);
-                copy::push_timestamptz_ms(row, event.timestamp_ms);
-                copy::push_text(row, event.level.as_str());
-                copy::push_text(row, &event.service);
-                copy::push_opt_text(row, event.component.as_deref());
-                copy::push_opt_text(row, event.host.as_deref());
-                copy::push_text(row, &event.message);
-                copy::push_opt_text(row, event.trace_id.as_deref());
-                copy::push_opt_text(row, event.span_id.as_deref());
-                copy::push_opt_text(row, event.parent_id.as_deref());
-                copy::push_opt_jsonb(row, event.attributes.as_deref());
-                copy::push_opt_text(row, record.instance_id.as_deref());
-                match record.seq {
-                    Some(seq) => copy::push_i64(row, seq),
-                    None => copy::push_null(row),
-                }
-                copy::push_i32(row, record.partition);
-                copy::push_i64(row, record.offset);
-                self.stored += 1;
-                self.kept.push((record, now_ms));
-            }
-            Err((reason, detail)) => {
-                self.kept.push((record.clone(), now_ms));
-                self.dead_letters.push(DeadLetter {
-                    record,
-                    reason,
-                    detail,
+        let event = decode::format_of(record.content_type.as_deref(), bytes)
+            .and_then(|format| decode::decode(format, bytes, record.key.as_deref(), now_ms))
+            .map_err(|e| (e.reason, e.detail))?;
+        let TimeBounds {
+            max_past_ms,
+            max_future_ms,
+        } = self.bounds;
+        if window::out_of_range(event.timestamp_ms, now_ms, max_past_ms, max_future_ms) {
+            return Err((
+                window::TIMESTAMP_OUT_OF_RANGE,
+                format!(
+                    "event time {} is more than {} s ahead of or {} s behind the collector's clock {}",
+                    json::format_timestamp(event.timestamp_ms),
+                    max_future_ms / 1000,
+                    max_past_ms / 1000,
+                    json::format_timestamp(now_ms)
+                ),
+            ));
+        }
+        Ok(event)
+    }
+
+    /// Takes a decoded event: made storable, then filtered out, or routed, windowed, counted
+    /// and encoded as a row.
+    fn accept(
+        &mut self,
+        mut event: LogEvent,
+        record: &Record,
+        now_ms: i64,
+        watermark: &mut Watermark,
+    ) {
+        let changed = storable::event(&mut event);
+        for what in changed.names() {
+            *self.sanitized.entry(what).or_default() += 1;
+        }
+        if let Some(index) = self.routing.dropped_by(&event) {
+            *self.filtered.entry(index).or_default() += 1;
+            return;
+        }
+        for route in self.routing.routes_of(&event) {
+            if let Ok(json) = json::encode(&event) {
+                self.routed.push(Routed {
+                    route,
+                    key: record.key.clone(),
+                    json,
                 });
+            }
+        }
+        if let Some(&spec) = self.windows.specs().first() {
+            if watermark.is_late(event.timestamp_ms, spec) {
+                self.late += 1;
+            }
+        }
+        // An event from the (accepted) future must not close windows still filling.
+        watermark.observe(record.partition, event.timestamp_ms.min(now_ms));
+        let day = rows::day_of(event.timestamp_ms);
+        if self.days.last() != Some(&day) {
+            self.days.insert(day);
+        }
+        let latency = event
+            .attributes
+            .as_deref()
+            .and_then(latency_us_of_attributes);
+        self.windows
+            .add(event.timestamp_ms, &event.service, event.level, latency);
+        self.count_level(&event);
+        rows::push_row(&mut self.rows, &event, record);
+        self.stored += 1;
+    }
+
+    /// Counts a stored event under its service and level.
+    fn count_level(&mut self, event: &LogEvent) {
+        let slot = Level::ALL
+            .iter()
+            .position(|l| *l == event.level)
+            .unwrap_or(0);
+        match self.by_service_level.get_mut(event.service.as_str()) {
+            Some(counts) => counts[slot] += 1,
+            None => {
+                let mut counts = [0; 6];
+                counts[slot] = 1;
+                self.by_service_level.insert(event.service.clone(), counts);
             }
         }
     }
@@ -303,6 +257,8 @@ impl Batch {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::pipeline::event_rows::COPY_COLUMNS;
+    use logstream_core::copy;
 
     fn record(offset: i64, payload: &[u8]) -> Record {
         Record {

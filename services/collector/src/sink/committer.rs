@@ -5,44 +5,25 @@
 
 use std::collections::{BTreeMap, VecDeque};
 use std::ops::Range;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use logstream_core::window::Watermark;
 use logstream_core::Level;
+use logstream_service::retry::Backoff;
 use logstream_service::sync::lock;
 use logstream_service::trace_context;
 use tokio::sync::mpsc;
 use tracing::Instrument;
 
-use crate::batch::Batch;
-use crate::dlq::DlqSink;
+use crate::messages::STORAGE_REJECTED;
 use crate::metrics::Metrics;
-use crate::sinks::RouteSinks;
-use crate::store::{Store, StoreError};
-
-/// Committed offsets per owned partition, shared with the status endpoint and lag sampler.
-pub type Committed = Arc<Mutex<BTreeMap<i32, Option<i64>>>>;
-
-/// A full batch on its way to PostgreSQL.
-pub struct Job {
-    pub batch: Batch,
-    /// Per partition of the batch, the offset PostgreSQL must hold for the batch to apply
-    /// (None: no row yet): the fence against another member having stored them.
-    pub expected: BTreeMap<i32, Option<i64>>,
-    /// The watermark as of the batch's last record.
-    pub watermark: Watermark,
-    /// The watermark before the batch's first record (to build parts of it again).
-    pub watermark_before: Watermark,
-}
-
-/// What became of a job; the batch comes back emptied, for reuse.
-pub enum Outcome {
-    Stored(Batch),
-    /// Another member had stored offsets of the batch's partitions (listed): nothing of the
-    /// batch was written, and every one of them must be read again from what PostgreSQL holds.
-    Conflict(Vec<i32>, Batch),
-}
+use crate::pipeline::batch::Batch;
+use crate::pipeline::handoff::{Job, Outcome};
+use crate::shared::{Committed, Problem};
+use crate::sink::dlq::DlqSink;
+use crate::sink::routed::RouteSinks;
+use crate::sink::store::{Store, StoreError};
 
 pub struct Committer {
     pub store: Arc<Store>,
@@ -51,15 +32,9 @@ pub struct Committer {
     pub metrics: Metrics,
     pub committed: Committed,
     /// Set while a batch has failed to store for longer than `stuck_after` (readiness).
-    pub stuck: Stuck,
+    pub stuck: Problem,
     pub stuck_after: Duration,
 }
-
-/// Why storage is stuck (None: it is not), for readiness.
-pub type Stuck = Arc<Mutex<Option<String>>>;
-
-/// Dead-letter reason of a record PostgreSQL refused to store (the server's message follows).
-pub const STORAGE_REJECTED: &str = "storage_rejected";
 
 impl Committer {
     /// Commits jobs in the order received until the writer closes the channel.
@@ -122,81 +97,73 @@ impl Committer {
         watermark: &Watermark,
         delivered: bool,
     ) -> Written {
-        let mut delay = Duration::from_millis(100);
-        let mut dead_letters_sent = delivered || batch.dead_letters.is_empty();
-        let mut routed_sent = delivered || batch.routed.is_empty();
+        let mut backoff = Backoff::new(Duration::from_millis(100), Duration::from_secs(5));
+        let mut delivery = Delivery {
+            dead_letters_sent: delivered || batch.dead_letters.is_empty(),
+            routed_sent: delivered || batch.routed.is_empty(),
+        };
         let mut failing_since: Option<Instant> = None;
-        loop {
+        let written = loop {
             let timer = self.metrics.batch_duration.start_timer();
-            // Dead letters and routed copies go out (acknowledged) before the commit; each is
-            // sent once, then the commit alone is retried.
-            let delivery = async {
-                if !dead_letters_sent {
-                    self.dlq.send_all(&batch.dead_letters).await?;
-                    dead_letters_sent = true;
-                }
-                if !routed_sent {
-                    self.sinks.send_all(&batch.routed).await?;
-                    routed_sent = true;
-                }
-                Ok::<(), String>(())
-            }
-            .await;
-            let result = match delivery {
+            let result = match self.deliver(batch, &mut delivery).await {
                 Ok(()) => self.store.write(batch, expected, watermark).await,
                 Err(e) => Err(StoreError::Delivery(e)),
             };
-            match result {
+            let e = match result {
                 Ok(aggregates) => {
                     timer.observe_duration();
                     self.count(batch, aggregates);
-                    let mut committed = lock(&self.committed);
-                    for (&partition, &next) in &batch.next_offsets {
-                        committed.insert(partition, Some(next));
-                    }
-                    if failing_since.is_some() {
-                        *lock(&self.stuck) = None;
-                    }
-                    return Written::Stored;
+                    advance(&mut lock(&self.committed), batch);
+                    break Written::Stored;
                 }
-                Err(StoreError::Conflict(conflicting)) => {
-                    timer.stop_and_discard();
-                    self.metrics.offset_conflicts.inc();
-                    tracing::warn!(
-                        ?conflicting,
-                        partitions = ?batch.next_offsets.keys().collect::<Vec<_>>(),
-                        "batch already stored by another member; discarding it and rewinding"
-                    );
-                    if failing_since.is_some() {
-                        *lock(&self.stuck) = None;
-                    }
-                    return Written::Conflict;
-                }
-                Err(e) => {
-                    timer.stop_and_discard();
-                    self.metrics.store_errors.inc();
-                    // Only rows can be at fault: a batch without any is retried like any other.
-                    if let Some(error) = e.data_error().filter(|_| batch.stored > 0) {
-                        if failing_since.is_some() {
-                            *lock(&self.stuck) = None;
-                        }
-                        return Written::Refused(error);
-                    }
-                    self.metrics.batch_retries.inc();
-                    let failing = failing_since.get_or_insert_with(Instant::now).elapsed();
-                    if failing > self.stuck_after {
-                        *lock(&self.stuck) = Some(format!(
-                            "a batch of {} records has failed to store for {} s: {e}",
-                            batch.records,
-                            failing.as_secs()
-                        ));
-                    }
-                    tracing::warn!(error = %e, retry_in = ?delay, records = batch.records, "batch write failed; retrying");
-                    tokio::time::sleep(delay).await;
-                    delay = (delay * 2).min(Duration::from_secs(5));
-                }
+                Err(e) => e,
+            };
+            timer.stop_and_discard();
+            if let StoreError::Conflict(conflicting) = &e {
+                self.metrics.faults.offset_conflicts.inc();
+                tracing::warn!(
+                    ?conflicting,
+                    partitions = ?batch.next_offsets.keys().collect::<Vec<_>>(),
+                    "batch already stored by another member; discarding it and rewinding"
+                );
+                break Written::Conflict;
             }
+            self.metrics.faults.store_errors.inc();
+            // Only rows can be at fault: a batch without any is retried like any other.
+            if let Some(error) = e.data_error().filter(|_| batch.stored > 0) {
+                break Written::Refused(error);
+            }
+            self.metrics.faults.batch_retries.inc();
+            let failing = failing_since.get_or_insert_with(Instant::now).elapsed();
+            if failing > self.stuck_after {
+                *lock(&self.stuck) = Some(format!(
+                    "a batch of {} records has failed to store for {} s: {e}",
+                    batch.records,
+                    failing.as_secs()
+                ));
+            }
+            let delay = backoff.next_delay();
+            tracing::warn!(error = %e, retry_in = ?delay, records = batch.records, "batch write failed; retrying");
+            tokio::time::sleep(delay).await;
+        };
+        if failing_since.is_some() {
+            *lock(&self.stuck) = None;
         }
+        written
+    }
+
+    /// Sends the batch's dead letters and routed copies (acknowledged) before its commit, each
+    /// kind once: after a failure, only what was not sent yet goes again.
+    async fn deliver(&self, batch: &Batch, delivery: &mut Delivery) -> Result<(), String> {
+        if !delivery.dead_letters_sent {
+            self.dlq.send_all(&batch.dead_letters).await?;
+            delivery.dead_letters_sent = true;
+        }
+        if !delivery.routed_sent {
+            self.sinks.send_all(&batch.routed).await?;
+            delivery.routed_sent = true;
+        }
+        Ok(())
     }
 
     /// After PostgreSQL refused `job`'s batch for its data: stores it again in parts, in
@@ -204,7 +171,7 @@ impl Committer {
     /// (`storage_rejected`, with the server's message) and their offsets passed. Dead letters
     /// and routed copies of the batch went out before the first attempt and are not sent again.
     async fn isolate(&self, job: &Job, error: String) -> bool {
-        self.metrics.refused_batches.inc();
+        self.metrics.faults.refused_batches.inc();
         let records = &job.batch.kept;
         tracing::warn!(%error, records = records.len(),
             "PostgreSQL refused the batch for its data; finding the records responsible");
@@ -271,9 +238,19 @@ impl Committer {
             self.metrics.dlq.with_label_values(&[letter.reason]).inc();
         }
         for (what, n) in &batch.sanitized {
-            self.metrics.sanitized.with_label_values(&[what]).inc_by(*n);
+            self.metrics
+                .faults
+                .sanitized
+                .with_label_values(&[what])
+                .inc_by(*n);
         }
     }
+}
+
+/// What of a batch's side deliveries has gone out.
+struct Delivery {
+    dead_letters_sent: bool,
+    routed_sent: bool,
 }
 
 /// What became of one attempt to store a batch.
@@ -285,7 +262,8 @@ enum Written {
     Refused(String),
 }
 
-/// Takes a stored batch's offsets as the ones the next part must find.
+/// Takes a stored batch's offsets as the partitions' stored ones (what the next part must find,
+/// what the status and lag report).
 fn advance(expected: &mut BTreeMap<i32, Option<i64>>, stored: &Batch) {
     for (&partition, &next) in &stored.next_offsets {
         expected.insert(partition, Some(next));

@@ -7,8 +7,8 @@ use axum::routing::get;
 use axum::{Json, Router};
 use serde_json::{json, Value};
 
-use crate::housekeeping::LagSampler;
 use crate::metrics::Metrics;
+use crate::upkeep::housekeeping::LagSampler;
 
 #[derive(Clone)]
 pub struct StatusState {

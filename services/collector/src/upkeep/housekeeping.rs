@@ -4,16 +4,17 @@
 //! (readiness), and `log_events` partitions (created ahead, dropped after the retention).
 
 use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use logstream_service::shutdown::CancellationToken;
 use logstream_service::sync::lock;
 
 use crate::broker::Broker;
-use crate::committer::Committed;
 use crate::metrics::Metrics;
-use crate::store::{Store, DAY_MS};
+use crate::pipeline::event_rows::day_of;
+use crate::shared::{Committed, Problem};
+use crate::sink::store::Store;
 
 /// Lag of one partition, as last sampled.
 #[derive(Debug, Clone, serde::Serialize)]
@@ -25,9 +26,6 @@ pub struct PartitionLag {
     pub high_watermark: Option<i64>,
     pub lag: Option<i64>,
 }
-
-/// Why this member is not doing its share (None: it is), for readiness.
-pub type GroupHealth = Arc<Mutex<Option<String>>>;
 
 /// What the lag sampler needs.
 #[derive(Clone)]
@@ -104,7 +102,7 @@ pub async fn lag_loop(
     sampler: LagSampler,
     group: String,
     session_timeout: Duration,
-    health: GroupHealth,
+    health: Problem,
     shutdown: CancellationToken,
 ) {
     let mut idle_since: Option<Instant> = Some(Instant::now());
@@ -166,7 +164,7 @@ fn idle_problem(
 pub async fn partition_loop(store: Arc<Store>, retention_hours: u64, shutdown: CancellationToken) {
     loop {
         let now = chrono::Utc::now().timestamp_millis();
-        let today = now.div_euclid(DAY_MS);
+        let today = day_of(now);
         if let Err(e) = store.ensure_partitions(today..=today + 2).await {
             tracing::warn!(error = %e, "cannot create log_events partitions ahead");
         }

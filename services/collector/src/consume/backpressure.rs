@@ -10,8 +10,7 @@ use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext};
 use tokio::sync::mpsc::error::TrySendError;
 use tokio::sync::mpsc::Sender;
 
-use crate::batch::Record;
-use crate::consumer::Input;
+use crate::messages::{Input, Record};
 use crate::metrics::Metrics;
 
 /// What became of a record handed to [`Valve::send`].

@@ -11,17 +11,20 @@ use std::time::{Duration, Instant};
 
 use logstream_core::route::Routing;
 use logstream_core::window::{Watermark, WindowSpec};
+use logstream_service::retry::Backoff;
 use logstream_service::sync::lock;
 use tokio::sync::mpsc;
 
-use crate::batch::{Batch, Record, TimeBounds};
 use crate::broker::Broker;
-use crate::committer::{Committed, Committer, Job, Outcome, Stuck};
-use crate::consumer::Input;
-use crate::dlq::DlqSink;
+use crate::messages::{Input, Record, Rewind, StoredPosition};
 use crate::metrics::Metrics;
-use crate::sinks::RouteSinks;
-use crate::store::Store;
+use crate::pipeline::batch::{Batch, TimeBounds};
+use crate::pipeline::handoff::{Job, Outcome};
+use crate::shared::{Committed, Problem};
+use crate::sink::committer::Committer;
+use crate::sink::dlq::DlqSink;
+use crate::sink::routed::RouteSinks;
+use crate::sink::store::Store;
 
 /// Where the writer stands on one partition.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -51,9 +54,9 @@ pub struct Writer {
     pub window_specs: Vec<WindowSpec>,
     pub time_bounds: TimeBounds,
     pub allowed_lateness_ms: i64,
-    pub rewinds: std::sync::mpsc::Sender<(i32, Option<i64>)>,
+    pub rewinds: std::sync::mpsc::Sender<Rewind>,
     pub committed: Committed,
-    pub stuck: Stuck,
+    pub stuck: Problem,
     pub stuck_after: Duration,
 }
 
@@ -127,18 +130,7 @@ impl Writer {
             match input {
                 None => break,
                 Some(Input::Record(record)) => self.record(&mut s, record).await,
-                Some(Input::Assigned(partitions)) => {
-                    let mut committed = lock(&self.committed);
-                    for (partition, stored) in partitions {
-                        s.gaps.remove(&partition);
-                        let next = stored.map(|s| s.next_offset);
-                        s.positions.insert(partition, Position::Stored(next));
-                        committed.insert(partition, next);
-                        if let Some(ms) = stored.and_then(|s| s.max_event_ms) {
-                            s.watermark.restore(partition, ms);
-                        }
-                    }
-                }
+                Some(Input::Assigned(partitions)) => self.assigned(&mut s, partitions),
                 Some(Input::Revoked(partitions, ack)) => {
                     // Everything consumed from them is stored before they go.
                     self.hand_off(&mut s).await;
@@ -151,18 +143,7 @@ impl Writer {
                     }
                     let _ = ack.send(());
                 }
-                Some(Input::Seeked(partition, offset)) => {
-                    if let Some(Position::Refetching { stored }) =
-                        s.positions.get(&partition).copied()
-                    {
-                        if offset == Some(stored) {
-                            s.positions
-                                .insert(partition, Position::Stored(Some(stored)));
-                        }
-                    } else if s.positions.get(&partition) == Some(&Position::Rewinding(offset)) {
-                        s.positions.insert(partition, Position::Stored(offset));
-                    }
-                }
+                Some(Input::Seeked(partition, offset)) => seeked(&mut s, partition, offset),
             }
         }
         self.hand_off(&mut s).await;
@@ -170,6 +151,20 @@ impl Writer {
         drop(s);
         let _ = committer.await;
         tracing::info!("writer finished");
+    }
+
+    /// Takes newly assigned partitions at what PostgreSQL holds for them.
+    fn assigned(&self, s: &mut State, partitions: Vec<(i32, Option<StoredPosition>)>) {
+        let mut committed = lock(&self.committed);
+        for (partition, stored) in partitions {
+            s.gaps.remove(&partition);
+            let next = stored.map(|s| s.next_offset);
+            s.positions.insert(partition, Position::Stored(next));
+            committed.insert(partition, next);
+            if let Some(ms) = stored.and_then(|s| s.max_event_ms) {
+                s.watermark.restore(partition, ms);
+            }
+        }
     }
 
     fn new_batch(&self) -> Batch {
@@ -183,72 +178,13 @@ impl Writer {
     /// Takes one consumed record: into the open batch, or skipped (stale, duplicate), or the
     /// sign of a gap that makes the partition be read again.
     async fn record(&self, s: &mut State, record: Record) {
-        match s.positions.get(&record.partition) {
-            None | Some(Position::Rewinding(_)) | Some(Position::Refetching { .. }) => return,
-            Some(Position::Stored(Some(stored))) if record.offset < *stored => {
-                self.metrics.duplicates_skipped.inc();
-                return;
-            }
-            Some(Position::Stored(_)) => {}
-        }
-        // A record the open batch already holds (redelivered after a rewind).
-        let in_batch = s.batch.next_offsets.get(&record.partition).copied();
-        if in_batch.is_some_and(|next| record.offset < next) {
-            self.metrics.duplicates_skipped.inc();
+        let Some(expected) = self.expected(s, &record) else {
             return;
-        }
-        // A record past the next expected offset. Offsets without a record for us are normal in
-        // a Kafka log (transaction markers, aborted transactions, compaction), but so is a fetch
-        // that went wrong: store what is contiguous, read the partition again from the expected
-        // offset once, and accept the gap when the same record comes first again. Offsets below
-        // the log start were deleted by retention before they were stored: counted as expired.
-        let expected = in_batch.or(match s.positions.get(&record.partition) {
-            Some(Position::Stored(stored)) => *stored,
-            _ => None,
-        });
+        };
         match expected {
             Some(expected) if record.offset > expected => {
-                let log_start = self.log_start(record.partition).await;
-                if let Some(start) = log_start.filter(|start| *start > expected) {
-                    self.metrics.expired.inc_by((start - expected) as u64);
-                    tracing::warn!(
-                        partition = record.partition,
-                        expected,
-                        log_start,
-                        offset = record.offset,
-                        "offsets are gone from the log (retention); continuing after them"
-                    );
-                    s.gaps.remove(&record.partition);
-                } else if s.gaps.get(&record.partition) == Some(&expected) {
-                    self.metrics
-                        .gap_offsets_confirmed
-                        .inc_by((record.offset - expected) as u64);
-                    tracing::debug!(
-                        partition = record.partition,
-                        expected,
-                        offset = record.offset,
-                        "offsets without records confirmed (transaction markers, aborted or compacted records)"
-                    );
-                    s.gaps.remove(&record.partition);
-                } else {
-                    self.metrics.offset_gaps.inc();
-                    tracing::debug!(
-                        partition = record.partition,
-                        expected,
-                        offset = record.offset,
-                        "record past the expected offset; reading the partition again from there"
-                    );
-                    self.hand_off(s).await;
-                    self.settle(s, Vec::new()).await;
-                    // What is stored now (unless a conflict had the partition rewound).
-                    if let Some(Position::Stored(Some(stored))) =
-                        s.positions.get(&record.partition).copied()
-                    {
-                        s.gaps.insert(record.partition, stored);
-                        s.positions
-                            .insert(record.partition, Position::Refetching { stored });
-                        let _ = self.rewinds.send((record.partition, Some(stored)));
-                    }
+                let taken = self.past_expected(s, &record, expected).await;
+                if !taken {
                     return;
                 }
             }
@@ -269,6 +205,81 @@ impl Writer {
         if s.batch.records >= self.max_events {
             self.hand_off(s).await;
         }
+    }
+
+    /// The offset the record's partition expects next (Some(None): nothing known yet); None when
+    /// the record is to be skipped: its partition is not owned or is being rewound, or the
+    /// record is stored or in the open batch already (redelivered after a rewind).
+    fn expected(&self, s: &State, record: &Record) -> Option<Option<i64>> {
+        let stored = match s.positions.get(&record.partition) {
+            None | Some(Position::Rewinding(_)) | Some(Position::Refetching { .. }) => return None,
+            Some(Position::Stored(stored)) => *stored,
+        };
+        let in_batch = s.batch.next_offsets.get(&record.partition).copied();
+        if stored.is_some_and(|stored| record.offset < stored)
+            || in_batch.is_some_and(|next| record.offset < next)
+        {
+            self.metrics.faults.duplicates_skipped.inc();
+            return None;
+        }
+        Some(in_batch.or(stored))
+    }
+
+    /// A record past the next expected offset; true when it is to be taken. Offsets without a
+    /// record for us are normal in a Kafka log (transaction markers, aborted transactions,
+    /// compaction), but so is a fetch that went wrong: store what is contiguous, read the
+    /// partition again from the expected offset once, and accept the gap when the same record
+    /// comes first again. Offsets below the log start were deleted by retention before they
+    /// were stored: counted as expired.
+    async fn past_expected(&self, s: &mut State, record: &Record, expected: i64) -> bool {
+        let partition = record.partition;
+        let log_start = self.log_start(partition).await;
+        if let Some(start) = log_start.filter(|start| *start > expected) {
+            self.metrics
+                .faults
+                .expired
+                .inc_by((start - expected) as u64);
+            tracing::warn!(
+                partition,
+                expected,
+                log_start,
+                offset = record.offset,
+                "offsets are gone from the log (retention); continuing after them"
+            );
+            s.gaps.remove(&partition);
+            return true;
+        }
+        if s.gaps.get(&partition) == Some(&expected) {
+            self.metrics
+                .faults
+                .gap_offsets_confirmed
+                .inc_by((record.offset - expected) as u64);
+            tracing::debug!(
+                partition,
+                expected,
+                offset = record.offset,
+                "offsets without records confirmed (transaction markers, aborted or compacted records)"
+            );
+            s.gaps.remove(&partition);
+            return true;
+        }
+        self.metrics.faults.offset_gaps.inc();
+        tracing::debug!(
+            partition,
+            expected,
+            offset = record.offset,
+            "record past the expected offset; reading the partition again from there"
+        );
+        self.hand_off(s).await;
+        self.settle(s, Vec::new()).await;
+        // What is stored now (unless a conflict had the partition rewound).
+        if let Some(Position::Stored(Some(stored))) = s.positions.get(&partition).copied() {
+            s.gaps.insert(partition, stored);
+            s.positions
+                .insert(partition, Position::Refetching { stored });
+            let _ = self.rewinds.send((partition, Some(stored)));
+        }
+        false
     }
 
     /// Hands the open batch (if any) to the committer, and from then on takes its partitions'
@@ -352,12 +363,14 @@ impl Writer {
 
     /// After a conflict: rewinds the partitions to what PostgreSQL holds.
     async fn rewind(&self, partitions: &[i32], positions: &mut BTreeMap<i32, Position>) {
+        let mut backoff = Backoff::new(Duration::from_millis(200), Duration::from_secs(5));
         let stored = loop {
             match self.store.load_offsets(partitions).await {
                 Ok(stored) => break stored,
                 Err(e) => {
-                    tracing::warn!(error = %e, "cannot read stored offsets; retrying");
-                    tokio::time::sleep(Duration::from_secs(1)).await;
+                    let delay = backoff.next_delay();
+                    tracing::warn!(error = %e, retry_in = ?delay, "cannot read stored offsets");
+                    tokio::time::sleep(delay).await;
                 }
             }
         };
@@ -368,5 +381,19 @@ impl Writer {
             committed.insert(partition, offset);
             let _ = self.rewinds.send((partition, offset));
         }
+    }
+}
+
+/// The consumer rewound `partition` to `offset`: records from there on are the ones awaited.
+fn seeked(s: &mut State, partition: i32, offset: Option<i64>) {
+    match s.positions.get(&partition).copied() {
+        Some(Position::Refetching { stored }) if offset == Some(stored) => {
+            s.positions
+                .insert(partition, Position::Stored(Some(stored)));
+        }
+        Some(Position::Rewinding(target)) if target == offset => {
+            s.positions.insert(partition, Position::Stored(offset));
+        }
+        _ => {}
     }
 }

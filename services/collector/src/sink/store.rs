@@ -12,7 +12,10 @@ use logstream_core::window::Watermark;
 use logstream_service::sync::lock;
 use sqlx::PgPool;
 
-use crate::batch::{Batch, COPY_COLUMNS};
+use crate::messages::StoredPosition;
+use crate::pipeline::aggregate_rows::AggregateColumns;
+use crate::pipeline::batch::Batch;
+use crate::pipeline::event_rows::{COPY_COLUMNS, DAY_MS};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -47,15 +50,6 @@ pub fn is_data_error(sqlstate: &str) -> bool {
         || sqlstate == "54000"
 }
 
-/// What PostgreSQL holds for one partition.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct StoredPosition {
-    /// The next offset to consume.
-    pub next_offset: i64,
-    /// The highest event time stored from the partition (epoch ms), for the watermark.
-    pub max_event_ms: Option<i64>,
-}
-
 pub struct Store {
     pool: PgPool,
     group: String,
@@ -63,9 +57,6 @@ pub struct Store {
     /// Days (since the epoch) whose `log_events` partition is known to exist.
     partitions: Mutex<BTreeSet<i64>>,
 }
-
-/// Milliseconds in a day: `log_events` has one partition per UTC day.
-pub const DAY_MS: i64 = 86_400_000;
 
 impl Store {
     pub fn new(pool: PgPool, group: String, topic: String) -> Self {
@@ -170,103 +161,62 @@ impl Store {
         self.ensure_partitions(batch.days.iter().copied()).await?;
         let mut tx = self.pool.begin().await?;
         if batch.stored > 0 {
-            let mut copy = tx
-                .copy_in_raw(&format!(
-                    "COPY log_events ({COPY_COLUMNS}) FROM STDIN WITH (FORMAT binary)"
-                ))
-                .await?;
-            copy.send(copy::HEADER).await?;
-            copy.send(batch.rows.as_slice()).await?;
-            copy.send(copy::TRAILER).await?;
-            if let Err(e) = copy.finish().await {
-                // No partition for a row: another collector dropped a day this one had seen.
-                // Forget what is known, so the retry creates the partitions again.
-                if e.as_database_error().and_then(|d| d.code()).as_deref() == Some("23514") {
-                    lock(&self.partitions).clear();
-                }
-                return Err(e.into());
-            }
+            self.copy_events(&mut tx, &batch.rows).await?;
         }
-
-        let aggregates = batch.windows.sorted();
-        let written = aggregates.len() as u64;
-        if !aggregates.is_empty() {
-            let n = aggregates.len();
-            let mut starts: Vec<DateTime<Utc>> = Vec::with_capacity(n);
-            let mut sizes: Vec<i32> = Vec::with_capacity(n);
-            let mut slides: Vec<i32> = Vec::with_capacity(n);
-            let mut services: Vec<&str> = Vec::with_capacity(n);
-            let mut levels: Vec<&'static str> = Vec::with_capacity(n);
-            let mut counts: Vec<i64> = Vec::with_capacity(n);
-            // Sketches travel as array literals ('{3,0,1}'), NULL when the window saw no latency.
-            let mut sketches: Vec<Option<String>> = Vec::with_capacity(n);
-            for (key, aggregate) in &aggregates {
-                starts
-                    .push(DateTime::from_timestamp_millis(key.window_start_ms).unwrap_or_default());
-                sizes.push((key.window_size_ms / 1000) as i32);
-                slides.push((key.slide_ms / 1000) as i32);
-                services.push(&key.service);
-                levels.push(key.level.as_str());
-                counts.push(aggregate.count);
-                sketches.push((!aggregate.latency.is_empty()).then(|| {
-                    let buckets: Vec<String> = aggregate
-                        .latency
-                        .buckets()
-                        .iter()
-                        .map(i64::to_string)
-                        .collect();
-                    format!("{{{}}}", buckets.join(","))
-                }));
-            }
-            sqlx::query(
-                "INSERT INTO log_window_aggregates
-                     (window_start, window_seconds, slide_seconds, service, level, event_count, latency_buckets)
-                 SELECT s, w, sl, sv, l, c, b::bigint[]
-                 FROM UNNEST($1::timestamptz[], $2::int[], $3::int[], $4::text[], $5::text[], $6::bigint[], $7::text[])
-                      AS t(s, w, sl, sv, l, c, b)
-                 ON CONFLICT (window_start, window_seconds, slide_seconds, service, level)
-                 DO UPDATE SET event_count = log_window_aggregates.event_count + EXCLUDED.event_count,
-                               latency_buckets = logstream_sketch_merge(
-                                   log_window_aggregates.latency_buckets, EXCLUDED.latency_buckets),
-                               updated_at = now()",
-            )
-            .bind(&starts)
-            .bind(&sizes)
-            .bind(&slides)
-            .bind(&services)
-            .bind(&levels)
-            .bind(&counts)
-            .bind(&sketches)
-            .execute(&mut *tx)
-            .await?;
-        }
+        let written = upsert_aggregates(&mut tx, batch).await?;
         if let Some(closed_until) = watermark
             .current()
             .and_then(DateTime::from_timestamp_millis)
         {
-            // Rows another transaction holds are skipped (closed by a later batch), so closing
-            // never waits on, or deadlocks with, another member's upserts.
-            sqlx::query(
-                "UPDATE log_window_aggregates SET closed_at = now()
-                 WHERE (window_start, window_seconds, slide_seconds, service, level) IN (
-                     SELECT window_start, window_seconds, slide_seconds, service, level
-                     FROM log_window_aggregates
-                     WHERE closed_at IS NULL AND window_start <= $1
-                       AND window_start + make_interval(secs => window_seconds) <= $1
-                     FOR UPDATE SKIP LOCKED)",
-            )
-            .bind(closed_until)
-            .execute(&mut *tx)
-            .await?;
+            close_windows(&mut tx, closed_until).await?;
         }
+        let conflicts = self
+            .advance_offsets(&mut tx, batch, expected, watermark)
+            .await?;
+        if !conflicts.is_empty() {
+            tx.rollback().await?;
+            return Err(StoreError::Conflict(conflicts));
+        }
+        tx.commit().await?;
+        Ok(written)
+    }
 
-        let highest = |partition: i32| {
-            watermark
-                .highest(partition)
-                .and_then(DateTime::from_timestamp_millis)
-        };
+    /// Sends the batch's rows into `log_events` with binary `COPY`.
+    async fn copy_events(&self, tx: &mut Transaction<'_>, rows: &[u8]) -> Result<(), sqlx::Error> {
+        let mut copy = tx
+            .copy_in_raw(&format!(
+                "COPY log_events ({COPY_COLUMNS}) FROM STDIN WITH (FORMAT binary)"
+            ))
+            .await?;
+        copy.send(copy::HEADER).await?;
+        copy.send(rows).await?;
+        copy.send(copy::TRAILER).await?;
+        if let Err(e) = copy.finish().await {
+            // No partition for a row: another collector dropped a day this one had seen.
+            // Forget what is known, so the retry creates the partitions again.
+            if e.as_database_error().and_then(|d| d.code()).as_deref() == Some("23514") {
+                lock(&self.partitions).clear();
+            }
+            return Err(e);
+        }
+        Ok(())
+    }
+
+    /// Moves each partition of the batch to its next offset, fenced on the offset this
+    /// collector started the batch from; returns the partitions whose fence failed (another
+    /// member stored them).
+    async fn advance_offsets(
+        &self,
+        tx: &mut Transaction<'_>,
+        batch: &Batch,
+        expected: &BTreeMap<i32, Option<i64>>,
+        watermark: &Watermark,
+    ) -> Result<Vec<i32>, sqlx::Error> {
         let mut conflicts = Vec::new();
         for (&partition, &next) in &batch.next_offsets {
+            let highest = watermark
+                .highest(partition)
+                .and_then(DateTime::from_timestamp_millis);
             let applied = match expected.get(&partition).copied().flatten() {
                 Some(previous) => sqlx::query(
                     "UPDATE kafka_offsets SET next_offset = $4, updated_at = now(),
@@ -278,8 +228,8 @@ impl Store {
                 .bind(partition)
                 .bind(next)
                 .bind(previous)
-                .bind(highest(partition))
-                .execute(&mut *tx)
+                .bind(highest)
+                .execute(&mut **tx)
                 .await?
                 .rows_affected(),
                 None => sqlx::query(
@@ -290,8 +240,8 @@ impl Store {
                 .bind(&self.topic)
                 .bind(partition)
                 .bind(next)
-                .bind(highest(partition))
-                .execute(&mut *tx)
+                .bind(highest)
+                .execute(&mut **tx)
                 .await?
                 .rows_affected(),
             };
@@ -299,13 +249,64 @@ impl Store {
                 conflicts.push(partition);
             }
         }
-        if !conflicts.is_empty() {
-            tx.rollback().await?;
-            return Err(StoreError::Conflict(conflicts));
-        }
-        tx.commit().await?;
-        Ok(written)
+        Ok(conflicts)
     }
+}
+
+type Transaction<'a> = sqlx::Transaction<'a, sqlx::Postgres>;
+
+/// Adds the batch's window counts (and latency sketches) to `log_window_aggregates`; returns
+/// the rows upserted.
+async fn upsert_aggregates(tx: &mut Transaction<'_>, batch: &Batch) -> Result<u64, sqlx::Error> {
+    let aggregates = batch.windows.sorted();
+    if aggregates.is_empty() {
+        return Ok(0);
+    }
+    let columns = AggregateColumns::of(&aggregates);
+    sqlx::query(
+        "INSERT INTO log_window_aggregates
+             (window_start, window_seconds, slide_seconds, service, level, event_count, latency_buckets)
+         SELECT s, w, sl, sv, l, c, b::bigint[]
+         FROM UNNEST($1::timestamptz[], $2::int[], $3::int[], $4::text[], $5::text[], $6::bigint[], $7::text[])
+              AS t(s, w, sl, sv, l, c, b)
+         ON CONFLICT (window_start, window_seconds, slide_seconds, service, level)
+         DO UPDATE SET event_count = log_window_aggregates.event_count + EXCLUDED.event_count,
+                       latency_buckets = logstream_sketch_merge(
+                           log_window_aggregates.latency_buckets, EXCLUDED.latency_buckets),
+                       updated_at = now()",
+    )
+    .bind(&columns.starts)
+    .bind(&columns.sizes)
+    .bind(&columns.slides)
+    .bind(&columns.services)
+    .bind(&columns.levels)
+    .bind(&columns.counts)
+    .bind(&columns.sketches)
+    .execute(&mut **tx)
+    .await?;
+    Ok(aggregates.len() as u64)
+}
+
+/// Marks closed the windows that end at or before `closed_until` (the watermark). Rows another
+/// transaction holds are skipped (closed by a later batch), so closing never waits on, or
+/// deadlocks with, another member's upserts.
+async fn close_windows(
+    tx: &mut Transaction<'_>,
+    closed_until: DateTime<Utc>,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "UPDATE log_window_aggregates SET closed_at = now()
+         WHERE (window_start, window_seconds, slide_seconds, service, level) IN (
+             SELECT window_start, window_seconds, slide_seconds, service, level
+             FROM log_window_aggregates
+             WHERE closed_at IS NULL AND window_start <= $1
+               AND window_start + make_interval(secs => window_seconds) <= $1
+             FOR UPDATE SKIP LOCKED)",
+    )
+    .bind(closed_until)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
 }
 
 #[cfg(test)]

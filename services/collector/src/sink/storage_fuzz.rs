@@ -22,8 +22,9 @@ use logstream_core::window::{Watermark, WindowSpec};
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 
-use crate::batch::{Batch, Record, TimeBounds};
-use crate::store::{Store, StoreError};
+use crate::messages::Record;
+use crate::pipeline::batch::{Batch, TimeBounds};
+use crate::sink::store::{Store, StoreError};
 
 /// Strings that have broken log pipelines, inserted into otherwise valid lines.
 const NASTY: &[&str] = &[

@@ -10,7 +10,7 @@ use logstream_service::trace_context;
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 
-use crate::batch::DeadLetter;
+use crate::messages::DeadLetter;
 
 /// The `dlq-reason` header carries at most this much of the error detail (which may quote input).
 const MAX_DETAIL_BYTES: usize = 200;

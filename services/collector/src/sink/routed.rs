@@ -14,7 +14,7 @@ use logstream_service::sync::lock;
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 
-use crate::batch::Routed;
+use crate::messages::Routed;
 
 enum Sink {
     Kafka(String),

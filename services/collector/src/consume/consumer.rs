@@ -1,0 +1,275 @@
+//! The Kafka source: a consumer-group member on its own thread. It hands every record, in
+//! partition order, to the writer through a bounded channel (so a slow database slows
+//! consumption instead of growing memory), pausing its partitions while storage is behind
+//! (`backpressure`), and serves the writer's requests to read a partition again from a stored
+//! offset. Rebalances are handled by `rebalance`.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::time::Duration;
+
+use logstream_core::storable;
+use logstream_service::shutdown::CancellationToken;
+use logstream_service::sync::lock;
+use logstream_service::trace_context;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::error::KafkaError;
+use rdkafka::message::{BorrowedMessage, Headers, Message};
+use rdkafka::topic_partition_list::Offset;
+use rdkafka::types::RDKafkaErrorCode;
+use tokio::sync::mpsc;
+
+use crate::consume::backpressure::{Sent, Valve};
+use crate::consume::rebalance::Rebalancer;
+use crate::messages::{Input, Record, Rewind};
+use crate::metrics::Metrics;
+use crate::shared::Problem;
+use crate::sink::store::Store;
+
+pub struct ConsumerSettings<'a> {
+    pub brokers: &'a str,
+    pub group: &'a str,
+    pub topic: &'a str,
+    pub session_timeout_ms: u64,
+    pub group_instance_id: Option<&'a str>,
+    pub assignment_strategy: &'a str,
+    /// Kafka's prefetch buffer (`queued.max.messages.kbytes`).
+    pub prefetch_kbytes: u64,
+}
+
+/// Creates the group member and subscribes it.
+pub fn subscribe(
+    settings: &ConsumerSettings<'_>,
+    tx: mpsc::Sender<Input>,
+    store: Arc<Store>,
+    shutdown: CancellationToken,
+) -> anyhow::Result<BaseConsumer<Rebalancer>> {
+    let context = Rebalancer {
+        tx,
+        store,
+        runtime: tokio::runtime::Handle::current(),
+        topic: settings.topic.to_owned(),
+        shutdown,
+    };
+    let mut config = logstream_service::kafka::base_config(settings.brokers, "logstream-collector");
+    if let Some(id) = settings.group_instance_id {
+        config.set("group.instance.id", id);
+    }
+    let consumer: BaseConsumer<Rebalancer> = config
+        .set("group.id", settings.group)
+        .set("enable.auto.commit", "false")
+        .set("enable.auto.offset.store", "false")
+        .set("auto.offset.reset", "earliest")
+        // Records of aborted transactions never reach the writer (librdkafka's default, stated).
+        .set("isolation.level", "read_committed")
+        .set(
+            "partition.assignment.strategy",
+            settings.assignment_strategy,
+        )
+        .set(
+            "session.timeout.ms",
+            settings.session_timeout_ms.to_string(),
+        )
+        .set(
+            "heartbeat.interval.ms",
+            (settings.session_timeout_ms / 4).to_string(),
+        )
+        .set(
+            "queued.max.messages.kbytes",
+            settings.prefetch_kbytes.to_string(),
+        )
+        .create_with_context(context)
+        .map_err(|e| {
+            anyhow::anyhow!("cannot create Kafka consumer (LOGSTREAM_KAFKA_BROKERS): {e}")
+        })?;
+    consumer.subscribe(&[settings.topic]).map_err(|e| {
+        anyhow::anyhow!(
+            "cannot subscribe to {} (LOGSTREAM_TOPIC_RAW): {e}",
+            settings.topic
+        )
+    })?;
+    Ok(consumer)
+}
+
+fn to_record(message: &BorrowedMessage<'_>) -> Record {
+    let mut instance_id = None;
+    let mut seq = None;
+    let mut traceparent = None;
+    let mut content_type = None;
+    if let Some(headers) = message.headers() {
+        for header in headers.iter() {
+            match (header.key, header.value) {
+                ("instance-id", Some(v)) => {
+                    instance_id = std::str::from_utf8(v).ok().map(|id| {
+                        let mut id = id.to_owned();
+                        storable::text(&mut id);
+                        id
+                    })
+                }
+                ("seq", Some(v)) => seq = std::str::from_utf8(v).ok().and_then(|s| s.parse().ok()),
+                ("content-type", Some(v)) => {
+                    content_type = Some(String::from_utf8_lossy(v).into_owned())
+                }
+                (trace_context::TRACEPARENT, Some(v)) => {
+                    traceparent = std::str::from_utf8(v).ok().map(str::to_owned)
+                }
+                _ => {}
+            }
+        }
+    }
+    Record {
+        partition: message.partition(),
+        offset: message.offset(),
+        key: message.key().map(<[u8]>::to_vec),
+        payload: message.payload().map(<[u8]>::to_vec),
+        instance_id,
+        seq,
+        traceparent,
+        content_type,
+    }
+}
+
+/// The consumer thread: the group member, the valve and where its records go.
+pub struct ConsumerThread {
+    pub consumer: BaseConsumer<Rebalancer>,
+    pub rewinds: std::sync::mpsc::Receiver<Rewind>,
+    pub topic: String,
+    pub valve: Valve,
+    pub metrics: Metrics,
+    /// Set on a fatal consumer error (readiness, exit status).
+    pub fatal: Problem,
+    pub shutdown: CancellationToken,
+}
+
+/// What the thread holds between polls.
+struct Held {
+    tx: mpsc::Sender<Input>,
+    /// Rewinds asked for and not done yet.
+    rewinds: Vec<Rewind>,
+    /// Records taken off Kafka that did not fit in the queue, oldest first.
+    backlog: VecDeque<Record>,
+}
+
+impl ConsumerThread {
+    /// The loop: serve rewind requests, forward what waits (pausing the partitions while
+    /// storage is behind), poll; on shutdown, close the consumer (which revokes, and so
+    /// flushes, its partitions) and return.
+    pub fn run(mut self) {
+        let mut held = Held {
+            tx: self.consumer.context().tx.clone(),
+            rewinds: Vec::new(),
+            backlog: VecDeque::new(),
+        };
+        while !self.shutdown.is_cancelled() {
+            held.rewinds.extend(self.rewinds.try_iter());
+            if !held.rewinds.is_empty() {
+                self.rewind(&mut held);
+            }
+            if !self.forward_backlog(&mut held) {
+                break;
+            }
+            self.valve
+                .regulate(&self.consumer, &held.tx, held.backlog.len());
+            if !self.poll(&mut held) {
+                break;
+            }
+        }
+        self.leave();
+    }
+
+    /// Rewinds the partitions asked for, keeping the requests that failed for the next turn.
+    fn rewind(&self, held: &mut Held) {
+        // A rewind applies only to the assignment it was asked for: once the partition was
+        // revoked, its next assignment starts from the stored offset anyway.
+        let owned = self.consumer.assignment().unwrap_or_default();
+        let (topic, tx, backlog) = (&self.topic, &held.tx, &mut held.backlog);
+        held.rewinds.retain(|&(partition, offset)| {
+            if owned.find_partition(topic, partition).is_none() {
+                tracing::info!(partition, "dropping rewind of a partition no longer owned");
+                return false;
+            }
+            let target = offset.map_or(Offset::Beginning, Offset::Offset);
+            match self
+                .consumer
+                .seek(topic, partition, target, Duration::from_secs(5))
+            {
+                Ok(()) => {
+                    tracing::info!(partition, ?offset, "rewound partition to stored offset");
+                    // Records of the partition still waiting here predate the rewind.
+                    backlog.retain(|r| r.partition != partition);
+                    let _ = tx.blocking_send(Input::Seeked(partition, offset));
+                    false
+                }
+                Err(e) => {
+                    tracing::warn!(partition, ?offset, error = %e, "rewind failed; will retry");
+                    true
+                }
+            }
+        });
+    }
+
+    /// Queues what waits in the backlog while there is room; false when the writer is gone.
+    fn forward_backlog(&self, held: &mut Held) -> bool {
+        while let Some(record) = held.backlog.pop_front() {
+            match self.valve.send(&held.tx, record) {
+                Sent::Yes => {}
+                Sent::Full(record) => {
+                    held.backlog.push_front(record);
+                    break;
+                }
+                Sent::Closed => return false,
+            }
+        }
+        true
+    }
+
+    /// Polls once and forwards what came; false when the writer is gone.
+    fn poll(&self, held: &mut Held) -> bool {
+        match self.consumer.poll(Duration::from_millis(100)) {
+            None => {}
+            Some(Err(e))
+                if matches!(e, KafkaError::MessageConsumptionFatal(_))
+                    || e.rdkafka_error_code() == Some(RDKafkaErrorCode::Fatal) =>
+            {
+                // E.g. a static member fenced by another process with the same group.instance.id:
+                // this consumer can never consume again, so the service must not look healthy.
+                tracing::error!(error = %e, "fatal kafka consumer error; shutting down");
+                *lock(&self.fatal) = Some(e.to_string());
+                self.shutdown.cancel();
+            }
+            Some(Err(e)) => tracing::warn!(error = %e, "kafka consumer error"),
+            Some(Ok(message)) => {
+                self.metrics.consumed.inc();
+                let record = to_record(&message);
+                if !held.backlog.is_empty() || self.valve.is_paused() {
+                    held.backlog.push_back(record);
+                    return true;
+                }
+                match self.valve.send(&held.tx, record) {
+                    Sent::Yes => {}
+                    Sent::Full(record) => held.backlog.push_back(record),
+                    Sent::Closed => return false,
+                }
+            }
+        }
+        true
+    }
+
+    /// Leaves the group: serves the revocation that unsubscribing triggers, then closes.
+    fn leave(self) {
+        tracing::info!("leaving the consumer group");
+        self.consumer.unsubscribe();
+        for _ in 0..20 {
+            if self
+                .consumer
+                .assignment()
+                .map(|a| a.count() == 0)
+                .unwrap_or(true)
+            {
+                break;
+            }
+            let _ = self.consumer.poll(Duration::from_millis(100));
+        }
+        drop(self.consumer);
+    }
+}

@@ -1,0 +1,150 @@
+//! Rebalances, on the consumer thread inside `poll`: on assignment, each partition starts from
+//! the offset PostgreSQL holds for it (read before the assignment is applied); on revocation,
+//! the writer flushes and acknowledges before the partitions go, so the next owner starts
+//! exactly where this one's committed data ends.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use logstream_service::retry::Backoff;
+use logstream_service::shutdown::CancellationToken;
+use rdkafka::client::ClientContext;
+use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext, RebalanceProtocol};
+use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
+use rdkafka::types::RDKafkaRespErr;
+use tokio::sync::{mpsc, oneshot};
+
+use crate::messages::{Input, StoredPosition};
+use crate::sink::store::Store;
+
+/// Handles rebalances (runs on the consumer thread, inside `poll`).
+pub struct Rebalancer {
+    pub tx: mpsc::Sender<Input>,
+    pub store: Arc<Store>,
+    pub runtime: tokio::runtime::Handle,
+    pub topic: String,
+    pub shutdown: CancellationToken,
+}
+
+impl Rebalancer {
+    fn partitions(&self, tpl: &TopicPartitionList) -> Vec<i32> {
+        tpl.elements()
+            .iter()
+            .filter(|e| e.topic() == self.topic)
+            .map(|e| e.partition())
+            .collect()
+    }
+
+    /// Reads stored offsets, retrying while PostgreSQL is unreachable.
+    fn stored_offsets(&self, partitions: &[i32]) -> HashMap<i32, StoredPosition> {
+        let mut backoff = Backoff::new(Duration::from_millis(200), Duration::from_secs(5));
+        loop {
+            match self.runtime.block_on(self.store.load_offsets(partitions)) {
+                Ok(offsets) => return offsets,
+                Err(e) if self.shutdown.is_cancelled() => {
+                    tracing::warn!(error = %e, "cannot read stored offsets while shutting down");
+                    return HashMap::new();
+                }
+                Err(e) => {
+                    let delay = backoff.next_delay();
+                    tracing::warn!(error = %e, retry_in = ?delay, "cannot read stored offsets");
+                    std::thread::sleep(delay);
+                }
+            }
+        }
+    }
+}
+
+impl ClientContext for Rebalancer {}
+
+impl ConsumerContext for Rebalancer {
+    fn rebalance(
+        &self,
+        consumer: &BaseConsumer<Self>,
+        err: RDKafkaRespErr,
+        tpl: &mut TopicPartitionList,
+    ) {
+        let cooperative = matches!(
+            consumer.rebalance_protocol(),
+            RebalanceProtocol::Cooperative
+        );
+        match err {
+            RDKafkaRespErr::RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS => {
+                self.assign(tpl);
+                let result = if cooperative {
+                    consumer.incremental_assign(tpl)
+                } else {
+                    consumer.assign(tpl)
+                };
+                if let Err(e) = result {
+                    tracing::error!(error = %e, "assign failed");
+                }
+            }
+            RDKafkaRespErr::RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS => {
+                let partitions = self.partitions(tpl);
+                tracing::info!(
+                    ?partitions,
+                    lost = consumer.assignment_lost(),
+                    "partitions revoked; flushing"
+                );
+                self.flush(partitions);
+                let result = if cooperative {
+                    consumer.incremental_unassign(tpl)
+                } else {
+                    consumer.unassign()
+                };
+                if let Err(e) = result {
+                    tracing::error!(error = %e, "unassign failed");
+                }
+            }
+            other => {
+                tracing::error!(error = ?other, "rebalance error; giving up the assignment");
+                // Flush and forget every owned partition first, as on a revocation, so a later
+                // assignment starts from what PostgreSQL holds.
+                let owned = consumer
+                    .assignment()
+                    .map(|a| self.partitions(&a))
+                    .unwrap_or_default();
+                self.flush(owned);
+                if let Err(e) = consumer.unassign() {
+                    tracing::error!(error = %e, "unassign failed");
+                }
+            }
+        }
+    }
+}
+
+impl Rebalancer {
+    /// Sets each assigned partition's start to the offset PostgreSQL holds, and tells the writer.
+    fn assign(&self, tpl: &mut TopicPartitionList) {
+        let partitions = self.partitions(tpl);
+        let stored = self.stored_offsets(&partitions);
+        for &p in &partitions {
+            let offset = stored
+                .get(&p)
+                .map_or(Offset::Beginning, |s| Offset::Offset(s.next_offset));
+            if let Err(e) = tpl.set_partition_offset(&self.topic, p, offset) {
+                tracing::error!(partition = p, error = %e, "cannot set start offset");
+            }
+        }
+        tracing::info!(?partitions, ?stored, "partitions assigned");
+        let assigned = partitions
+            .iter()
+            .map(|p| (*p, stored.get(p).copied()))
+            .collect();
+        let _ = self.tx.blocking_send(Input::Assigned(assigned));
+    }
+
+    /// Has the writer store everything consumed from `partitions`, and waits until it has.
+    fn flush(&self, partitions: Vec<i32>) {
+        let (ack, flushed) = oneshot::channel();
+        if self
+            .tx
+            .blocking_send(Input::Revoked(partitions, ack))
+            .is_ok()
+        {
+            let _ = flushed.blocking_recv();
+        }
+    }
+}

@@ -1,0 +1,25 @@
+//! State the stages publish for the status endpoint, the lag sampler and readiness. Each is a
+//! small value behind a mutex, written by one stage and read by the others.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+
+/// Committed offsets per owned partition (None: nothing stored yet), kept by the writer and
+/// the committer.
+pub type Committed = Arc<Mutex<BTreeMap<i32, Option<i64>>>>;
+
+/// A problem that makes the collector unready (None: there is none): a batch failing to store
+/// for too long, a member left without partitions, a fatal consumer error.
+pub type Problem = Arc<Mutex<Option<String>>>;
+
+/// Everything shared, created once at start.
+#[derive(Clone, Default)]
+pub struct Shared {
+    pub committed: Committed,
+    /// Set by the committer while a batch has failed to store past the stuck limit.
+    pub stuck: Problem,
+    /// Set by the lag loop while this member holds nothing and partitions have no owner.
+    pub idle: Problem,
+    /// Set by the consumer thread on a fatal Kafka error (the service then stops).
+    pub fatal: Problem,
+}
