@@ -15,8 +15,9 @@
 //! 4. `upkeep`: beside the path: lag, group health, day partitions, the status endpoint.
 //!
 //! Between them: `messages` (what the stages hand each other), `shared` (what they publish for
-//! status and readiness), `broker` (questions to Kafka's metadata), `metrics`, `config`, and
-//! `startup`, which wires it all in that order.
+//! status and readiness), `stored_offsets` (where each partition stands in PostgreSQL, read by
+//! the source, the writer and the lag sampler), `broker` (questions to Kafka's metadata),
+//! `metrics`, `config`, and `startup`, which wires it all in that order.
 
 mod broker;
 mod config;
@@ -27,6 +28,7 @@ mod pipeline;
 mod shared;
 mod sink;
 mod startup;
+mod stored_offsets;
 mod upkeep;
 
 use clap::Parser;

@@ -21,11 +21,14 @@ use crate::consume::consumer::{self, ConsumerSettings, ConsumerThread};
 use crate::messages::{Input, Rewind};
 use crate::metrics::Metrics;
 use crate::pipeline::batch::TimeBounds;
+use crate::pipeline::handoff;
 use crate::pipeline::writer::Writer;
 use crate::shared::Shared;
+use crate::sink::committer::Committer;
 use crate::sink::dlq::DlqSink;
 use crate::sink::routed::RouteSinks;
 use crate::sink::store::Store;
+use crate::stored_offsets::StoredOffsets;
 use crate::upkeep::housekeeping::{self, LagSampler};
 use crate::upkeep::status::{self, StatusState};
 
@@ -38,6 +41,7 @@ struct Parts {
     metrics: Metrics,
     pool: sqlx::PgPool,
     store: Arc<Store>,
+    offsets: Arc<StoredOffsets>,
     broker: Arc<Broker>,
     shared: Shared,
 }
@@ -53,15 +57,26 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
             config.consumer_group.clone(),
             config.kafka.topic_raw.clone(),
         )),
+        offsets: Arc::new(StoredOffsets::new(
+            pool.clone(),
+            config.consumer_group.clone(),
+            config.kafka.topic_raw.clone(),
+        )),
         pool,
         broker: Arc::new(Broker::new(&config.kafka.kafka_brokers)?),
         shared: Shared::default(),
         config,
     };
+    // Everything the settings can make fail is built before anything is waited for.
     let routing = routing(&parts.config)?;
+    let (tx, rx) = mpsc::channel(parts.config.queue_capacity as usize);
+    let (rewind_tx, rewind_rx) = std::sync::mpsc::channel();
+    let committer = committer(&parts, &routing)?;
+    let topics = route_topics(&routing);
+    let writer = writer(&parts, routing, rewind_tx)?;
     let sampler = LagSampler {
         broker: parts.broker.clone(),
-        store: parts.store.clone(),
+        offsets: parts.offsets.clone(),
         topic: parts.config.kafka.topic_raw.clone(),
         committed: parts.shared.committed.clone(),
         metrics: parts.metrics.clone(),
@@ -70,16 +85,12 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
 
     migrate(&parts.pool, &parts.shutdown).await?;
     tracing::info!("database schema up to date");
-    kafka::ensure_topics_with_retry(
-        parts.config.kafka.clone(),
-        route_topics(&routing),
-        parts.shutdown.clone(),
-    )
-    .await;
+    kafka::ensure_topics_with_retry(parts.config.kafka.clone(), topics, parts.shutdown.clone())
+        .await;
 
-    let (tx, rx) = mpsc::channel(parts.config.queue_capacity as usize);
-    let (rewind_tx, rewind_rx) = std::sync::mpsc::channel();
-    let writer = tokio::spawn(writer(&parts, routing, rewind_tx)?.run(rx));
+    let (writer_ends, committer_ends) = handoff::channel();
+    let committer = tokio::spawn(committer.run(committer_ends));
+    let writer = tokio::spawn(writer.run(rx, writer_ends));
     let consumer_thread = consume(&parts, tx, rewind_rx)?;
     let (topic, group) = (&parts.config.kafka.topic_raw, &parts.config.consumer_group);
     tracing::info!(%topic, %group, "collector consuming");
@@ -90,6 +101,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let drained = async {
         let _ = tokio::task::spawn_blocking(move || consumer_thread.join()).await;
         let _ = writer.await;
+        let _ = committer.await;
     };
     match tokio::time::timeout(deadline, drained).await {
         Ok(()) => tracing::info!("all consumed records committed; bye"),
@@ -209,7 +221,25 @@ fn readiness(parts: &Parts) -> impl Fn() -> ReadyChecks + Clone + Send + Sync + 
     }
 }
 
-/// The pipeline's writer, with the sinks its committer writes to.
+/// The committer, over the sinks it writes to.
+fn committer(parts: &Parts, routing: &Routing) -> anyhow::Result<Committer> {
+    let config = &parts.config;
+    Ok(Committer {
+        store: parts.store.clone(),
+        dlq: DlqSink::new(
+            &config.kafka.kafka_brokers,
+            config.kafka.topic_dlq.clone(),
+            config.kafka.topic_raw.clone(),
+        )?,
+        sinks: RouteSinks::open(routing, &config.kafka.kafka_brokers)?,
+        metrics: parts.metrics.clone(),
+        committed: parts.shared.committed.clone(),
+        stuck: parts.shared.stuck.clone(),
+        stuck_after: Duration::from_secs(config.stuck_batch_seconds),
+    })
+}
+
+/// The pipeline's writer.
 fn writer(
     parts: &Parts,
     routing: Arc<Routing>,
@@ -217,15 +247,9 @@ fn writer(
 ) -> anyhow::Result<Writer> {
     let config = &parts.config;
     Ok(Writer {
-        store: parts.store.clone(),
-        dlq: Arc::new(DlqSink::new(
-            &config.kafka.kafka_brokers,
-            config.kafka.topic_dlq.clone(),
-            config.kafka.topic_raw.clone(),
-        )?),
+        offsets: parts.offsets.clone(),
         broker: parts.broker.clone(),
         topic: config.kafka.topic_raw.clone(),
-        sinks: Arc::new(RouteSinks::open(&routing, &config.kafka.kafka_brokers)?),
         routing,
         metrics: parts.metrics.clone(),
         max_events: config.batch_max_events,
@@ -238,8 +262,6 @@ fn writer(
         allowed_lateness_ms: config.allowed_lateness_seconds as i64 * 1000,
         rewinds,
         committed: parts.shared.committed.clone(),
-        stuck: parts.shared.stuck.clone(),
-        stuck_after: Duration::from_secs(config.stuck_batch_seconds),
     })
 }
 
@@ -265,7 +287,7 @@ fn consume(
             prefetch_kbytes: (config.memory_limit_mb * 1024 / 4).clamp(1024, 2_097_151),
         },
         tx,
-        parts.store.clone(),
+        parts.offsets.clone(),
         parts.shutdown.clone(),
     )?;
     let thread = ConsumerThread {

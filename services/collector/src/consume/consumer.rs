@@ -24,7 +24,7 @@ use crate::consume::rebalance::Rebalancer;
 use crate::messages::{Input, Record, Rewind};
 use crate::metrics::Metrics;
 use crate::shared::Problem;
-use crate::sink::store::Store;
+use crate::stored_offsets::StoredOffsets;
 
 pub struct ConsumerSettings<'a> {
     pub brokers: &'a str,
@@ -41,12 +41,12 @@ pub struct ConsumerSettings<'a> {
 pub fn subscribe(
     settings: &ConsumerSettings<'_>,
     tx: mpsc::Sender<Input>,
-    store: Arc<Store>,
+    offsets: Arc<StoredOffsets>,
     shutdown: CancellationToken,
 ) -> anyhow::Result<BaseConsumer<Rebalancer>> {
     let context = Rebalancer {
         tx,
-        store,
+        offsets,
         runtime: tokio::runtime::Handle::current(),
         topic: settings.topic.to_owned(),
         shutdown,

@@ -16,12 +16,12 @@ use rdkafka::types::RDKafkaRespErr;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::messages::{Input, StoredPosition};
-use crate::sink::store::Store;
+use crate::stored_offsets::StoredOffsets;
 
 /// Handles rebalances (runs on the consumer thread, inside `poll`).
 pub struct Rebalancer {
     pub tx: mpsc::Sender<Input>,
-    pub store: Arc<Store>,
+    pub offsets: Arc<StoredOffsets>,
     pub runtime: tokio::runtime::Handle,
     pub topic: String,
     pub shutdown: CancellationToken,
@@ -40,7 +40,7 @@ impl Rebalancer {
     fn stored_offsets(&self, partitions: &[i32]) -> HashMap<i32, StoredPosition> {
         let mut backoff = Backoff::new(Duration::from_millis(200), Duration::from_secs(5));
         loop {
-            match self.runtime.block_on(self.store.load_offsets(partitions)) {
+            match self.runtime.block_on(self.offsets.load(partitions)) {
                 Ok(offsets) => return offsets,
                 Err(e) if self.shutdown.is_cancelled() => {
                     tracing::warn!(error = %e, "cannot read stored offsets while shutting down");

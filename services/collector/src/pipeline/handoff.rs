@@ -1,8 +1,10 @@
-//! What the writer hands the committer (a full [`Job`]) and gets back (its [`Outcome`]).
+//! What the writer hands the committer (a full [`Job`]) and gets back (its [`Outcome`]), and the
+//! channel between them: the writer knows its ends only, not who commits.
 
 use std::collections::BTreeMap;
 
 use logstream_core::window::Watermark;
+use tokio::sync::mpsc;
 
 use crate::pipeline::batch::Batch;
 
@@ -24,4 +26,29 @@ pub enum Outcome {
     /// Another member had stored offsets of the batch's partitions (listed): nothing of the
     /// batch was written, and every one of them must be read again from what PostgreSQL holds.
     Conflict(Vec<i32>, Batch),
+}
+
+/// The writer's ends of the hand-off.
+pub struct WriterEnds {
+    pub jobs: mpsc::Sender<Job>,
+    pub outcomes: mpsc::UnboundedReceiver<Outcome>,
+}
+
+/// The committer's ends of the hand-off.
+pub struct CommitterEnds {
+    pub jobs: mpsc::Receiver<Job>,
+    pub outcomes: mpsc::UnboundedSender<Outcome>,
+}
+
+/// The hand-off: one batch being written, one waiting; the writer fills a third meanwhile.
+pub fn channel() -> (WriterEnds, CommitterEnds) {
+    let (jobs, jobs_rx) = mpsc::channel(1);
+    let (outcomes_tx, outcomes) = mpsc::unbounded_channel();
+    (
+        WriterEnds { jobs, outcomes },
+        CommitterEnds {
+            jobs: jobs_rx,
+            outcomes: outcomes_tx,
+        },
+    )
 }

@@ -19,12 +19,9 @@ use crate::broker::Broker;
 use crate::messages::{Input, Record, Rewind, StoredPosition};
 use crate::metrics::Metrics;
 use crate::pipeline::batch::{Batch, TimeBounds};
-use crate::pipeline::handoff::{Job, Outcome};
-use crate::shared::{Committed, Problem};
-use crate::sink::committer::Committer;
-use crate::sink::dlq::DlqSink;
-use crate::sink::routed::RouteSinks;
-use crate::sink::store::Store;
+use crate::pipeline::handoff::{Job, Outcome, WriterEnds};
+use crate::shared::Committed;
+use crate::stored_offsets::StoredOffsets;
 
 /// Where the writer stands on one partition.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -39,13 +36,12 @@ enum Position {
 }
 
 pub struct Writer {
-    pub store: Arc<Store>,
-    pub dlq: Arc<DlqSink>,
+    /// Stored offsets, read when partitions must be rewound.
+    pub offsets: Arc<StoredOffsets>,
     /// Log-start lookups when offsets are missing.
     pub broker: Arc<Broker>,
     /// The consumed topic.
     pub topic: String,
-    pub sinks: Arc<RouteSinks>,
     pub routing: Arc<Routing>,
     pub metrics: Metrics,
     pub max_events: u64,
@@ -56,8 +52,6 @@ pub struct Writer {
     pub allowed_lateness_ms: i64,
     pub rewinds: std::sync::mpsc::Sender<Rewind>,
     pub committed: Committed,
-    pub stuck: Problem,
-    pub stuck_after: Duration,
 }
 
 /// The writer's working state.
@@ -81,22 +75,9 @@ struct State {
 }
 
 impl Writer {
-    pub async fn run(self, mut rx: mpsc::Receiver<Input>) {
-        // One batch being written, one waiting: the writer fills a third meanwhile.
-        let (jobs, jobs_rx) = mpsc::channel(1);
-        let (outcomes_tx, outcomes) = mpsc::unbounded_channel();
-        let committer = tokio::spawn(
-            Committer {
-                store: self.store.clone(),
-                dlq: self.dlq.clone(),
-                sinks: self.sinks.clone(),
-                metrics: self.metrics.clone(),
-                committed: self.committed.clone(),
-                stuck: self.stuck.clone(),
-                stuck_after: self.stuck_after,
-            }
-            .run(jobs_rx, outcomes_tx),
-        );
+    /// Runs until the consumer thread closes `rx`; hands full batches on through `handoff`.
+    pub async fn run(self, mut rx: mpsc::Receiver<Input>, handoff: WriterEnds) {
+        let WriterEnds { jobs, outcomes } = handoff;
         let mut s = State {
             positions: BTreeMap::new(),
             gaps: BTreeMap::new(),
@@ -148,8 +129,6 @@ impl Writer {
         }
         self.hand_off(&mut s).await;
         self.settle(&mut s, Vec::new()).await;
-        drop(s);
-        let _ = committer.await;
         tracing::info!("writer finished");
     }
 
@@ -363,9 +342,9 @@ impl Writer {
 
     /// After a conflict: rewinds the partitions to what PostgreSQL holds.
     async fn rewind(&self, partitions: &[i32], positions: &mut BTreeMap<i32, Position>) {
-        let mut backoff = Backoff::new(Duration::from_millis(200), Duration::from_secs(5));
+        let mut backoff = Backoff::new(Duration::from_secs(1), Duration::from_secs(1));
         let stored = loop {
-            match self.store.load_offsets(partitions).await {
+            match self.offsets.load(partitions).await {
                 Ok(stored) => break stored,
                 Err(e) => {
                     let delay = backoff.next_delay();

@@ -13,13 +13,12 @@ use logstream_core::Level;
 use logstream_service::retry::Backoff;
 use logstream_service::sync::lock;
 use logstream_service::trace_context;
-use tokio::sync::mpsc;
 use tracing::Instrument;
 
 use crate::messages::STORAGE_REJECTED;
 use crate::metrics::Metrics;
 use crate::pipeline::batch::Batch;
-use crate::pipeline::handoff::{Job, Outcome};
+use crate::pipeline::handoff::{CommitterEnds, Job, Outcome};
 use crate::shared::{Committed, Problem};
 use crate::sink::dlq::DlqSink;
 use crate::sink::routed::RouteSinks;
@@ -27,8 +26,8 @@ use crate::sink::store::{Store, StoreError};
 
 pub struct Committer {
     pub store: Arc<Store>,
-    pub dlq: Arc<DlqSink>,
-    pub sinks: Arc<RouteSinks>,
+    pub dlq: DlqSink,
+    pub sinks: RouteSinks,
     pub metrics: Metrics,
     pub committed: Committed,
     /// Set while a batch has failed to store for longer than `stuck_after` (readiness).
@@ -38,11 +37,8 @@ pub struct Committer {
 
 impl Committer {
     /// Commits jobs in the order received until the writer closes the channel.
-    pub async fn run(
-        self,
-        mut jobs: mpsc::Receiver<Job>,
-        outcomes: mpsc::UnboundedSender<Outcome>,
-    ) {
+    pub async fn run(self, handoff: CommitterEnds) {
+        let CommitterEnds { mut jobs, outcomes } = handoff;
         while let Some(job) = jobs.recv().await {
             let outcome = self.commit(job).await;
             if outcomes.send(outcome).is_err() {

@@ -3,7 +3,7 @@
 //! fenced: it only applies when the stored offset is still the one this collector started the
 //! batch from, so a member that lost its partitions can never write them twice.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Mutex;
 
 use chrono::{DateTime, Utc};
@@ -12,7 +12,6 @@ use logstream_core::window::Watermark;
 use logstream_service::sync::lock;
 use sqlx::PgPool;
 
-use crate::messages::StoredPosition;
 use crate::pipeline::aggregate_rows::AggregateColumns;
 use crate::pipeline::batch::Batch;
 use crate::pipeline::event_rows::{COPY_COLUMNS, DAY_MS};
@@ -66,35 +65,6 @@ impl Store {
             topic,
             partitions: Mutex::new(BTreeSet::new()),
         }
-    }
-
-    /// The stored positions of `partitions` (absent when never stored).
-    pub async fn load_offsets(
-        &self,
-        partitions: &[i32],
-    ) -> Result<HashMap<i32, StoredPosition>, sqlx::Error> {
-        let rows: Vec<(i32, i64, Option<DateTime<Utc>>)> = sqlx::query_as(
-            "SELECT partition, next_offset, max_event_time FROM kafka_offsets
-             WHERE group_id = $1 AND topic = $2 AND partition = ANY($3)",
-        )
-        .bind(&self.group)
-        .bind(&self.topic)
-        .bind(partitions)
-        .fetch_all(&self.pool)
-        .await?;
-        Ok(rows
-            .into_iter()
-            .map(|(partition, next_offset, max_event)| {
-                let max_event_ms = max_event.map(|t| t.timestamp_millis());
-                (
-                    partition,
-                    StoredPosition {
-                        next_offset,
-                        max_event_ms,
-                    },
-                )
-            })
-            .collect())
     }
 
     /// Creates the daily `log_events` partitions of `days` that this process has not seen yet

@@ -15,6 +15,7 @@ use crate::metrics::Metrics;
 use crate::pipeline::event_rows::day_of;
 use crate::shared::{Committed, Problem};
 use crate::sink::store::Store;
+use crate::stored_offsets::StoredOffsets;
 
 /// Lag of one partition, as last sampled.
 #[derive(Debug, Clone, serde::Serialize)]
@@ -31,7 +32,7 @@ pub struct PartitionLag {
 #[derive(Clone)]
 pub struct LagSampler {
     pub broker: Arc<Broker>,
-    pub store: Arc<Store>,
+    pub offsets: Arc<StoredOffsets>,
     pub topic: String,
     pub committed: Committed,
     pub metrics: Metrics,
@@ -50,7 +51,7 @@ impl LagSampler {
             .ok()
             .and_then(Result::ok)
             .unwrap_or_else(|| owned.keys().copied().collect());
-        let stored = match self.store.load_offsets(&all).await {
+        let stored = match self.offsets.load(&all).await {
             Ok(stored) => Some(stored),
             Err(e) => {
                 tracing::debug!(error = %e, "lag: stored offsets unavailable");

@@ -1,0 +1,51 @@
+//! What PostgreSQL holds of each partition's progress (`kafka_offsets`), read wherever a stage
+//! must start, or start again, from it: the consumer on assignment, the writer after a
+//! conflict, the lag sampler. The sink's store writes it, in each batch's transaction.
+
+use std::collections::HashMap;
+
+use chrono::{DateTime, Utc};
+use sqlx::PgPool;
+
+use crate::messages::StoredPosition;
+
+pub struct StoredOffsets {
+    pool: PgPool,
+    group: String,
+    topic: String,
+}
+
+impl StoredOffsets {
+    pub fn new(pool: PgPool, group: String, topic: String) -> Self {
+        Self { pool, group, topic }
+    }
+
+    /// The stored positions of `partitions` (absent when never stored).
+    pub async fn load(
+        &self,
+        partitions: &[i32],
+    ) -> Result<HashMap<i32, StoredPosition>, sqlx::Error> {
+        let rows: Vec<(i32, i64, Option<DateTime<Utc>>)> = sqlx::query_as(
+            "SELECT partition, next_offset, max_event_time FROM kafka_offsets
+             WHERE group_id = $1 AND topic = $2 AND partition = ANY($3)",
+        )
+        .bind(&self.group)
+        .bind(&self.topic)
+        .bind(partitions)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(|(partition, next_offset, max_event)| {
+                let max_event_ms = max_event.map(|t| t.timestamp_millis());
+                (
+                    partition,
+                    StoredPosition {
+                        next_offset,
+                        max_event_ms,
+                    },
+                )
+            })
+            .collect())
+    }
+}
