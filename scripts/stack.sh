@@ -2,19 +2,21 @@
 # Native stack: runs the whole of logstream on one Debian machine without Docker.
 #
 #   scripts/stack.sh up           install what is missing, start Apache Kafka (single KRaft node),
-#                                 PostgreSQL, Redis, Prometheus and the three services, and wait
+#                                 PostgreSQL, Redis, Prometheus, Alertmanager (127.0.0.1:9095)
+#                                 and the three services, and wait
 #                                 until every /readyz is green
 #   scripts/stack.sh down         stop exactly what `up` started (processes by pid; PostgreSQL
 #                                 only when `up` started it)
 #   scripts/stack.sh status       what runs, and each service's readiness
 #   scripts/stack.sh start NAME   start one piece again (kafka, redis, postgres, collector,
-#                                 generator, gateway, prometheus): for fault tests that stop one
+#                                 generator, gateway, prometheus, alertmanager): for fault tests
 #   scripts/stack.sh stop NAME    stop one piece (SIGTERM; PostgreSQL with pg_ctlcluster -m fast)
 #
 # Uses the same LOGSTREAM_* settings as docker-compose.yml. State (pids, logs, Kafka's log
 # directory) lives in .stack/; the Kafka jars in .stack/kafka-VERSION/ (reused when present;
 # from Maven Central through scripts/kafka/pom.xml, nothing fetched from anywhere else).
 # Environment: STACK_PROFILE=release|debug (default release), STACK_PROMETHEUS=1|0 (default 1),
+# STACK_ALERTMANAGER=1|0 (default 1),
 # LOGSTREAM_TOPIC_PARTITIONS (default 6), STACK_KAFKA_HEAP_MB (default 1024, the broker's -Xmx).
 # PostgreSQL: a role and database `logstream` (password `logstream`), as in docker-compose.yml;
 # created through the local socket as the postgres OS user, so Debian's default pg_hba.conf
@@ -182,6 +184,17 @@ ensure_prometheus() {
     --web.listen-address=127.0.0.1:9090
 }
 
+# Alertmanager (Debian's prometheus-alertmanager) on 127.0.0.1:9095 (9093 is Kafka's controller
+# here), gossip off; the collector pushes alerts to it.
+ensure_alertmanager() {
+  [ "${STACK_ALERTMANAGER:-1}" = 1 ] || return 0
+  command -v prometheus-alertmanager >/dev/null || apt_install prometheus-alertmanager
+  if listening 9095 && ! alive alertmanager; then say "something else listens on 9095; not starting Alertmanager"; return; fi
+  launch alertmanager prometheus-alertmanager --config.file="$ROOT/monitoring/alertmanager.yml" \
+    --storage.path="$STATE/alertmanager-data" --web.listen-address=127.0.0.1:9095 --cluster.listen-address=
+  wait_port alertmanager 9095
+}
+
 build() {
   say "building services ($PROFILE)"
   local flag=""; [ "$PROFILE" = release ] && flag="--release"
@@ -191,7 +204,9 @@ build() {
 service_env() {
   echo "$KAFKA" >"$STATE/kafka.brokers"  # for tests that start more collectors of their own
   export LOGSTREAM_KAFKA_BROKERS="$KAFKA" LOGSTREAM_DATABASE_URL="$DB_URL" \
-    LOGSTREAM_REDIS_URL="redis://127.0.0.1:6379" LOGSTREAM_TOPIC_PARTITIONS="$PARTITIONS"
+    LOGSTREAM_REDIS_URL="redis://127.0.0.1:6379" LOGSTREAM_TOPIC_PARTITIONS="$PARTITIONS" \
+    LOGSTREAM_RULES="${LOGSTREAM_RULES-$ROOT/monitoring/rules/detection.toml}"
+  if alive alertmanager; then export LOGSTREAM_ALERTMANAGER_URL="${LOGSTREAM_ALERTMANAGER_URL-http://127.0.0.1:9095}"; fi
 }
 
 start_service() {
@@ -248,13 +263,14 @@ case "${1:-}" in
     ensure_redis
     build
     ensure_kafka
+    ensure_alertmanager
     for name in collector generator gateway; do start_service "$name"; done
     ensure_prometheus
     wait_ready collector:8081 generator:8080 gateway:8090
     say "up: gateway http://127.0.0.1:8090  generator :8080  collector :8081  kafka $KAFKA  postgres $DB_URL"
     ;;
   down)
-    for name in gateway generator collector prometheus kafka redis; do stop_one "$name"; done
+    for name in gateway generator collector prometheus alertmanager kafka redis; do stop_one "$name"; done
     if [ -f "$STATE/postgres.started" ]; then
       listening 5432 && stop_postgres
       rm -f "$STATE/postgres.started"
@@ -266,21 +282,22 @@ case "${1:-}" in
       redis) ensure_redis;;
       postgres) pg_ctlcluster --skip-systemctl-redirect "$(pg_version)" main start; wait_port postgresql 5432;;
       prometheus) ensure_prometheus;;
+      alertmanager) ensure_alertmanager;;
       collector) start_service collector; wait_ready collector:8081;;
       generator) start_service generator; wait_ready generator:8080;;
       gateway) start_service gateway; wait_ready gateway:8090;;
-      *) die "start what? kafka, redis, postgres, prometheus, collector, generator or gateway";;
+      *) die "start what? kafka, redis, postgres, prometheus, alertmanager, collector, generator or gateway";;
     esac
     ;;
   stop)
     case "${2:-}" in
-      kafka|redis|prometheus|collector|generator|gateway) stop_one "$2";;
+      kafka|redis|prometheus|alertmanager|collector|generator|gateway) stop_one "$2";;
       postgres) stop_postgres;;
-      *) die "stop what? kafka, redis, postgres, prometheus, collector, generator or gateway";;
+      *) die "stop what? kafka, redis, postgres, prometheus, alertmanager, collector, generator or gateway";;
     esac
     ;;
   status)
-    for pair in kafka:9092 redis:6379 prometheus:9090 collector:8081 generator:8080 gateway:8090; do
+    for pair in kafka:9092 redis:6379 prometheus:9090 alertmanager:9095 collector:8081 generator:8080 gateway:8090; do
       name=${pair%%:*}; port=${pair##*:}
       if alive "$name"; then state="running (pid $(cat "$STATE/$name.pid"))"
       elif listening "$port"; then state="listening on $port, not started here"

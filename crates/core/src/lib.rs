@@ -1,6 +1,7 @@
 //! logstream's domain logic, free of I/O so it can be unit-tested, fuzzed and benchmarked.
 //!
 //! - [`api`]: the generator control API's request and status types, validated once.
+//! - [`detect`]: detectors of incidents and attacks, and alerts as episodes.
 //! - [`event`]: the normalised log event every format is turned into.
 //! - [`format`]: the wire formats (JSON, Apache access lines, syslog RFC 5424 and 3164) and
 //!   their `content-type` names; encoders for the generator, parsers for the collector.
@@ -15,6 +16,7 @@
 
 pub mod api;
 pub mod copy;
+pub mod detect;
 pub mod event;
 pub mod format;
 pub mod json;

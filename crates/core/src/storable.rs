@@ -13,6 +13,19 @@ const MAX_INTEGER_DIGITS: i64 = 131_000;
 /// Digits `numeric` keeps after the decimal point (PostgreSQL's limit is 16,383).
 const MAX_FRACTION_DIGITS: i64 = 16_000;
 
+/// `text` cut to at most `max` bytes, on a character boundary (for fields with a byte limit:
+/// Kafka headers, alert samples, WebSocket close reasons).
+pub fn cut(text: &str, max: usize) -> &str {
+    if text.len() <= max {
+        return text;
+    }
+    let mut end = max;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    &text[..end]
+}
+
 /// What sanitising changed in one event.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Sanitized {
@@ -279,6 +292,13 @@ fn numeric_fits(number: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn cuts_on_char_boundaries() {
+        assert_eq!(cut("abc", 10), "abc");
+        assert_eq!(cut("abcdef", 3), "abc");
+        assert_eq!(cut("aé", 2), "a");
+    }
     use proptest::prelude::*;
 
     #[test]

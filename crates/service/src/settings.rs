@@ -117,3 +117,26 @@ pub struct DatabaseSettings {
           value_parser = clap::value_parser!(u32).range(1..=1000))]
     pub database_max_connections: u32,
 }
+
+/// The detection rules file, read by the collector (which applies it) and the gateway (which
+/// shows it).
+#[derive(Debug, Clone, Args)]
+pub struct RulesSettings {
+    /// Detection rules (TOML; monitoring/rules/detection.toml is the shipped default). Unset:
+    /// the built-in defaults, which are that file's values.
+    #[arg(long, env = "LOGSTREAM_RULES")]
+    pub rules: Option<std::path::PathBuf>,
+}
+
+impl RulesSettings {
+    /// The rules in force: the file's, or the defaults; fails naming the setting and the rule.
+    pub fn load(&self) -> Result<logstream_core::detect::rules::Rules, String> {
+        let Some(path) = &self.rules else {
+            return Ok(Default::default());
+        };
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| format!("LOGSTREAM_RULES: cannot read {}: {e}", path.display()))?;
+        logstream_core::detect::rules::Rules::parse(&text)
+            .map_err(|e| format!("LOGSTREAM_RULES ({}): {e}", path.display()))
+    }
+}

@@ -4,7 +4,7 @@ use std::net::SocketAddr;
 
 use clap::Parser;
 use logstream_core::window::WindowSpec;
-use logstream_service::settings::{CommonSettings, DatabaseSettings, KafkaSettings};
+use logstream_service::settings::{CommonSettings, DatabaseSettings, KafkaSettings, RulesSettings};
 
 #[derive(Debug, Clone, Parser)]
 #[command(
@@ -116,6 +116,34 @@ pub struct Config {
     #[arg(long, env = "LOGSTREAM_RETENTION_HOURS", default_value_t = 168,
           value_parser = clap::value_parser!(u64).range(1..=87_600))]
     pub retention_hours: u64,
+
+    #[command(flatten)]
+    pub rules: RulesSettings,
+
+    /// Alertmanager to push alerts to (API v2), e.g. http://127.0.0.1:9093. Unset: none.
+    #[arg(long, env = "LOGSTREAM_ALERTMANAGER_URL")]
+    pub alertmanager_url: Option<String>,
+
+    /// A URL every alert transition is POSTed to as JSON (as on logs.alerts). Unset: none.
+    #[arg(long, env = "LOGSTREAM_ALERT_WEBHOOK_URL")]
+    pub alert_webhook_url: Option<String>,
+
+    /// How often firing alerts are posted to Alertmanager again (seconds; keep it under
+    /// Alertmanager's resolve_timeout).
+    #[arg(long, env = "LOGSTREAM_ALERT_REPEAT_SECONDS", default_value_t = 60,
+          value_parser = clap::value_parser!(u64).range(1..=3_600))]
+    pub alert_repeat_seconds: u64,
+
+    /// How often the publisher looks for new alert transitions to put on logs.alerts (ms).
+    #[arg(long, env = "LOGSTREAM_ALERT_PUBLISH_POLL_MS", default_value_t = 100,
+          value_parser = clap::value_parser!(u64).range(10..=60_000))]
+    pub alert_publish_poll_ms: u64,
+
+    /// How often each partition's detector state is stored with its offsets (seconds): a new
+    /// owner replays at most this much of the partition through its detectors.
+    #[arg(long, env = "LOGSTREAM_DETECTOR_SNAPSHOT_SECONDS", default_value_t = 10,
+          value_parser = clap::value_parser!(u64).range(1..=3_600))]
+    pub detector_snapshot_seconds: u64,
 
     #[command(flatten)]
     pub kafka: KafkaSettings,

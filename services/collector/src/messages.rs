@@ -1,9 +1,10 @@
 //! What the stages hand each other, in the order a record travels: the consumer thread's
-//! [`Input`] (a [`Record`] or a change of assignment) to the writer; a [`DeadLetter`] or a
-//! [`Routed`] copy out of a batch to the sinks; a partition's [`StoredPosition`] read back from
-//! PostgreSQL. Plain data, no behaviour; the batch the writer hands the committer is in
-//! `pipeline::handoff`.
+//! [`Input`] (a [`Record`] or a change of assignment) to the writer; a [`DeadLetter`], a
+//! [`Routed`] copy, an [`AlertChange`] and a [`DetectorSnapshot`] out of a batch to the sinks;
+//! a partition's [`StoredPosition`] read back from PostgreSQL. Plain data, no behaviour; the
+//! batch the writer hands the committer is in `pipeline::handoff`.
 
+use logstream_core::detect::episodes::Change;
 use tokio::sync::oneshot;
 
 /// A record as taken off the Kafka consumer.
@@ -22,12 +23,50 @@ pub struct Record {
 }
 
 /// What PostgreSQL holds for one partition.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StoredPosition {
     /// The next offset to consume.
     pub next_offset: i64,
     /// The highest event time stored from the partition (epoch ms), for the watermark.
     pub max_event_ms: Option<i64>,
+    /// The partition's detector state as of an offset at or before `next_offset`.
+    pub detectors: Option<DetectorSnapshot>,
+}
+
+impl StoredPosition {
+    /// Where reading must start again: the detector snapshot's offset (the records from there
+    /// to `next_offset` are stored, and only replayed through the detectors), else
+    /// `next_offset`.
+    pub fn read_from(&self) -> i64 {
+        self.detectors
+            .as_ref()
+            .map_or(self.next_offset, |s| s.next_offset.min(self.next_offset))
+    }
+}
+
+/// One partition's detector state (JSON) as of `next_offset`: every record before it seen.
+#[derive(Clone, PartialEq, Eq)]
+pub struct DetectorSnapshot {
+    pub partition: i32,
+    pub next_offset: i64,
+    pub state: String,
+}
+
+impl std::fmt::Debug for DetectorSnapshot {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DetectorSnapshot")
+            .field("partition", &self.partition)
+            .field("next_offset", &self.next_offset)
+            .field("state_bytes", &self.state.len())
+            .finish()
+    }
+}
+
+/// A change of an alert episode, kept by the detectors of `partition`.
+#[derive(Debug, Clone)]
+pub struct AlertChange {
+    pub partition: i32,
+    pub change: Change,
 }
 
 /// What the consumer thread tells the writer, in order.

@@ -1,5 +1,6 @@
 //! The collector's Prometheus metrics (names fixed by the design).
 
+use logstream_core::detect::episodes::Kind;
 use logstream_core::format::decode;
 use logstream_service::metrics::Registrar;
 use logstream_service::sync::lock;
@@ -19,7 +20,6 @@ pub struct Metrics {
     pub lag: IntGaugeVec,
     pub batch_duration: Histogram,
     pub batch_size: Histogram,
-    pub alerts_raised: IntCounterVec,
     pub late: IntCounter,
     /// By drop rule (its index in LOGSTREAM_FILTER_DROP).
     pub filtered: IntCounterVec,
@@ -30,6 +30,18 @@ pub struct Metrics {
     pub pauses: IntCounter,
     /// What went wrong on the way, and was handled.
     pub faults: Faults,
+    pub alerts: Alerting,
+}
+
+/// Metrics of detection: alerts raised and firing, published and notified.
+#[derive(Clone)]
+pub struct Alerting {
+    pub raised: IntCounterVec,
+    /// Alert episodes open on this collector's partitions, by kind.
+    pub firing: IntGaugeVec,
+    pub published: IntCounter,
+    pub notifications_failed: IntCounterVec,
+    pub notifications_dropped: IntCounter,
 }
 
 /// Metrics of what went wrong on the way and was handled: retried writes, refused batches,
@@ -44,6 +56,7 @@ pub struct Faults {
     pub duplicates_skipped: IntCounter,
     pub offset_gaps: IntCounter,
     pub gap_offsets_confirmed: IntCounter,
+    pub rejoins: IntCounter,
     pub expired: IntCounter,
 }
 
@@ -83,11 +96,6 @@ impl Metrics {
                 "Records per written batch",
                 &[1.0, 10.0, 100.0, 1_000.0, 5_000.0, 10_000.0, 50_000.0, 100_000.0],
             )?,
-            alerts_raised: r.counter_vec(
-                "alerts_raised_total",
-                "Alerts raised, by kind",
-                &["kind"],
-            )?,
             late: r.counter(
                 "log_events_late_total",
                 "Events that arrived after their window was closed",
@@ -111,14 +119,15 @@ impl Metrics {
                 "Times the consumer paused its partitions because storage was behind",
             )?,
             faults: Faults::register(&r)?,
+            alerts: Alerting::register(&r)?,
         };
         // Known label values start at zero, so dashboards and alerts have series before the
         // first occurrence.
         for reason in dlq_reasons() {
             m.dlq.with_label_values(&[reason]);
         }
-        for kind in ALERT_KINDS {
-            m.alerts_raised.with_label_values(&[kind]);
+        for kind in Kind::ALL {
+            m.alerts.raised.with_label_values(&[kind.as_str()]);
         }
         Ok(m)
     }
@@ -137,6 +146,36 @@ impl Metrics {
         self.stored_by_level
             .with_label_values(&[label, level])
             .inc_by(n);
+    }
+}
+
+impl Alerting {
+    fn register(r: &Registrar<'_>) -> prometheus::Result<Self> {
+        Ok(Self {
+        raised: r.counter_vec(
+            "alerts_raised_total",
+            "Alerts raised, by kind",
+            &["kind"],
+        )?,
+        firing: r.gauge_vec(
+            "alerts_firing",
+            "Alert episodes firing on this collector's partitions, by kind",
+            &["kind"],
+        )?,
+        published: r.counter(
+            "alerts_published_total",
+            "Alert transitions (fired, resolved) committed to logs.alerts by this collector",
+        )?,
+        notifications_failed: r.counter_vec(
+            "alert_notifications_failed_total",
+            "Alert notifications a target did not accept (retried), by target: alertmanager, webhook",
+            &["target"],
+        )?,
+        notifications_dropped: r.counter(
+            "alert_notifications_dropped_total",
+            "Alert notifications given up because too many waited (the transitions are still on logs.alerts)",
+        )?,
+        })
     }
 }
 
@@ -172,6 +211,10 @@ impl Faults {
             "collector_offset_gaps_total",
             "Records that arrived past the next expected offset of their partition (the partition is read again from there once, to confirm the gap)",
         )?,
+        rejoins: r.counter(
+            "collector_group_rejoins_total",
+            "Times the consumer joined its group again after being fenced by its own rejoin (a broker unreachable past the session timeout)",
+        )?,
         gap_offsets_confirmed: r.counter(
             "collector_gap_offsets_confirmed_total",
             "Offsets that hold no record for the collector, confirmed by reading the partition again: transaction markers, aborted transactions, compacted records",
@@ -195,6 +238,3 @@ pub fn dlq_reasons() -> impl Iterator<Item = &'static str> {
         STORAGE_REJECTED,
     ])
 }
-
-/// The alert kinds detection will raise (none is raised yet; the series exist at zero).
-pub const ALERT_KINDS: [&str; 3] = ["error_rate", "traffic_spike", "security"];

@@ -17,15 +17,17 @@ use tokio::sync::mpsc;
 use crate::broker::Broker;
 use crate::config::Config;
 use crate::consume::backpressure::Valve;
-use crate::consume::consumer::{self, ConsumerSettings, ConsumerThread};
+use crate::consume::consumer::{ConsumerSettings, ConsumerThread, Membership};
 use crate::messages::{Input, Rewind};
 use crate::metrics::Metrics;
 use crate::pipeline::batch::TimeBounds;
 use crate::pipeline::handoff;
 use crate::pipeline::writer::Writer;
 use crate::shared::Shared;
+use crate::sink::alert_publisher::AlertPublisher;
 use crate::sink::committer::Committer;
 use crate::sink::dlq::DlqSink;
+use crate::sink::notifier::Notifier;
 use crate::sink::routed::RouteSinks;
 use crate::sink::store::Store;
 use crate::stored_offsets::StoredOffsets;
@@ -91,6 +93,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let (writer_ends, committer_ends) = handoff::channel();
     let committer = tokio::spawn(committer.run(committer_ends));
     let writer = tokio::spawn(writer.run(rx, writer_ends));
+    alerts(&parts)?;
     let consumer_thread = consume(&parts, tx, rewind_rx)?;
     let (topic, group) = (&parts.config.kafka.topic_raw, &parts.config.consumer_group);
     tracing::info!(%topic, %group, "collector consuming");
@@ -262,6 +265,8 @@ fn writer(
         allowed_lateness_ms: config.allowed_lateness_seconds as i64 * 1000,
         rewinds,
         committed: parts.shared.committed.clone(),
+        rules: config.rules.load().map_err(anyhow::Error::msg)?,
+        snapshot_every: Duration::from_secs(config.detector_snapshot_seconds),
     })
 }
 
@@ -272,26 +277,26 @@ fn consume(
     rewinds: std::sync::mpsc::Receiver<Rewind>,
 ) -> anyhow::Result<std::thread::JoinHandle<()>> {
     let config = &parts.config;
-    let consumer = consumer::subscribe(
-        &ConsumerSettings {
-            brokers: &config.kafka.kafka_brokers,
-            group: &config.consumer_group,
-            topic: &config.kafka.topic_raw,
+    let membership = Membership {
+        settings: ConsumerSettings {
+            brokers: config.kafka.kafka_brokers.clone(),
+            group: config.consumer_group.clone(),
+            topic: config.kafka.topic_raw.clone(),
             session_timeout_ms: config.session_timeout_ms,
-            group_instance_id: config
-                .group_instance_id
-                .as_deref()
-                .filter(|id| !id.is_empty()),
-            assignment_strategy: &config.assignment_strategy,
+            group_instance_id: config.group_instance_id.clone().filter(|id| !id.is_empty()),
+            assignment_strategy: config.assignment_strategy.clone(),
             // A quarter of the memory limit, within librdkafka's range.
             prefetch_kbytes: (config.memory_limit_mb * 1024 / 4).clamp(1024, 2_097_151),
         },
         tx,
-        parts.offsets.clone(),
-        parts.shutdown.clone(),
-    )?;
+        offsets: parts.offsets.clone(),
+        shutdown: parts.shutdown.clone(),
+        lost: Default::default(),
+    };
+    let consumer = membership.join()?;
     let thread = ConsumerThread {
         consumer,
+        membership,
         rewinds,
         topic: config.kafka.topic_raw.clone(),
         valve: Valve::new(
@@ -307,6 +312,40 @@ fn consume(
     Ok(std::thread::Builder::new()
         .name("kafka-consumer".into())
         .spawn(move || thread.run())?)
+}
+
+/// The alert publisher (outbox → logs.alerts, when this collector holds the lock) and its
+/// notifier (Alertmanager, webhook).
+fn alerts(parts: &Parts) -> anyhow::Result<()> {
+    let config = &parts.config;
+    let notify = if config.alertmanager_url.is_some() || config.alert_webhook_url.is_some() {
+        let (tx, rx) = mpsc::channel(10_000);
+        let notifier = Notifier {
+            http: reqwest::Client::builder()
+                .build()
+                .map_err(|e| anyhow::anyhow!("cannot build the HTTP client for alerts: {e}"))?,
+            alertmanager: config.alertmanager_url.clone(),
+            webhook: config.alert_webhook_url.clone(),
+            pool: parts.pool.clone(),
+            repeat: Duration::from_secs(config.alert_repeat_seconds),
+            metrics: parts.metrics.clone(),
+        };
+        tokio::spawn(notifier.run(rx, parts.shutdown.clone()));
+        Some(tx)
+    } else {
+        None
+    };
+    let publisher = AlertPublisher {
+        pool: parts.pool.clone(),
+        brokers: config.kafka.kafka_brokers.clone(),
+        topic: config.kafka.topic_alerts.clone(),
+        transactional_id: format!("logstream-alerts-{}", config.consumer_group),
+        poll: Duration::from_millis(config.alert_publish_poll_ms),
+        metrics: parts.metrics.clone(),
+        notify,
+    };
+    tokio::spawn(publisher.run(parts.shutdown.clone()));
+    Ok(())
 }
 
 /// The periodic chores: lag and group health, `log_events` partitions.

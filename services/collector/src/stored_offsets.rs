@@ -7,7 +7,9 @@ use std::collections::HashMap;
 use chrono::{DateTime, Utc};
 use sqlx::PgPool;
 
-use crate::messages::StoredPosition;
+use crate::messages::{DetectorSnapshot, StoredPosition};
+
+type Row = (i32, i64, Option<DateTime<Utc>>, Option<i64>, Option<String>);
 
 pub struct StoredOffsets {
     pool: PgPool,
@@ -25,9 +27,11 @@ impl StoredOffsets {
         &self,
         partitions: &[i32],
     ) -> Result<HashMap<i32, StoredPosition>, sqlx::Error> {
-        let rows: Vec<(i32, i64, Option<DateTime<Utc>>)> = sqlx::query_as(
-            "SELECT partition, next_offset, max_event_time FROM kafka_offsets
-             WHERE group_id = $1 AND topic = $2 AND partition = ANY($3)",
+        let rows: Vec<Row> = sqlx::query_as(
+            "SELECT o.partition, o.next_offset, o.max_event_time, s.next_offset, s.state::text
+             FROM kafka_offsets o
+             LEFT JOIN detector_snapshots s USING (group_id, topic, partition)
+             WHERE o.group_id = $1 AND o.topic = $2 AND o.partition = ANY($3)",
         )
         .bind(&self.group)
         .bind(&self.topic)
@@ -36,16 +40,27 @@ impl StoredOffsets {
         .await?;
         Ok(rows
             .into_iter()
-            .map(|(partition, next_offset, max_event)| {
-                let max_event_ms = max_event.map(|t| t.timestamp_millis());
-                (
-                    partition,
-                    StoredPosition {
-                        next_offset,
-                        max_event_ms,
-                    },
-                )
-            })
+            .map(
+                |(partition, next_offset, max_event, snapshot_offset, state)| {
+                    let max_event_ms = max_event.map(|t| t.timestamp_millis());
+                    let detectors =
+                        snapshot_offset
+                            .zip(state)
+                            .map(|(offset, state)| DetectorSnapshot {
+                                partition,
+                                next_offset: offset,
+                                state,
+                            });
+                    (
+                        partition,
+                        StoredPosition {
+                            next_offset,
+                            max_event_ms,
+                            detectors,
+                        },
+                    )
+                },
+            )
             .collect())
     }
 }

@@ -3,7 +3,7 @@
 use std::net::SocketAddr;
 
 use clap::Parser;
-use logstream_service::settings::{CommonSettings, DatabaseSettings};
+use logstream_service::settings::{CommonSettings, DatabaseSettings, RulesSettings};
 
 #[derive(Clone, Parser)]
 #[command(
@@ -58,6 +58,9 @@ pub struct Config {
     #[arg(long, env = "LOGSTREAM_RATE_LIMITS", default_value = "",
           value_parser = crate::ratelimit::parse_overrides)]
     pub rate_limits: std::collections::HashMap<String, u32>,
+
+    #[command(flatten)]
+    pub rules: RulesSettings,
 
     #[command(flatten)]
     pub database: DatabaseSettings,

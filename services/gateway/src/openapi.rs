@@ -36,6 +36,7 @@ impl Modify for BearerAuth {
         routes::stats::one,
         routes::windows::list,
         routes::alerts::list,
+        routes::alerts::rules,
     ),
     components(schemas(
         ErrorBody, WindowPage, AlertPage, Totals, Window, Alert,

@@ -51,6 +51,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let state = AppState {
         pool: pool.clone(),
         generators: generators.clone(),
+        rules: Arc::new(config.rules.load().map_err(anyhow::Error::msg)?),
     };
 
     let ready = move || {
@@ -75,6 +76,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         .route("/api/v1/stats/{service}", get(routes::stats::one))
         .route("/api/v1/windows", get(routes::windows::list))
         .route("/api/v1/alerts", get(routes::alerts::list))
+        .route("/api/v1/alerts/rules", get(routes::alerts::rules))
         .route("/api/v1/openapi.json", get(openapi::document))
         // Layers run outside-in: the rate limit first (it also slows token guessing), then auth.
         .route_layer(axum::middleware::from_fn_with_state(tokens, auth::enforce))

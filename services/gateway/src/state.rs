@@ -1,5 +1,9 @@
-//! What every route handler is given: the database pool and the generator instances.
+//! What every route handler is given: the database pool, the generator instances, the
+//! detection rules.
 
+use std::sync::Arc;
+
+use logstream_core::detect::rules::Rules;
 use sqlx::PgPool;
 
 use crate::generators::Generators;
@@ -8,4 +12,6 @@ use crate::generators::Generators;
 pub struct AppState {
     pub pool: PgPool,
     pub generators: Generators,
+    /// The detection rules in force, for `GET /api/v1/alerts/rules`.
+    pub rules: Arc<Rules>,
 }

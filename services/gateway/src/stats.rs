@@ -161,29 +161,36 @@ pub struct Alert {
     pub first_seen: DateTime<Utc>,
     pub last_seen: DateTime<Utc>,
     pub count: i64,
-    /// A sample event of the alert, as JSON text.
+    /// The first few events' messages, as a JSON array text.
     pub sample: Option<String>,
     pub status: String,
 }
 
-pub async fn alerts(
-    pool: &PgPool,
-    since: Option<DateTime<Utc>>,
-    kind: Option<&str>,
-    limit: i64,
-    offset: i64,
-) -> Result<Vec<Alert>, sqlx::Error> {
+/// Which alert episodes to list.
+pub struct AlertFilter<'a> {
+    pub since: Option<DateTime<Utc>>,
+    pub kind: Option<&'a str>,
+    pub status: Option<&'a str>,
+    pub key: Option<&'a str>,
+    pub limit: i64,
+    pub offset: i64,
+}
+
+pub async fn alerts(pool: &PgPool, f: &AlertFilter<'_>) -> Result<Vec<Alert>, sqlx::Error> {
     sqlx::query_as(
         "SELECT id, kind, severity, key, first_seen, last_seen, count, sample::text AS sample, status
          FROM alerts
          WHERE ($1::timestamptz IS NULL OR last_seen >= $1) AND ($2::text IS NULL OR kind = $2)
+           AND ($3::text IS NULL OR status = $3) AND ($4::text IS NULL OR key = $4)
          ORDER BY last_seen DESC, id DESC
-         LIMIT $3 OFFSET $4",
+         LIMIT $5 OFFSET $6",
     )
-    .bind(since)
-    .bind(kind)
-    .bind(limit)
-    .bind(offset)
+    .bind(f.since)
+    .bind(f.kind)
+    .bind(f.status)
+    .bind(f.key)
+    .bind(f.limit)
+    .bind(f.offset)
     .fetch_all(pool)
     .await
 }

@@ -229,6 +229,7 @@ async fn every_route_is_documented_and_answers_as_documented() {
         ("get", "/api/v1/stats/{service}"),
         ("get", "/api/v1/windows"),
         ("get", "/api/v1/alerts"),
+        ("get", "/api/v1/alerts/rules"),
     ]
     .iter()
     .map(|(m, p)| (m.to_string(), p.to_string()))

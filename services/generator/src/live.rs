@@ -101,13 +101,9 @@ pub async fn handler(
 
 async fn close(socket: &mut WebSocket, code: u16, reason: &str) {
     // A close frame's reason is at most 123 bytes.
-    let mut end = reason.len().min(123);
-    while !reason.is_char_boundary(end) {
-        end -= 1;
-    }
     let frame = CloseFrame {
         code,
-        reason: reason[..end].into(),
+        reason: logstream_core::storable::cut(reason, 123).into(),
     };
     let _ = socket.send(Message::Close(Some(frame))).await;
 }

@@ -5,8 +5,8 @@
 //! offset. Rebalances are handled by `rebalance`.
 
 use std::collections::VecDeque;
-use std::sync::Arc;
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use logstream_core::storable;
 use logstream_service::shutdown::CancellationToken;
@@ -26,69 +26,87 @@ use crate::metrics::Metrics;
 use crate::shared::Problem;
 use crate::stored_offsets::StoredOffsets;
 
-pub struct ConsumerSettings<'a> {
-    pub brokers: &'a str,
-    pub group: &'a str,
-    pub topic: &'a str,
+#[derive(Debug, Clone)]
+pub struct ConsumerSettings {
+    pub brokers: String,
+    pub group: String,
+    pub topic: String,
     pub session_timeout_ms: u64,
-    pub group_instance_id: Option<&'a str>,
-    pub assignment_strategy: &'a str,
+    pub group_instance_id: Option<String>,
+    pub assignment_strategy: String,
     /// Kafka's prefetch buffer (`queued.max.messages.kbytes`).
     pub prefetch_kbytes: u64,
 }
 
-/// Creates the group member and subscribes it.
-pub fn subscribe(
-    settings: &ConsumerSettings<'_>,
-    tx: mpsc::Sender<Input>,
-    offsets: Arc<StoredOffsets>,
-    shutdown: CancellationToken,
-) -> anyhow::Result<BaseConsumer<Rebalancer>> {
-    let context = Rebalancer {
-        tx,
-        offsets,
-        runtime: tokio::runtime::Handle::current(),
-        topic: settings.topic.to_owned(),
-        shutdown,
-    };
-    let mut config = logstream_service::kafka::base_config(settings.brokers, "logstream-collector");
-    if let Some(id) = settings.group_instance_id {
-        config.set("group.instance.id", id);
+/// Everything a member needs to join the group, again if need be.
+#[derive(Clone)]
+pub struct Membership {
+    pub settings: ConsumerSettings,
+    pub tx: mpsc::Sender<Input>,
+    pub offsets: Arc<StoredOffsets>,
+    pub shutdown: CancellationToken,
+    /// When the member last lost its assignment (session timed out).
+    pub lost: Arc<Mutex<Option<Instant>>>,
+}
+
+/// A static member fenced this soon after losing its assignment was fenced by its own rejoin
+/// (requests of the old membership answered after the new one), not by another process.
+const SELF_FENCE_WINDOW: Duration = Duration::from_secs(120);
+
+impl Membership {
+    /// Creates the group member and subscribes it.
+    pub fn join(&self) -> anyhow::Result<BaseConsumer<Rebalancer>> {
+        let settings = &self.settings;
+        let context = Rebalancer {
+            tx: self.tx.clone(),
+            offsets: self.offsets.clone(),
+            runtime: tokio::runtime::Handle::current(),
+            topic: settings.topic.clone(),
+            shutdown: self.shutdown.clone(),
+            lost: self.lost.clone(),
+        };
+        let mut config =
+            logstream_service::kafka::base_config(&settings.brokers, "logstream-collector");
+        if let Some(id) = &settings.group_instance_id {
+            config.set("group.instance.id", id);
+        }
+        let consumer: BaseConsumer<Rebalancer> = config
+            .set("group.id", &settings.group)
+            .set("enable.auto.commit", "false")
+            .set("enable.auto.offset.store", "false")
+            .set("auto.offset.reset", "earliest")
+            // Records of aborted transactions never reach the writer (librdkafka's default, stated).
+            .set("isolation.level", "read_committed")
+            .set(
+                "partition.assignment.strategy",
+                &settings.assignment_strategy,
+            )
+            .set(
+                "session.timeout.ms",
+                settings.session_timeout_ms.to_string(),
+            )
+            .set(
+                "heartbeat.interval.ms",
+                (settings.session_timeout_ms / 4).to_string(),
+            )
+            .set(
+                "queued.max.messages.kbytes",
+                settings.prefetch_kbytes.to_string(),
+            )
+            .create_with_context(context)
+            .map_err(|e| {
+                anyhow::anyhow!("cannot create Kafka consumer (LOGSTREAM_KAFKA_BROKERS): {e}")
+            })?;
+        consumer
+            .subscribe(&[settings.topic.as_str()])
+            .map_err(|e| {
+                anyhow::anyhow!(
+                    "cannot subscribe to {} (LOGSTREAM_TOPIC_RAW): {e}",
+                    settings.topic
+                )
+            })?;
+        Ok(consumer)
     }
-    let consumer: BaseConsumer<Rebalancer> = config
-        .set("group.id", settings.group)
-        .set("enable.auto.commit", "false")
-        .set("enable.auto.offset.store", "false")
-        .set("auto.offset.reset", "earliest")
-        // Records of aborted transactions never reach the writer (librdkafka's default, stated).
-        .set("isolation.level", "read_committed")
-        .set(
-            "partition.assignment.strategy",
-            settings.assignment_strategy,
-        )
-        .set(
-            "session.timeout.ms",
-            settings.session_timeout_ms.to_string(),
-        )
-        .set(
-            "heartbeat.interval.ms",
-            (settings.session_timeout_ms / 4).to_string(),
-        )
-        .set(
-            "queued.max.messages.kbytes",
-            settings.prefetch_kbytes.to_string(),
-        )
-        .create_with_context(context)
-        .map_err(|e| {
-            anyhow::anyhow!("cannot create Kafka consumer (LOGSTREAM_KAFKA_BROKERS): {e}")
-        })?;
-    consumer.subscribe(&[settings.topic]).map_err(|e| {
-        anyhow::anyhow!(
-            "cannot subscribe to {} (LOGSTREAM_TOPIC_RAW): {e}",
-            settings.topic
-        )
-    })?;
-    Ok(consumer)
 }
 
 fn to_record(message: &BorrowedMessage<'_>) -> Record {
@@ -132,6 +150,8 @@ fn to_record(message: &BorrowedMessage<'_>) -> Record {
 /// The consumer thread: the group member, the valve and where its records go.
 pub struct ConsumerThread {
     pub consumer: BaseConsumer<Rebalancer>,
+    /// To join the group again after fencing itself.
+    pub membership: Membership,
     pub rewinds: std::sync::mpsc::Receiver<Rewind>,
     pub topic: String,
     pub valve: Valve,
@@ -224,13 +244,16 @@ impl ConsumerThread {
     }
 
     /// Polls once and forwards what came; false when the writer is gone.
-    fn poll(&self, held: &mut Held) -> bool {
+    fn poll(&mut self, held: &mut Held) -> bool {
         match self.consumer.poll(Duration::from_millis(100)) {
             None => {}
             Some(Err(e))
                 if matches!(e, KafkaError::MessageConsumptionFatal(_))
                     || e.rdkafka_error_code() == Some(RDKafkaErrorCode::Fatal) =>
             {
+                if self.fenced_by_itself(&e) {
+                    return self.rejoin(&e);
+                }
                 // E.g. a static member fenced by another process with the same group.instance.id:
                 // this consumer can never consume again, so the service must not look healthy.
                 tracing::error!(error = %e, "fatal kafka consumer error; shutting down");
@@ -253,6 +276,35 @@ impl ConsumerThread {
             }
         }
         true
+    }
+
+    /// Whether `e` fences this static member right after it lost its assignment: after a
+    /// broker outage longer than the session, the coordinator can answer a request of the old
+    /// membership after the new one replaced it, and fence the member by itself.
+    fn fenced_by_itself(&self, e: &KafkaError) -> bool {
+        e.rdkafka_error_code() == Some(RDKafkaErrorCode::FencedInstanceId)
+            && lock(&self.membership.lost)
+                .take()
+                .is_some_and(|at| at.elapsed() < SELF_FENCE_WINDOW)
+    }
+
+    /// Joins the group again with a new consumer (its partitions were revoked as lost already).
+    fn rejoin(&mut self, e: &KafkaError) -> bool {
+        tracing::warn!(error = %e,
+            "fenced right after losing the assignment (broker unreachable past the session timeout): joining the group again");
+        self.metrics.faults.rejoins.inc();
+        match self.membership.join() {
+            Ok(consumer) => {
+                self.consumer = consumer;
+                true
+            }
+            Err(join) => {
+                tracing::error!(error = %join, "cannot join the group again; shutting down");
+                *lock(&self.fatal) = Some(format!("{e}; joining again failed: {join}"));
+                self.shutdown.cancel();
+                true
+            }
+        }
     }
 
     /// Leaves the group: serves the revocation that unsubscribing triggers, then closes.

@@ -4,11 +4,12 @@
 //! exactly where this one's committed data ends.
 
 use std::collections::HashMap;
-use std::sync::Arc;
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use logstream_service::retry::Backoff;
 use logstream_service::shutdown::CancellationToken;
+use logstream_service::sync::lock;
 use rdkafka::client::ClientContext;
 use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext, RebalanceProtocol};
 use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
@@ -25,6 +26,8 @@ pub struct Rebalancer {
     pub runtime: tokio::runtime::Handle,
     pub topic: String,
     pub shutdown: CancellationToken,
+    /// Set when the assignment is lost (the session timed out).
+    pub lost: Arc<Mutex<Option<Instant>>>,
 }
 
 impl Rebalancer {
@@ -83,11 +86,11 @@ impl ConsumerContext for Rebalancer {
             }
             RDKafkaRespErr::RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS => {
                 let partitions = self.partitions(tpl);
-                tracing::info!(
-                    ?partitions,
-                    lost = consumer.assignment_lost(),
-                    "partitions revoked; flushing"
-                );
+                let lost = consumer.assignment_lost();
+                tracing::info!(?partitions, lost, "partitions revoked; flushing");
+                if lost {
+                    *lock(&self.lost) = Some(Instant::now());
+                }
                 self.flush(partitions);
                 let result = if cooperative {
                     consumer.incremental_unassign(tpl)
@@ -123,15 +126,19 @@ impl Rebalancer {
         for &p in &partitions {
             let offset = stored
                 .get(&p)
-                .map_or(Offset::Beginning, |s| Offset::Offset(s.next_offset));
+                .map_or(Offset::Beginning, |s| Offset::Offset(s.read_from()));
             if let Err(e) = tpl.set_partition_offset(&self.topic, p, offset) {
                 tracing::error!(partition = p, error = %e, "cannot set start offset");
             }
         }
-        tracing::info!(?partitions, ?stored, "partitions assigned");
+        let starts: Vec<(i32, Option<i64>)> = partitions
+            .iter()
+            .map(|p| (*p, stored.get(p).map(StoredPosition::read_from)))
+            .collect();
+        tracing::info!(?partitions, ?starts, "partitions assigned");
         let assigned = partitions
             .iter()
-            .map(|p| (*p, stored.get(p).copied()))
+            .map(|p| (*p, stored.get(p).cloned()))
             .collect();
         let _ = self.tx.blocking_send(Input::Assigned(assigned));
     }

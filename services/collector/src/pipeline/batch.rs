@@ -4,6 +4,7 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 
+use logstream_core::detect::Detectors;
 use logstream_core::format::decode;
 use logstream_core::json;
 use logstream_core::route::Routing;
@@ -12,7 +13,7 @@ use logstream_core::storable;
 use logstream_core::window::{self, Watermark, WindowSpec, Windows};
 use logstream_core::{Level, LogEvent};
 
-use crate::messages::{DeadLetter, Record, Routed, EMPTY_PAYLOAD};
+use crate::messages::{AlertChange, DeadLetter, DetectorSnapshot, Record, Routed, EMPTY_PAYLOAD};
 use crate::pipeline::event_rows as rows;
 
 /// Most distinct trace contexts a batch remembers (its span links to them).
@@ -54,6 +55,10 @@ pub struct Batch {
     /// PostgreSQL refuses the batch for its data, smaller batches are built again from them to
     /// find the records responsible.
     pub kept: Vec<(Record, i64)>,
+    /// Alert changes the batch's events made, and detector snapshots as of its end: stored in
+    /// its transaction.
+    pub alerts: Vec<AlertChange>,
+    pub snapshots: Vec<DetectorSnapshot>,
 }
 
 impl Batch {
@@ -77,6 +82,8 @@ impl Batch {
             traces: Vec::new(),
             sanitized: BTreeMap::new(),
             kept: Vec::new(),
+            alerts: Vec::new(),
+            snapshots: Vec::new(),
         }
     }
 
@@ -95,7 +102,7 @@ impl Batch {
         let mut watermark = watermark.clone();
         let mut batch = self.empty_like();
         for (record, now_ms) in records {
-            batch.add(record.clone(), *now_ms, &mut watermark);
+            batch.add(record.clone(), *now_ms, &mut watermark, None);
         }
         (batch, watermark)
     }
@@ -136,12 +143,21 @@ impl Batch {
         self.traces.clear();
         self.sanitized.clear();
         self.kept.clear();
+        self.alerts.clear();
+        self.snapshots.clear();
     }
 
     /// Adds one record: a storable event, or a dead letter with its reason. `now_ms` dates
     /// syslog lines that lack a time or a year and bounds plausible event times; `watermark`
-    /// tells late events and learns from each stored one.
-    pub fn add(&mut self, record: Record, now_ms: i64, watermark: &mut Watermark) {
+    /// tells late events and learns from each stored one; `detectors` (the partition's) see
+    /// each event stored.
+    pub fn add(
+        &mut self,
+        record: Record,
+        now_ms: i64,
+        watermark: &mut Watermark,
+        detectors: Option<&mut Detectors>,
+    ) {
         self.records += 1;
         let next = self.next_offsets.entry(record.partition).or_insert(0);
         *next = (*next).max(record.offset + 1);
@@ -151,7 +167,7 @@ impl Batch {
             }
         }
         match self.decode(&record, now_ms) {
-            Ok(event) => self.accept(event, &record, now_ms, watermark),
+            Ok(event) => self.accept(event, &record, now_ms, watermark, detectors),
             Err((reason, detail)) => self.dead_letters.push(DeadLetter {
                 record: record.clone(),
                 reason,
@@ -197,6 +213,7 @@ impl Batch {
         record: &Record,
         now_ms: i64,
         watermark: &mut Watermark,
+        detectors: Option<&mut Detectors>,
     ) {
         let changed = storable::event(&mut event);
         for what in changed.names() {
@@ -205,6 +222,9 @@ impl Batch {
         if let Some(index) = self.routing.dropped_by(&event) {
             *self.filtered.entry(index).or_default() += 1;
             return;
+        }
+        if let Some(detectors) = detectors {
+            detectors.observe(&event);
         }
         for route in self.routing.routes_of(&event) {
             if let Ok(json) = json::encode(&event) {
@@ -235,6 +255,17 @@ impl Batch {
         self.count_level(&event);
         rows::push_row(&mut self.rows, &event, record);
         self.stored += 1;
+    }
+
+    /// Shows a record that is stored already to `detectors` only, as [`Batch::add`] would have
+    /// (rebuilding their state after a snapshot).
+    pub fn replay(&self, record: &Record, now_ms: i64, detectors: &mut Detectors) {
+        if let Ok(mut event) = self.decode(record, now_ms) {
+            storable::event(&mut event);
+            if self.routing.dropped_by(&event).is_none() {
+                detectors.observe(&event);
+            }
+        }
     }
 
     /// Counts a stored event under its service and level.
@@ -284,8 +315,9 @@ mod tests {
             ),
             1_000,
             &mut watermark,
+            None,
         );
-        batch.add(record(6, b"{garbage"), 0, &mut watermark);
+        batch.add(record(6, b"{garbage"), 0, &mut watermark, None);
         batch.add(
             Record {
                 payload: None,
@@ -293,6 +325,7 @@ mod tests {
             },
             0,
             &mut watermark,
+            None,
         );
         assert_eq!(batch.records, 3);
         assert_eq!(batch.stored, 1);
@@ -358,6 +391,7 @@ mod tests {
                 record(i as i64, &json_at(*ms, *latency)),
                 now,
                 &mut watermark,
+                None,
             );
         }
         assert_eq!(batch.stored, 3);
@@ -399,9 +433,9 @@ mod tests {
             format!(r#"{{"timestamp":1000,"level":"{level}","service":"{service}","message":"m"}}"#)
                 .into_bytes()
         };
-        batch.add(record(1, &line("noise", "ERROR")), 0, &mut watermark);
-        batch.add(record(2, &line("orders", "ERROR")), 0, &mut watermark);
-        batch.add(record(3, &line("orders", "INFO")), 0, &mut watermark);
+        batch.add(record(1, &line("noise", "ERROR")), 0, &mut watermark, None);
+        batch.add(record(2, &line("orders", "ERROR")), 0, &mut watermark, None);
+        batch.add(record(3, &line("orders", "INFO")), 0, &mut watermark, None);
         assert_eq!(batch.stored, 2);
         assert_eq!(batch.filtered.get(&0), Some(&1));
         let routes: Vec<usize> = batch.routed.iter().map(|r| r.route).collect();

@@ -9,6 +9,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use logstream_core::detect::rules::Rules;
 use logstream_core::route::Routing;
 use logstream_core::window::{Watermark, WindowSpec};
 use logstream_service::retry::Backoff;
@@ -19,6 +20,7 @@ use crate::broker::Broker;
 use crate::messages::{Input, Record, Rewind, StoredPosition};
 use crate::metrics::Metrics;
 use crate::pipeline::batch::{Batch, TimeBounds};
+use crate::pipeline::detection::Detection;
 use crate::pipeline::handoff::{Job, Outcome, WriterEnds};
 use crate::shared::Committed;
 use crate::stored_offsets::StoredOffsets;
@@ -28,9 +30,13 @@ use crate::stored_offsets::StoredOffsets;
 enum Position {
     /// Accepting records; this offset (None: nothing yet) is what PostgreSQL holds.
     Stored(Option<i64>),
-    /// Waiting for the consumer to rewind to this offset (None: the beginning); records until
-    /// then are stale.
-    Rewinding(Option<i64>),
+    /// Waiting for the consumer to rewind to `seek` (None: the beginning); records until then
+    /// are stale. From there, PostgreSQL holds up to `stored` (the records in between are
+    /// replayed through the detectors).
+    Rewinding {
+        seek: Option<i64>,
+        stored: Option<i64>,
+    },
     /// Waiting for the consumer to rewind to `stored`, to read a gap after it again.
     Refetching { stored: i64 },
 }
@@ -52,6 +58,9 @@ pub struct Writer {
     pub allowed_lateness_ms: i64,
     pub rewinds: std::sync::mpsc::Sender<Rewind>,
     pub committed: Committed,
+    pub rules: Rules,
+    /// How often each partition's detector state is stored with its offsets.
+    pub snapshot_every: Duration,
 }
 
 /// The writer's working state.
@@ -72,6 +81,7 @@ struct State {
     outcomes: mpsc::UnboundedReceiver<Outcome>,
     /// Batches handed to the committer whose outcome has not come back yet.
     in_flight: usize,
+    detection: Detection,
 }
 
 impl Writer {
@@ -89,6 +99,7 @@ impl Writer {
             jobs,
             outcomes,
             in_flight: 0,
+            detection: Detection::new(self.rules.clone(), self.snapshot_every),
         };
         loop {
             let due = s
@@ -120,6 +131,7 @@ impl Writer {
                     for partition in partitions {
                         s.gaps.remove(&partition);
                         s.positions.remove(&partition);
+                        s.detection.revoke(partition);
                         committed.remove(&partition);
                     }
                     let _ = ack.send(());
@@ -137,12 +149,13 @@ impl Writer {
         let mut committed = lock(&self.committed);
         for (partition, stored) in partitions {
             s.gaps.remove(&partition);
-            let next = stored.map(|s| s.next_offset);
+            let next = stored.as_ref().map(|s| s.next_offset);
             s.positions.insert(partition, Position::Stored(next));
             committed.insert(partition, next);
-            if let Some(ms) = stored.and_then(|s| s.max_event_ms) {
+            if let Some(ms) = stored.as_ref().and_then(|s| s.max_event_ms) {
                 s.watermark.restore(partition, ms);
             }
+            s.detection.assign(partition, stored.as_ref());
         }
     }
 
@@ -157,6 +170,16 @@ impl Writer {
     /// Takes one consumed record: into the open batch, or skipped (stale, duplicate), or the
     /// sign of a gap that makes the partition be read again.
     async fn record(&self, s: &mut State, record: Record) {
+        let partition = record.partition;
+        if matches!(s.positions.get(&partition), Some(Position::Stored(_)))
+            && s.detection.replaying(partition, record.offset)
+        {
+            if let Some(detectors) = s.detection.detectors(partition) {
+                s.batch
+                    .replay(&record, chrono::Utc::now().timestamp_millis(), detectors);
+            }
+            return;
+        }
         let Some(expected) = self.expected(s, &record) else {
             return;
         };
@@ -180,6 +203,7 @@ impl Writer {
             record,
             chrono::Utc::now().timestamp_millis(),
             &mut s.watermark,
+            s.detection.detectors(partition),
         );
         if s.batch.records >= self.max_events {
             self.hand_off(s).await;
@@ -191,7 +215,9 @@ impl Writer {
     /// record is stored or in the open batch already (redelivered after a rewind).
     fn expected(&self, s: &State, record: &Record) -> Option<Option<i64>> {
         let stored = match s.positions.get(&record.partition) {
-            None | Some(Position::Rewinding(_)) | Some(Position::Refetching { .. }) => return None,
+            None | Some(Position::Rewinding { .. }) | Some(Position::Refetching { .. }) => {
+                return None
+            }
             Some(Position::Stored(stored)) => *stored,
         };
         let in_batch = s.batch.next_offsets.get(&record.partition).copied();
@@ -282,6 +308,14 @@ impl Writer {
         for (&partition, &next) in &s.batch.next_offsets {
             s.positions.insert(partition, Position::Stored(Some(next)));
         }
+        (s.batch.alerts, s.batch.snapshots) = s.detection.take(&s.batch.next_offsets);
+        for (kind, n) in s.detection.firing() {
+            self.metrics
+                .alerts
+                .firing
+                .with_label_values(&[kind.as_str()])
+                .set(n);
+        }
         let fresh = s.spare.pop().unwrap_or_else(|| self.new_batch());
         let job = Job {
             batch: std::mem::replace(&mut s.batch, fresh),
@@ -327,7 +361,7 @@ impl Writer {
         s.batch.clear();
         s.opened = None;
         let partitions: Vec<i32> = rewind.into_iter().collect();
-        self.rewind(&partitions, &mut s.positions).await;
+        self.rewind(&partitions, s).await;
     }
 
     /// The first offset still in a partition's log (None when the broker does not answer).
@@ -340,8 +374,9 @@ impl Writer {
             .map(|(low, _)| low)
     }
 
-    /// After a conflict: rewinds the partitions to what PostgreSQL holds.
-    async fn rewind(&self, partitions: &[i32], positions: &mut BTreeMap<i32, Position>) {
+    /// After a conflict: rewinds the partitions to what PostgreSQL holds (their detectors to
+    /// its snapshot).
+    async fn rewind(&self, partitions: &[i32], s: &mut State) {
         let mut backoff = Backoff::new(Duration::from_secs(1), Duration::from_secs(1));
         let stored = loop {
             match self.offsets.load(partitions).await {
@@ -355,10 +390,14 @@ impl Writer {
         };
         let mut committed = lock(&self.committed);
         for &partition in partitions {
-            let offset = stored.get(&partition).map(|s| s.next_offset);
-            positions.insert(partition, Position::Rewinding(offset));
-            committed.insert(partition, offset);
-            let _ = self.rewinds.send((partition, offset));
+            let position = stored.get(&partition);
+            let next = position.map(|s| s.next_offset);
+            let seek = position.map(StoredPosition::read_from);
+            s.positions
+                .insert(partition, Position::Rewinding { seek, stored: next });
+            s.detection.assign(partition, position);
+            committed.insert(partition, next);
+            let _ = self.rewinds.send((partition, seek));
         }
     }
 }
@@ -370,8 +409,8 @@ fn seeked(s: &mut State, partition: i32, offset: Option<i64>) {
             s.positions
                 .insert(partition, Position::Stored(Some(stored)));
         }
-        Some(Position::Rewinding(target)) if target == offset => {
-            s.positions.insert(partition, Position::Stored(offset));
+        Some(Position::Rewinding { seek, stored }) if seek == offset => {
+            s.positions.insert(partition, Position::Stored(stored));
         }
         _ => {}
     }

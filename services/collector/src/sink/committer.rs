@@ -22,7 +22,7 @@ use crate::pipeline::handoff::{CommitterEnds, Job, Outcome};
 use crate::shared::{Committed, Problem};
 use crate::sink::dlq::DlqSink;
 use crate::sink::routed::RouteSinks;
-use crate::sink::store::{Store, StoreError};
+use crate::sink::store::{Store, StoreError, Written as Stored};
 
 pub struct Committer {
     pub store: Arc<Store>,
@@ -106,9 +106,9 @@ impl Committer {
                 Err(e) => Err(StoreError::Delivery(e)),
             };
             let e = match result {
-                Ok(aggregates) => {
+                Ok(written) => {
                     timer.observe_duration();
-                    self.count(batch, aggregates);
+                    self.count(batch, &written);
                     advance(&mut lock(&self.committed), batch);
                     break Written::Stored;
                 }
@@ -179,7 +179,13 @@ impl Committer {
             if part.is_empty() {
                 continue;
             }
-            let (batch, after) = job.batch.rebuilt(&records[part.clone()], &watermark);
+            let (mut batch, after) = job.batch.rebuilt(&records[part.clone()], &watermark);
+            // The batch's alerts and detector snapshots go with its last part, which moves the
+            // offsets to the batch's end.
+            let last = parts.is_empty();
+            if last {
+                carry_detection(&job.batch, &mut batch);
+            }
             match self.attempt(&batch, &expected, &after, true).await {
                 Written::Stored => {
                     advance(&mut expected, &batch);
@@ -190,7 +196,10 @@ impl Committer {
                     let record = records[part.start].0.clone();
                     tracing::warn!(partition = record.partition, offset = record.offset, %error,
                         "record refused by PostgreSQL; dead-lettered as {STORAGE_REJECTED}");
-                    let rejected = job.batch.rejected(record, STORAGE_REJECTED, error);
+                    let mut rejected = job.batch.rejected(record, STORAGE_REJECTED, error);
+                    if last {
+                        carry_detection(&job.batch, &mut rejected);
+                    }
                     match self.attempt(&rejected, &expected, &watermark, false).await {
                         Written::Stored => advance(&mut expected, &rejected),
                         // A batch without rows is never refused (attempt retries it instead).
@@ -208,7 +217,7 @@ impl Committer {
     }
 
     /// The metrics of a stored batch.
-    fn count(&self, batch: &Batch, aggregates: u64) {
+    fn count(&self, batch: &Batch, written: &Stored) {
         self.metrics.batch_size.observe(batch.records as f64);
         self.metrics.stored.inc_by(batch.stored);
         self.metrics.late.inc_by(batch.late);
@@ -224,7 +233,10 @@ impl Committer {
                 .with_label_values(&[&item.route.to_string()])
                 .inc();
         }
-        self.metrics.aggregates_written.inc_by(aggregates);
+        self.metrics.aggregates_written.inc_by(written.aggregates);
+        for kind in &written.fired {
+            self.metrics.alerts.raised.with_label_values(&[kind]).inc();
+        }
         for (service, counts) in &batch.by_service_level {
             for (level, n) in Level::ALL.iter().zip(counts).filter(|(_, n)| **n > 0) {
                 self.metrics.count_stored(service, level.as_str(), *n);
@@ -256,6 +268,12 @@ enum Written {
     Conflict,
     /// PostgreSQL refused the batch for its data (the server's message).
     Refused(String),
+}
+
+/// Gives `part` the alert changes and detector snapshots of the whole `batch`.
+fn carry_detection(batch: &Batch, part: &mut Batch) {
+    part.alerts.clone_from(&batch.alerts);
+    part.snapshots.clone_from(&batch.snapshots);
 }
 
 /// Takes a stored batch's offsets as the partitions' stored ones (what the next part must find,

@@ -6,6 +6,7 @@
 //! and value over 900,000 bytes) is cut to fit, with `dlq-truncated: true` and
 //! `dlq-original-size` (bytes of key and value) headers.
 
+use logstream_core::storable::cut;
 use logstream_service::trace_context;
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord};
@@ -17,17 +18,6 @@ const MAX_DETAIL_BYTES: usize = 200;
 /// Headers copied from the record keep at most this much (with the value cut to 900,000 bytes,
 /// a dead letter stays under Kafka's 1,000,000).
 const MAX_HEADER_BYTES: usize = 1024;
-
-fn truncate(text: &str, max: usize) -> &str {
-    if text.len() <= max {
-        return text;
-    }
-    let mut end = max;
-    while !text.is_char_boundary(end) {
-        end -= 1;
-    }
-    &text[..end]
-}
 
 pub struct DlqSink {
     producer: FutureProducer,
@@ -54,7 +44,7 @@ impl DlqSink {
     pub async fn send_all(&self, letters: &[DeadLetter]) -> Result<(), String> {
         let mut pending = Vec::with_capacity(letters.len());
         for letter in letters {
-            let detail = truncate(&letter.detail, MAX_DETAIL_BYTES);
+            let detail = cut(&letter.detail, MAX_DETAIL_BYTES);
             let reason = format!("{}: {detail}", letter.reason);
             let partition = letter.record.partition.to_string();
             let offset = letter.record.offset.to_string();
@@ -79,7 +69,7 @@ impl DlqSink {
             if let Some(id) = &letter.record.instance_id {
                 headers = headers.insert(Header {
                     key: "instance-id",
-                    value: Some(truncate(id, MAX_HEADER_BYTES)),
+                    value: Some(cut(id, MAX_HEADER_BYTES)),
                 });
             }
             if let Some(seq) = &seq {
@@ -91,7 +81,7 @@ impl DlqSink {
             if let Some(traceparent) = &letter.record.traceparent {
                 headers = headers.insert(Header {
                     key: trace_context::TRACEPARENT,
-                    value: Some(truncate(traceparent, MAX_HEADER_BYTES)),
+                    value: Some(cut(traceparent, MAX_HEADER_BYTES)),
                 });
             }
             let (key, payload, original) = logstream_service::kafka::fit(
@@ -125,17 +115,5 @@ impl DlqSink {
             );
         }
         logstream_service::kafka::acknowledged(pending, "dead letters").await
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::truncate;
-
-    #[test]
-    fn truncates_on_char_boundaries() {
-        assert_eq!(truncate("abc", 10), "abc");
-        assert_eq!(truncate("abcdef", 3), "abc");
-        assert_eq!(truncate("aé", 2), "a");
     }
 }

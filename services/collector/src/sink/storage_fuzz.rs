@@ -234,6 +234,7 @@ async fn storage_fuzz() {
                     record(&mut rng, &mut synth, format, offset),
                     now,
                     &mut watermark,
+                    None,
                 );
                 offset += 1;
             }
@@ -243,7 +244,9 @@ async fn storage_fuzz() {
             let written = loop {
                 match store.write(&batch, &fence, &watermark).await {
                     // After a failure the commit may have gone through: the fence says so.
-                    Err(StoreError::Conflict(_)) if outage.is_some() => break Ok(0),
+                    Err(StoreError::Conflict(_)) if outage.is_some() => {
+                        break Ok(Default::default())
+                    }
                     Err(e) if e.data_error().is_none() && !matches!(e, StoreError::Conflict(_)) => {
                         // PostgreSQL unreachable (restarted by another test?): wait, as the
                         // collector would, for at most five minutes.

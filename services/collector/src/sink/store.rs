@@ -12,7 +12,9 @@ use logstream_core::window::Watermark;
 use logstream_service::sync::lock;
 use sqlx::PgPool;
 
+use crate::messages::{AlertChange, DetectorSnapshot};
 use crate::pipeline::aggregate_rows::AggregateColumns;
+use crate::pipeline::alert_rows;
 use crate::pipeline::batch::Batch;
 use crate::pipeline::event_rows::{COPY_COLUMNS, DAY_MS};
 
@@ -121,13 +123,14 @@ impl Store {
     /// Writes `batch` in one transaction. `expected` holds, per partition, the offset this
     /// collector believes is stored (None: no row yet); windows that end at or before the
     /// watermark are marked closed, and each partition's highest event time is kept with its
-    /// offset. Returns the aggregate rows written.
+    /// offset; alert episodes are upserted, their transitions queued, detector snapshots kept.
+    /// Returns the aggregate rows written and the kinds of the alerts newly fired.
     pub async fn write(
         &self,
         batch: &Batch,
         expected: &BTreeMap<i32, Option<i64>>,
         watermark: &Watermark,
-    ) -> Result<u64, StoreError> {
+    ) -> Result<Written, StoreError> {
         self.ensure_partitions(batch.days.iter().copied()).await?;
         let mut tx = self.pool.begin().await?;
         if batch.stored > 0 {
@@ -140,6 +143,8 @@ impl Store {
         {
             close_windows(&mut tx, closed_until).await?;
         }
+        let fired = write_alerts(&mut tx, &batch.alerts).await?;
+        self.write_snapshots(&mut tx, &batch.snapshots).await?;
         let conflicts = self
             .advance_offsets(&mut tx, batch, expected, watermark)
             .await?;
@@ -148,7 +153,34 @@ impl Store {
             return Err(StoreError::Conflict(conflicts));
         }
         tx.commit().await?;
-        Ok(written)
+        Ok(Written {
+            aggregates: written,
+            fired,
+        })
+    }
+
+    /// Keeps each partition's detector state with the offset it reflects.
+    async fn write_snapshots(
+        &self,
+        tx: &mut Transaction<'_>,
+        snapshots: &[DetectorSnapshot],
+    ) -> Result<(), sqlx::Error> {
+        for snapshot in snapshots {
+            sqlx::query(
+                "INSERT INTO detector_snapshots (group_id, topic, partition, next_offset, state)
+                 VALUES ($1, $2, $3, $4, $5::jsonb)
+                 ON CONFLICT (group_id, topic, partition) DO UPDATE
+                 SET next_offset = EXCLUDED.next_offset, state = EXCLUDED.state, updated_at = now()",
+            )
+            .bind(&self.group)
+            .bind(&self.topic)
+            .bind(snapshot.partition)
+            .bind(snapshot.next_offset)
+            .bind(&snapshot.state)
+            .execute(&mut **tx)
+            .await?;
+        }
+        Ok(())
     }
 
     /// Sends the batch's rows into `log_events` with binary `COPY`.
@@ -224,6 +256,80 @@ impl Store {
 }
 
 type Transaction<'a> = sqlx::Transaction<'a, sqlx::Postgres>;
+
+/// What a stored batch wrote besides its events.
+#[derive(Debug, Default)]
+pub struct Written {
+    /// Window aggregate rows upserted.
+    pub aggregates: u64,
+    /// The kind of every alert that fired with this batch (a transition stored before, found
+    /// again by a replay, is not counted).
+    pub fired: Vec<String>,
+}
+
+/// Upserts the alert episodes of `changes` (their last state) and queues their transitions;
+/// returns the kinds of the newly queued `fired` transitions.
+async fn write_alerts(
+    tx: &mut Transaction<'_>,
+    changes: &[AlertChange],
+) -> Result<Vec<String>, sqlx::Error> {
+    if changes.is_empty() {
+        return Ok(Vec::new());
+    }
+    let a = alert_rows::alert_columns(changes);
+    sqlx::query(
+        "INSERT INTO alerts (kind, severity, key, first_seen, last_seen, count, sample, status,
+                             source_partition, resolved_at)
+         SELECT k, sv, ky, fs, ls, c, sm::jsonb, st, p, CASE WHEN st = 'resolved' THEN ls END
+         FROM UNNEST($1::text[], $2::text[], $3::text[], $4::timestamptz[], $5::timestamptz[],
+                     $6::bigint[], $7::text[], $8::text[], $9::int[])
+              AS t(k, sv, ky, fs, ls, c, sm, st, p)
+         ON CONFLICT (kind, key, first_seen, source_partition) DO UPDATE
+         SET severity = EXCLUDED.severity,
+             last_seen = GREATEST(alerts.last_seen, EXCLUDED.last_seen),
+             count = GREATEST(alerts.count, EXCLUDED.count),
+             sample = EXCLUDED.sample,
+             status = CASE WHEN alerts.status = 'resolved' THEN 'resolved' ELSE EXCLUDED.status END,
+             resolved_at = coalesce(alerts.resolved_at, EXCLUDED.resolved_at)",
+    )
+    .bind(&a.kinds)
+    .bind(&a.severities)
+    .bind(&a.keys)
+    .bind(&a.first_seen)
+    .bind(&a.last_seen)
+    .bind(&a.counts)
+    .bind(&a.samples)
+    .bind(&a.statuses)
+    .bind(&a.partitions)
+    .execute(&mut **tx)
+    .await?;
+    let o = alert_rows::outbox_columns(changes);
+    if o.kinds.is_empty() {
+        return Ok(Vec::new());
+    }
+    let queued: Vec<(String, String)> = sqlx::query_as(
+        "INSERT INTO alert_outbox (kind, key, first_seen, source_partition, transition, payload)
+         SELECT k, ky, fs, p, tr, pl::jsonb
+         FROM UNNEST($1::text[], $2::text[], $3::timestamptz[], $4::int[], $5::text[], $6::text[])
+              WITH ORDINALITY AS t(k, ky, fs, p, tr, pl, n)
+         ORDER BY n
+         ON CONFLICT DO NOTHING
+         RETURNING kind, transition",
+    )
+    .bind(&o.kinds)
+    .bind(&o.keys)
+    .bind(&o.first_seen)
+    .bind(&o.partitions)
+    .bind(&o.transitions)
+    .bind(&o.payloads)
+    .fetch_all(&mut **tx)
+    .await?;
+    Ok(queued
+        .into_iter()
+        .filter(|(_, transition)| transition == "fired")
+        .map(|(kind, _)| kind)
+        .collect())
+}
 
 /// Adds the batch's window counts (and latency sketches) to `log_window_aggregates`; returns
 /// the rows upserted.

@@ -1,0 +1,278 @@
+//! Publishes the alert transitions the batches queued (`alert_outbox`) to `logs.alerts`,
+//! exactly once, in the order they were committed, and hands them to the notifier.
+//!
+//! One collector of the group publishes: the one holding a PostgreSQL advisory lock (on a
+//! connection of its own, so the lock goes with a dead process). Its Kafka producer is
+//! transactional with one `transactional.id` for the whole group, so a publisher that lost the
+//! lock but still runs is fenced. Each round publishes the unpublished rows in one Kafka
+//! transaction (key: the alert key; header `alert-outbox-id`), then marks them published. A
+//! crash between the two leaves rows that may be in the topic already: on taking over, the
+//! publisher reads the tail of `logs.alerts` and marks the ids it finds there first.
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use logstream_service::retry::Backoff;
+use logstream_service::shutdown::CancellationToken;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::{Header, Headers, Message, OwnedHeaders};
+use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
+use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
+use sqlx::PgPool;
+use tokio::sync::mpsc;
+
+use crate::metrics::Metrics;
+use crate::sink::notifier::Notice;
+
+/// The advisory lock whoever publishes holds (any fixed number; "lsal" in ASCII).
+const LOCK_KEY: i64 = 0x6c73_616c;
+/// Rows per Kafka transaction.
+const ROUND: i64 = 500;
+/// How far back the tail of each partition is read when taking over.
+const TAIL: i64 = 2 * ROUND;
+/// The header carrying the outbox row id.
+const ID_HEADER: &str = "alert-outbox-id";
+
+pub struct AlertPublisher {
+    pub pool: PgPool,
+    pub brokers: String,
+    pub topic: String,
+    /// Kafka transactional id, the same for every collector of the group.
+    pub transactional_id: String,
+    pub poll: Duration,
+    pub metrics: Metrics,
+    /// Where published transitions go next (the notifier); None: nowhere.
+    pub notify: Option<mpsc::Sender<Notice>>,
+}
+
+impl AlertPublisher {
+    /// Waits to hold the lock, then publishes until shutdown; starts over after a failure.
+    pub async fn run(self, shutdown: CancellationToken) {
+        let mut backoff = Backoff::new(Duration::from_millis(500), Duration::from_secs(10));
+        loop {
+            match self.lead(&shutdown).await {
+                Ok(()) => return,
+                Err(e) => tracing::warn!(error = %e, "alert publisher stopped; starting over"),
+            }
+            if !backoff.wait(&shutdown).await {
+                return;
+            }
+        }
+    }
+
+    /// Holds the lock (waiting for it), takes over what the last publisher left, and publishes.
+    async fn lead(&self, shutdown: &CancellationToken) -> Result<(), String> {
+        let mut lock = self.pool.acquire().await.map_err(|e| e.to_string())?;
+        loop {
+            let held: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock($1)")
+                .bind(LOCK_KEY)
+                .fetch_one(&mut *lock)
+                .await
+                .map_err(|e| e.to_string())?;
+            if held {
+                break;
+            }
+            tokio::select! {
+                _ = shutdown.cancelled() => return Ok(()),
+                _ = tokio::time::sleep(Duration::from_secs(2)) => {}
+            }
+        }
+        tracing::info!(topic = %self.topic, "publishing alert transitions");
+        let producer = self.producer().await?;
+        self.take_over().await?;
+        if let Some(notify) = &self.notify {
+            let _ = notify.send(Notice::Leading).await;
+        }
+        while !shutdown.is_cancelled() {
+            let published = self.round(&producer).await?;
+            // The lock's connection must stay alive; a lost one means another may lead now.
+            sqlx::query("SELECT 1")
+                .execute(&mut *lock)
+                .await
+                .map_err(|e| format!("lost the publisher's lock connection: {e}"))?;
+            if published == 0 {
+                tokio::select! {
+                    _ = shutdown.cancelled() => {}
+                    _ = tokio::time::sleep(self.poll) => {}
+                }
+            }
+        }
+        Ok(())
+    }
+
+    async fn producer(&self) -> Result<FutureProducer, String> {
+        let producer: FutureProducer = logstream_service::kafka::acknowledged_config(
+            &self.brokers,
+            "logstream-collector-alerts",
+        )
+        .set("transactional.id", &self.transactional_id)
+        .create()
+        .map_err(|e| format!("cannot create the alert producer: {e}"))?;
+        let p = producer.clone();
+        tokio::task::spawn_blocking(move || p.init_transactions(Duration::from_secs(30)))
+            .await
+            .map_err(|e| e.to_string())?
+            .map_err(|e| format!("cannot start Kafka transactions for alerts: {e}"))?;
+        Ok(producer)
+    }
+
+    /// Marks published the unpublished rows already in the topic's tail.
+    async fn take_over(&self) -> Result<(), String> {
+        let unpublished: Vec<i64> =
+            sqlx::query_scalar("SELECT id FROM alert_outbox WHERE published_at IS NULL")
+                .fetch_all(&self.pool)
+                .await
+                .map_err(|e| e.to_string())?;
+        if unpublished.is_empty() {
+            return Ok(());
+        }
+        let (brokers, topic) = (self.brokers.clone(), self.topic.clone());
+        let in_topic = tokio::task::spawn_blocking(move || tail_ids(&brokers, &topic))
+            .await
+            .map_err(|e| e.to_string())??;
+        let done: Vec<i64> = unpublished
+            .into_iter()
+            .filter(|id| in_topic.contains(id))
+            .collect();
+        if !done.is_empty() {
+            tracing::info!(
+                rows = done.len(),
+                "alert transitions found published already"
+            );
+            self.mark(&done).await?;
+        }
+        Ok(())
+    }
+
+    /// Publishes one round of unpublished rows in one Kafka transaction; returns how many.
+    async fn round(&self, producer: &FutureProducer) -> Result<usize, String> {
+        let rows: Vec<(i64, String, String)> = sqlx::query_as(
+            "SELECT id, key, payload::text FROM alert_outbox
+             WHERE published_at IS NULL ORDER BY id LIMIT $1",
+        )
+        .bind(ROUND)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(|e| e.to_string())?;
+        if rows.is_empty() {
+            return Ok(0);
+        }
+        producer
+            .begin_transaction()
+            .map_err(|e| format!("cannot begin an alert transaction: {e}"))?;
+        let mut pending = Vec::with_capacity(rows.len());
+        for (id, key, payload) in &rows {
+            let id = id.to_string();
+            let record = FutureRecord::to(&self.topic)
+                .key(key.as_str())
+                .payload(payload.as_str())
+                .headers(OwnedHeaders::new().insert(Header {
+                    key: ID_HEADER,
+                    value: Some(id.as_str()),
+                }));
+            pending.push(
+                logstream_service::kafka::enqueue(producer, record)
+                    .await
+                    .map_err(|e| format!("alert refused: {e}"))?,
+            );
+        }
+        if let Err(e) = logstream_service::kafka::acknowledged(pending, "alerts").await {
+            let _ = producer.abort_transaction(Duration::from_secs(10));
+            return Err(e);
+        }
+        let p = producer.clone();
+        tokio::task::spawn_blocking(move || p.commit_transaction(Duration::from_secs(30)))
+            .await
+            .map_err(|e| e.to_string())?
+            .map_err(|e| format!("cannot commit the alert transaction: {e}"))?;
+        let ids: Vec<i64> = rows.iter().map(|r| r.0).collect();
+        self.mark(&ids).await?;
+        self.metrics.alerts.published.inc_by(rows.len() as u64);
+        if let Some(notify) = &self.notify {
+            for (_, _, payload) in rows.iter() {
+                let payload = serde_json::from_str(payload).unwrap_or_default();
+                let notice = Notice::Transition(payload);
+                if notify.try_send(notice).is_err() {
+                    self.metrics.alerts.notifications_dropped.inc();
+                }
+            }
+        }
+        Ok(ids.len())
+    }
+
+    async fn mark(&self, ids: &[i64]) -> Result<(), String> {
+        sqlx::query("UPDATE alert_outbox SET published_at = now() WHERE id = ANY($1)")
+            .bind(ids)
+            .execute(&self.pool)
+            .await
+            .map_err(|e| e.to_string())?;
+        Ok(())
+    }
+}
+
+/// Blocking: the outbox ids in the last records of every partition of `topic` (committed
+/// records only).
+fn tail_ids(brokers: &str, topic: &str) -> Result<BTreeSet<i64>, String> {
+    let consumer: BaseConsumer =
+        logstream_service::kafka::base_config(brokers, "logstream-collector-alerts-tail")
+            .set("group.id", "logstream-alerts-tail")
+            .set("enable.auto.commit", "false")
+            .set("isolation.level", "read_committed")
+            .create()
+            .map_err(|e| e.to_string())?;
+    let timeout = Duration::from_secs(10);
+    let metadata = consumer
+        .fetch_metadata(Some(topic), timeout)
+        .map_err(|e| e.to_string())?;
+    let partitions: Vec<i32> = metadata
+        .topics()
+        .first()
+        .map(|t| t.partitions().iter().map(|p| p.id()).collect())
+        .unwrap_or_default();
+    let mut assignment = TopicPartitionList::new();
+    let mut ends = Vec::new();
+    for p in partitions {
+        let (low, high) = consumer
+            .fetch_watermarks(topic, p, timeout)
+            .map_err(|e| e.to_string())?;
+        if high > low {
+            assignment
+                .add_partition_offset(topic, p, Offset::Offset((high - TAIL).max(low)))
+                .map_err(|e| e.to_string())?;
+            ends.push((p, high));
+        }
+    }
+    let mut ids = BTreeSet::new();
+    if ends.is_empty() {
+        return Ok(ids);
+    }
+    consumer.assign(&assignment).map_err(|e| e.to_string())?;
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while std::time::Instant::now() < deadline {
+        match consumer.poll(Duration::from_millis(200)) {
+            Some(Ok(message)) => {
+                let id = message
+                    .headers()
+                    .and_then(|h| h.iter().find(|x| x.key == ID_HEADER).and_then(|x| x.value))
+                    .and_then(|v| std::str::from_utf8(v).ok()?.parse::<i64>().ok());
+                ids.extend(id);
+            }
+            Some(Err(e)) => return Err(e.to_string()),
+            None => {
+                // Caught up once every partition's position reached the end read above (the
+                // last offsets may be transaction markers, which are never delivered).
+                let position = consumer.position().map_err(|e| e.to_string())?;
+                let done = ends.iter().all(|(p, high)| {
+                    position
+                        .find_partition(topic, *p)
+                        .and_then(|e| e.offset().to_raw())
+                        .is_some_and(|o| o >= *high - 1)
+                });
+                if done {
+                    break;
+                }
+            }
+        }
+    }
+    Ok(ids)
+}
