@@ -192,20 +192,33 @@ async fn attacks_become_one_alert_each_and_look_alikes_none() {
         ("scanner", keys[1].clone()),
         ("brute_force", keys[2].clone()),
     ];
+    // The alert rows are written in the transaction of the events they count: once every line
+    // of this run is stored, the episodes hold all of it (not a batch boundary's part).
     let deadline = Instant::now() + Duration::from_secs(60);
-    let rows = loop {
-        let rows: Vec<(String, String, i64, String)> = sqlx::query_as(
-            "SELECT kind, key, count, status FROM alerts WHERE key = ANY($1) ORDER BY kind, key",
-        )
-        .bind(&keys)
-        .fetch_all(&pool)
-        .await
-        .expect("alerts");
-        if rows.len() >= expected.len() || Instant::now() > deadline {
-            break rows;
+    loop {
+        let stored: i64 =
+            sqlx::query_scalar("SELECT count(*) FROM log_events WHERE instance_id = $1")
+                .bind(&instance)
+                .fetch_one(&pool)
+                .await
+                .expect("events");
+        if stored >= lines.len() as i64 {
+            break;
         }
+        assert!(
+            Instant::now() < deadline,
+            "only {stored} of {} lines stored",
+            lines.len()
+        );
         tokio::time::sleep(Duration::from_millis(500)).await;
-    };
+    }
+    let rows: Vec<(String, String, i64, String)> = sqlx::query_as(
+        "SELECT kind, key, count, status FROM alerts WHERE key = ANY($1) ORDER BY kind, key",
+    )
+    .bind(&keys)
+    .fetch_all(&pool)
+    .await
+    .expect("alerts");
     println!("alerts: {rows:?}");
     let mut found: Vec<(String, String)> =
         rows.iter().map(|r| (r.0.clone(), r.1.clone())).collect();
