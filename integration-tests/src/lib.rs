@@ -5,6 +5,8 @@
 //! build), else from the directory above the test executable (`target/debug` after
 //! `cargo build --workspace --bins`). Each child's output goes to `target/it-logs/<name>-<port>.log`.
 
+pub mod detection_score;
+
 use std::fs::File;
 use std::net::TcpListener;
 use std::path::PathBuf;
@@ -156,6 +158,23 @@ pub async fn generator_counter(http: &reqwest::Client, base: &str, name: &str) -
     generator_status(http, base).await[name]
         .as_u64()
         .unwrap_or(0)
+}
+
+/// A consumer of committed records only (`read_committed`), from the earliest offset, in a
+/// group of its own named after `purpose`; the brokers from LOGSTREAM_KAFKA_BROKERS.
+pub fn committed_reader(purpose: &str) -> rdkafka::consumer::BaseConsumer {
+    rdkafka::ClientConfig::new()
+        .set(
+            "bootstrap.servers",
+            std::env::var("LOGSTREAM_KAFKA_BROKERS").unwrap_or_else(|_| "127.0.0.1:9092".into()),
+        )
+        .set("broker.address.family", "v4")
+        .set("group.id", unique(purpose))
+        .set("auto.offset.reset", "earliest")
+        .set("isolation.level", "read_committed")
+        .set("enable.auto.commit", "false")
+        .create()
+        .expect("consumer")
 }
 
 /// A Kafka record's header as text.

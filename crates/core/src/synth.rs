@@ -145,6 +145,20 @@ const USER_AGENTS: &[&str] = &[
     "okhttp/4.12.0",
     "python-requests/2.32.3",
 ];
+/// Benign searches that look like injections to a keyword list.
+const LOOKALIKE_SEARCHES: &[&str] = &[
+    "select+comfort+mattress",
+    "union+jack+flag",
+    "drop+earrings+gold",
+    "O%27Reilly+programming+rust",
+    "script+writing+kit",
+    "1%22+pipe+fitting",
+    "rock+%26+roll+t-shirt",
+    "%22where%22+the+crawdads+sing",
+];
+/// Per mille of access requests that are look-alike searches and mistyped logins.
+const LOOKALIKE_SEARCH_PERMILLE: u16 = 15;
+const MISTYPED_LOGIN_PERMILLE: u16 = 5;
 const REFERERS: &[&str] = &[
     "https://shop.example.com/",
     "https://www.google.com/",
@@ -349,10 +363,19 @@ impl Synthesizer {
         }
     }
 
-    /// The next access-log request of a service: its event (level from the status, the `http`
-    /// fields in `attributes`) and the request itself, for the Apache line.
-    pub fn next_access(&mut self, timestamp_ms: i64) -> (LogEvent, HttpAccess) {
-        let profile: &'static ServiceProfile = self.services.pick(&mut self.rng);
+    /// Method, path, status and user of a request to `profile`: mostly the service's own
+    /// routes, with the benign look-alikes of attacks that real traffic has: searches for
+    /// products whose names hold SQL words or quotes, and customers mistyping their password.
+    fn request(&mut self, profile: &ServiceProfile) -> (&'static str, String, u16, Option<String>) {
+        let roll = self.rng.random_range(0..1_000u16);
+        if roll < LOOKALIKE_SEARCH_PERMILLE {
+            let path = format!("/api/v1/products?q={}", self.pick(LOOKALIKE_SEARCHES));
+            return ("GET", path, 200, None);
+        }
+        if roll < LOOKALIKE_SEARCH_PERMILLE + MISTYPED_LOGIN_PERMILLE {
+            let user = format!("customer{}", self.rng.random_range(1..500_000u32));
+            return ("POST", "/api/v1/login".to_owned(), 401, Some(user));
+        }
         let method = *self.methods.pick(&mut self.rng);
         let status = *self.statuses.pick(&mut self.rng);
         let id = self.rng.random_range(1_000..99_999u32);
@@ -361,16 +384,32 @@ impl Synthesizer {
             1 => format!("{}?page={}&sort=price", self.pick(PATHS), id % 20),
             _ => format!("/api/v1/{}s/{id}", profile.entity),
         };
-        let client_ip = match self.rng.random_range(0..3u8) {
-            0 => format!(
-                "10.{}.{}.{}",
-                self.rng.random::<u8>(),
-                self.rng.random::<u8>(),
-                self.rng.random_range(1..255u8)
-            ),
-            1 => format!("203.0.113.{}", self.rng.random_range(1..255u8)),
-            _ => format!("198.51.100.{}", self.rng.random_range(1..255u8)),
-        };
+        let user = (self.rng.random_range(0..3u8) > 0).then(|| self.pick(USERS).to_owned());
+        (method, path, status, user)
+    }
+
+    /// A client address: many private and carrier-grade NAT addresses, so each sends a few
+    /// requests a minute (as at a busy site), and a few busy documentation-range clients.
+    fn client_ip(&mut self) -> String {
+        let (a, b, c) = (
+            self.rng.random::<u8>(),
+            self.rng.random::<u8>(),
+            self.rng.random_range(1..255u8),
+        );
+        match self.rng.random_range(0..20u8) {
+            0..=8 => format!("10.{a}.{b}.{c}"),
+            9..=17 => format!("100.{}.{b}.{c}", 64 + a % 64),
+            18 => format!("203.0.113.{c}"),
+            _ => format!("198.51.100.{c}"),
+        }
+    }
+
+    /// The next access-log request of a service: its event (level from the status, the `http`
+    /// fields in `attributes`) and the request itself, for the Apache line.
+    pub fn next_access(&mut self, timestamp_ms: i64) -> (LogEvent, HttpAccess) {
+        let profile: &'static ServiceProfile = self.services.pick(&mut self.rng);
+        let (method, path, status, user) = self.request(profile);
+        let client_ip = self.client_ip();
         // Latency: mostly tens of milliseconds, a long tail, slower on server errors.
         let base = self.rng.random_range(2_000..60_000u64);
         let tail = if self.rng.random_range(0..20u8) == 0 {
@@ -381,7 +420,7 @@ impl Synthesizer {
         let latency_us = base + tail + if status >= 500 { 500_000 } else { 0 };
         let access = HttpAccess {
             client_ip,
-            user: (self.rng.random_range(0..3u8) > 0).then(|| self.pick(USERS).to_owned()),
+            user,
             method: method.to_owned(),
             path,
             protocol: "HTTP/1.1".to_owned(),
@@ -436,6 +475,14 @@ mod tests {
             statuses.insert(access.status);
         }
         assert!(statuses.len() >= 10, "statuses seen: {statuses:?}");
+    }
+
+    #[test]
+    fn look_alike_searches_are_not_attacks() {
+        for search in LOOKALIKE_SEARCHES {
+            let found = crate::detect::injection::inspect(&format!("/api/v1/products?q={search}"));
+            assert!(!found.any(), "{search}: {found:?}");
+        }
     }
 
     #[test]

@@ -22,4 +22,7 @@ pub struct Shared {
     pub idle: Problem,
     /// Set by the consumer thread on a fatal Kafka error (the service then stops).
     pub fatal: Problem,
+    /// Signalled by the committer when a stored batch queued alert transitions, so the
+    /// publisher puts them on `logs.alerts` at once rather than at its next poll.
+    pub alerts_queued: Arc<tokio::sync::Notify>,
 }

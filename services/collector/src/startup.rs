@@ -239,6 +239,7 @@ fn committer(parts: &Parts, routing: &Routing) -> anyhow::Result<Committer> {
         committed: parts.shared.committed.clone(),
         stuck: parts.shared.stuck.clone(),
         stuck_after: Duration::from_secs(config.stuck_batch_seconds),
+        alerts_queued: parts.shared.alerts_queued.clone(),
     })
 }
 
@@ -341,6 +342,7 @@ fn alerts(parts: &Parts) -> anyhow::Result<()> {
         topic: config.kafka.topic_alerts.clone(),
         transactional_id: format!("logstream-alerts-{}", config.consumer_group),
         poll: Duration::from_millis(config.alert_publish_poll_ms),
+        wake: parts.shared.alerts_queued.clone(),
         metrics: parts.metrics.clone(),
         notify,
     };

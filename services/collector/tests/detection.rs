@@ -8,9 +8,9 @@
 
 use std::time::{Duration, Instant};
 
-use logstream_integration_tests::{header, publish};
+use logstream_integration_tests::{committed_reader, header, publish};
 use rdkafka::config::ClientConfig;
-use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::consumer::Consumer;
 use rdkafka::message::Message;
 use rdkafka::producer::FutureProducer;
 
@@ -37,21 +37,7 @@ async fn alertmanager(key: &str) -> Option<Vec<serde_json::Value>> {
 
 /// The records of `logs.alerts` with one of `keys`, from the start: (key, transition).
 fn published(keys: &[String], want: usize) -> Vec<(String, String)> {
-    let consumer: BaseConsumer = ClientConfig::new()
-        .set(
-            "bootstrap.servers",
-            env("LOGSTREAM_KAFKA_BROKERS", "127.0.0.1:9092"),
-        )
-        .set("broker.address.family", "v4")
-        .set(
-            "group.id",
-            format!("detection-reader-{:08x}", rand::random::<u32>()),
-        )
-        .set("auto.offset.reset", "earliest")
-        .set("isolation.level", "read_committed")
-        .set("enable.auto.commit", "false")
-        .create()
-        .expect("consumer");
+    let consumer = committed_reader("detection-reader");
     consumer.subscribe(&["logs.alerts"]).expect("subscribe");
     let mut found = Vec::new();
     let deadline = Instant::now() + Duration::from_secs(30);

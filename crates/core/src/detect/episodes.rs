@@ -131,11 +131,19 @@ pub struct Episodes {
     /// (kind, key) → index in `changes` of its last change that a later extension may update.
     #[serde(skip)]
     pending: HashMap<(Kind, String), usize>,
+    /// A critical episode fired since the last drain.
+    #[serde(skip)]
+    urgent: bool,
 }
 
 impl Episodes {
     pub fn is_open(&self, kind: Kind, key: &str) -> bool {
         self.open.contains_key(&(kind, key.to_owned()))
+    }
+
+    /// Whether a `critical` episode fired since the last drain (its alert should not wait).
+    pub fn urgent(&self) -> bool {
+        self.urgent
     }
 
     pub fn open_count(&self) -> usize {
@@ -155,6 +163,7 @@ impl Episodes {
     pub fn hit(&mut self, hit: Hit<'_>) {
         let id = (hit.kind, hit.key.to_owned());
         let fired = !self.open.contains_key(&id);
+        self.urgent |= fired && hit.kind == Kind::Critical;
         let episode = self.open.entry(id.clone()).or_insert_with(|| Episode {
             kind: hit.kind,
             key: hit.key.to_owned(),
@@ -226,6 +235,7 @@ impl Episodes {
     /// What changed since the last drain, in order.
     pub fn drain(&mut self) -> Vec<Change> {
         self.pending.clear();
+        self.urgent = false;
         std::mem::take(&mut self.changes)
     }
 }

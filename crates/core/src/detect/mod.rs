@@ -115,6 +115,11 @@ impl Detectors {
         }
     }
 
+    /// Whether a critical alert fired since the last drain: it should go out now.
+    pub fn urgent(&self) -> bool {
+        self.state.episodes.urgent()
+    }
+
     /// What changed since the last drain.
     pub fn drain(&mut self) -> Vec<Change> {
         self.state.episodes.drain()
@@ -400,6 +405,23 @@ pub(crate) mod tests {
     }
 
     #[test]
+    fn a_traffic_spike_with_the_usual_error_share_is_no_error_incident() {
+        let mut d = Detectors::new(Rules::default());
+        assert!(fired(&traffic(&mut d, "api", 0, 60, 100, 5)).is_empty());
+        let spike = traffic(&mut d, "api", 60, 75, 800, 40);
+        assert_eq!(fired(&spike), [(Kind::RateSpike, "api".to_owned())]);
+        // The same spike with a tenth of its events errors is both.
+        let mut d = Detectors::new(Rules::default());
+        traffic(&mut d, "api", 0, 60, 100, 5);
+        let mut kinds: Vec<Kind> = fired(&traffic(&mut d, "api", 60, 75, 800, 400))
+            .into_iter()
+            .map(|(k, _)| k)
+            .collect();
+        kinds.sort();
+        assert_eq!(kinds, [Kind::ErrorRate, Kind::RateSpike]);
+    }
+
+    #[test]
     fn attacks_are_one_alert_per_kind_and_address() {
         let mut d = Detectors::new(Rules::default());
         for i in 0..50 {
@@ -462,9 +484,15 @@ pub(crate) mod tests {
     #[test]
     fn fatal_events_alert_at_once() {
         let mut d = Detectors::new(Rules::default());
+        d.observe(&event(900, Level::Error, "db", "disk 95% full"));
+        assert!(!d.urgent());
         d.observe(&event(1_000, Level::Fatal, "db", "out of disk"));
+        assert!(d.urgent(), "the alert should go out now");
         d.observe(&event(1_100, Level::Fatal, "db", "out of disk"));
         assert_eq!(fired(&d.drain()), [(Kind::Critical, "db".to_owned())]);
+        assert!(!d.urgent());
+        d.observe(&event(1_200, Level::Fatal, "db", "out of disk"));
+        assert!(!d.urgent(), "the episode is open already");
     }
 
     #[test]

@@ -93,7 +93,8 @@ impl Rates {
         let warm = series.learned >= rules.warmup_buckets;
         if let (Some(rule), true) = (&rules.errors, error && warm) {
             let sum: u64 = series.errors.iter().sum();
-            if above(rule, sum, series.errors_baseline, rules.buckets) {
+            let events: u64 = series.events.iter().sum();
+            if sum as f64 >= error_threshold(rule, series, events, rules.buckets) {
                 episodes.hit(rate_hit(Kind::ErrorRate, service, at_ms, sample));
             }
         }
@@ -147,27 +148,21 @@ fn complete(
     let errors_sum: u64 = series.errors.iter().sum::<u64>() - series.errors[slot];
     let n = rules.buckets;
     let mut firing = false;
-    for (kind, rule, sum, baseline) in [
-        (
-            Kind::ErrorRate,
-            rules.errors,
-            errors_sum,
-            series.errors_baseline,
-        ),
-        (
-            Kind::RateSpike,
-            rules.spike,
-            events_sum,
-            series.events_baseline,
-        ),
+    for (kind, rule, sum) in [
+        (Kind::ErrorRate, rules.errors, errors_sum),
+        (Kind::RateSpike, rules.spike, events_sum),
     ] {
         let Some(rule) = rule else { continue };
         if !episodes.is_open(kind, service) {
             continue;
         }
         firing = true;
+        let limit = match kind {
+            Kind::ErrorRate => error_threshold(&rule, series, events_sum, n),
+            _ => threshold(&rule, series.events_baseline, n),
+        };
         let calm = series.calm.entry(kind).or_default();
-        if (sum as f64) < rule.clear_ratio * threshold(&rule, baseline, n) {
+        if (sum as f64) < rule.clear_ratio * limit {
             *calm += 1;
             if *calm >= rule.clear_buckets {
                 episodes.resolve(kind, service, at_ms);
@@ -223,6 +218,19 @@ fn learn(rules: &RateRules, series: &mut Series, ended: usize) {
 /// The window sum a rule fires at: the floor, and the jump over the baseline's window sum.
 fn threshold(rule: &RateRule, baseline: Option<f64>, buckets: usize) -> f64 {
     let expected = baseline.unwrap_or(0.0) * buckets as f64;
+    (rule.floor as f64).max(rule.ratio * expected.max(rule.min_expected))
+}
+
+/// The window's error count `error_rate` fires at: as [`threshold`], with the expected errors
+/// scaled up by how far the window's events are above their baseline. Twice the requests with
+/// twice the errors is a rate spike, not an error incident; what counts is the errors beyond
+/// the usual share of the traffic.
+fn error_threshold(rule: &RateRule, series: &Series, events_sum: u64, buckets: usize) -> f64 {
+    let traffic = match series.events_baseline {
+        Some(base) if base > 0.0 => (events_sum as f64 / (base * buckets as f64)).max(1.0),
+        _ => 1.0,
+    };
+    let expected = series.errors_baseline.unwrap_or(0.0) * buckets as f64 * traffic;
     (rule.floor as f64).max(rule.ratio * expected.max(rule.min_expected))
 }
 

@@ -60,7 +60,11 @@ impl Detection {
             Held {
                 detectors: Detectors::with_state(self.rules.clone(), state),
                 replay_until,
-                snapshot_at: Instant::now(),
+                // Due with the first batch: every stored offset of the partition then has a
+                // snapshot at or before it to start from.
+                snapshot_at: Instant::now()
+                    .checked_sub(self.snapshot_every)
+                    .unwrap_or_else(Instant::now),
             },
         );
     }

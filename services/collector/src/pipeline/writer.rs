@@ -205,7 +205,10 @@ impl Writer {
             &mut s.watermark,
             s.detection.detectors(partition),
         );
-        if s.batch.records >= self.max_events {
+        // A critical event's alert does not wait for the batch to fill: the batch is committed
+        // now (and the publisher woken), the fast path to `logs.alerts`.
+        let urgent = s.detection.detectors(partition).is_some_and(|d| d.urgent());
+        if urgent || s.batch.records >= self.max_events {
             self.hand_off(s).await;
         }
     }

@@ -39,7 +39,9 @@ pub struct AlertPublisher {
     pub topic: String,
     /// Kafka transactional id, the same for every collector of the group.
     pub transactional_id: String,
+    /// Looks again at once when woken (a batch queued transitions), else every `poll`.
     pub poll: Duration,
+    pub wake: std::sync::Arc<tokio::sync::Notify>,
     pub metrics: Metrics,
     /// Where published transitions go next (the notifier); None: nowhere.
     pub notify: Option<mpsc::Sender<Notice>>,
@@ -93,6 +95,7 @@ impl AlertPublisher {
             if published == 0 {
                 tokio::select! {
                     _ = shutdown.cancelled() => {}
+                    _ = self.wake.notified() => {}
                     _ = tokio::time::sleep(self.poll) => {}
                 }
             }

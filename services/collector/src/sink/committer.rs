@@ -33,6 +33,8 @@ pub struct Committer {
     /// Set while a batch has failed to store for longer than `stuck_after` (readiness).
     pub stuck: Problem,
     pub stuck_after: Duration,
+    /// Woken when a stored batch queued alert transitions (the publisher waits on it).
+    pub alerts_queued: Arc<tokio::sync::Notify>,
 }
 
 impl Committer {
@@ -110,6 +112,9 @@ impl Committer {
                     timer.observe_duration();
                     self.count(batch, &written);
                     advance(&mut lock(&self.committed), batch);
+                    if batch.alerts.iter().any(|a| a.change.transition.is_some()) {
+                        self.alerts_queued.notify_one();
+                    }
                     break Written::Stored;
                 }
                 Err(e) => e,
