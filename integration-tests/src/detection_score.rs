@@ -41,6 +41,8 @@ pub struct Fired {
     pub first_seen_ms: i64,
     /// The record's timestamp on `logs.alerts`.
     pub published_ms: i64,
+    /// When the collector read the event that fired it (`read_at`).
+    pub read_ms: Option<i64>,
 }
 
 /// One alert the detectors should raise.
@@ -112,6 +114,8 @@ pub struct KindScore {
     pub false_alerts: usize,
     /// Milliseconds from the firing event to the alert record, per detected expectation.
     pub latencies_ms: Vec<i64>,
+    /// Milliseconds from the collector reading the firing event to the alert record.
+    pub from_read_ms: Vec<i64>,
 }
 
 impl KindScore {
@@ -124,13 +128,22 @@ impl KindScore {
         (self.expected > 0).then(|| self.detected as f64 / self.expected as f64)
     }
 
-    /// The `q` quantile (0..=1) of the latencies, nearest rank.
+    /// The `q` quantile (0..=1) of the latencies from the event, nearest rank.
     pub fn latency_ms(&self, q: f64) -> Option<i64> {
-        let mut sorted = self.latencies_ms.clone();
-        sorted.sort_unstable();
-        let rank = ((q * sorted.len() as f64).ceil() as usize).clamp(1, sorted.len().max(1));
-        sorted.get(rank - 1).copied()
+        quantile(&self.latencies_ms, q)
     }
+
+    /// The `q` quantile of the latencies from the collector's read.
+    pub fn from_read_ms(&self, q: f64) -> Option<i64> {
+        quantile(&self.from_read_ms, q)
+    }
+}
+
+fn quantile(values: &[i64], q: f64) -> Option<i64> {
+    let mut sorted = values.to_vec();
+    sorted.sort_unstable();
+    let rank = ((q * sorted.len() as f64).ceil() as usize).clamp(1, sorted.len().max(1));
+    sorted.get(rank - 1).copied()
 }
 
 /// One user failing from many addresses.
@@ -174,6 +187,9 @@ pub fn score(expected: &[Expected], alerts: &[Fired]) -> BTreeMap<String, KindSc
                 s.detected += 1;
                 s.latencies_ms
                     .push(alert.published_ms - alert.first_seen_ms);
+                if let Some(read) = alert.read_ms {
+                    s.from_read_ms.push(alert.published_ms - read);
+                }
             }
             None if expected.iter().any(|e| matches(e, alert)) => s.repeats += 1,
             None => s.false_alerts += 1,
@@ -214,6 +230,7 @@ mod tests {
             key: key.into(),
             first_seen_ms: at,
             published_ms: at + 40,
+            read_ms: Some(at + 10),
         }
     }
 
@@ -261,6 +278,7 @@ mod tests {
         assert_eq!(s.precision(), Some(0.25));
         assert_eq!(s.recall(), Some(0.5));
         assert_eq!(s.latency_ms(0.99), Some(40));
+        assert_eq!(s.from_read_ms(0.5), Some(30));
     }
 
     #[test]

@@ -130,6 +130,8 @@ const SCANNED: &[&str] = &[
 ];
 const ATTACKERS: &[&str] = &["185.220.101.7", "45.155.205.33", "194.26.29.120"];
 const VICTIMS: &[&str] = &["admin", "root", "alice"];
+/// The service each attacker is after.
+const TARGETS: &[&str] = &["users", "orders", "search"];
 const TOOLS: &[&str] = &[
     "sqlmap/1.8.4#stable (https://sqlmap.org)",
     "Nikto/2.5.0",
@@ -184,11 +186,12 @@ impl Injector {
                 }
                 Kind::Attack { share } => {
                     if self.rng.random_bool(*share) {
-                        let (anomaly, access) = attack_request(&mut self.rng, episode.id);
+                        let (anomaly, access, target) = attack_request(&mut self.rng, episode.id);
                         let at = generated.event.timestamp_ms;
                         let (event, _) = synth.next_access(at);
                         generated.event = crate::LogEvent {
                             level: access.level(),
+                            service: target.to_owned(),
                             message: access.message(),
                             attributes: Some(access.attributes()),
                             ..event
@@ -203,8 +206,9 @@ impl Injector {
     }
 }
 
-/// One attack request of `episode` and its label.
-fn attack_request(rng: &mut SmallRng, episode: u32) -> (String, HttpAccess) {
+/// One attack request of `episode`, its label and the service it is aimed at (each attacker
+/// works on one site, so its requests meet in one partition, as a real attack's do).
+fn attack_request(rng: &mut SmallRng, episode: u32) -> (String, HttpAccess, &'static str) {
     let pick = |rng: &mut SmallRng, items: &[&'static str]| items[rng.random_range(0..items.len())];
     let attacker = rng.random_range(0..ATTACKERS.len());
     let mut access = HttpAccess {
@@ -248,7 +252,7 @@ fn attack_request(rng: &mut SmallRng, episode: u32) -> (String, HttpAccess) {
             format!("scanner:{episode}.{}", attacker + 1)
         }
     };
-    (label, access)
+    (label, access, TARGETS[attacker])
 }
 
 #[cfg(test)]
@@ -327,7 +331,9 @@ mod tests {
                     Some(_) => {
                         assert!(secs >= 50);
                         let access = g.access.as_ref().expect("attack events are requests");
-                        assert!(ATTACKERS.contains(&access.client_ip.as_str()));
+                        let attacker = ATTACKERS.iter().position(|a| *a == access.client_ip);
+                        let attacker = attacker.expect("an attacker's address");
+                        assert_eq!(g.event.service, TARGETS[attacker]);
                         assert_eq!(g.event.level, access.level());
                     }
                 }

@@ -106,6 +106,9 @@ pub enum Transition {
 pub struct Change {
     pub episode: Episode,
     pub transition: Option<Transition>,
+    /// Wall-clock time (epoch ms) the event that made the change was read, when the reader
+    /// says ([`Episodes::stamp`]); for measuring how long an alert takes to go out.
+    pub read_ms: Option<i64>,
 }
 
 /// One hit reported by a detector.
@@ -134,6 +137,9 @@ pub struct Episodes {
     /// A critical episode fired since the last drain.
     #[serde(skip)]
     urgent: bool,
+    /// Changes before this index are stamped with their read time.
+    #[serde(skip)]
+    stamped: usize,
 }
 
 impl Episodes {
@@ -193,6 +199,7 @@ impl Episodes {
                 self.changes.push(Change {
                     episode: snapshot,
                     transition: fired.then_some(Transition::Fired),
+                    read_ms: None,
                 });
             }
         }
@@ -208,6 +215,7 @@ impl Episodes {
             self.changes.push(Change {
                 episode,
                 transition: Some(Transition::Resolved),
+                read_ms: None,
             });
         }
     }
@@ -233,9 +241,18 @@ impl Episodes {
     }
 
     /// What changed since the last drain, in order.
+    /// Stamps the changes since the last stamp with the time the event that made them was read.
+    pub fn stamp(&mut self, read_ms: i64) {
+        for change in self.changes.iter_mut().skip(self.stamped) {
+            change.read_ms.get_or_insert(read_ms);
+        }
+        self.stamped = self.changes.len();
+    }
+
     pub fn drain(&mut self) -> Vec<Change> {
         self.pending.clear();
         self.urgent = false;
+        self.stamped = 0;
         std::mem::take(&mut self.changes)
     }
 }

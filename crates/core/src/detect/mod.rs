@@ -115,6 +115,11 @@ impl Detectors {
         }
     }
 
+    /// Notes that the events observed since the last stamp were read at `read_ms` (wall clock).
+    pub fn stamp(&mut self, read_ms: i64) {
+        self.state.episodes.stamp(read_ms);
+    }
+
     /// Whether a critical alert fired since the last drain: it should go out now.
     pub fn urgent(&self) -> bool {
         self.state.episodes.urgent()
@@ -402,6 +407,44 @@ pub(crate) mod tests {
         }
         let silent = traffic(&mut d, "orders", 60, 80, 200, 0);
         assert_eq!(fired(&silent), [(Kind::RateDrop, "web".to_owned())]);
+    }
+
+    #[test]
+    fn a_spike_that_settles_at_a_new_level_resolves() {
+        let mut d = Detectors::new(Rules::default());
+        traffic(&mut d, "api", 0, 60, 100, 0);
+        assert_eq!(
+            fired(&traffic(&mut d, "api", 60, 75, 800, 0)),
+            [(Kind::RateSpike, "api".to_owned())]
+        );
+        // Two and a half times the old rate from then on: the new normal, learned while the
+        // episode is open, so it resolves and does not fire again.
+        let after = traffic(&mut d, "api", 75, 200, 250, 0);
+        let resolved = after
+            .iter()
+            .filter(|c| c.transition == Some(Transition::Resolved))
+            .count();
+        assert_eq!(resolved, 1);
+        assert!(fired(&after).is_empty());
+    }
+
+    #[test]
+    fn traffic_that_stays_far_higher_becomes_the_new_normal() {
+        let mut d = Detectors::new(Rules::default());
+        traffic(&mut d, "api", 0, 60, 100, 0);
+        let higher = traffic(&mut d, "api", 60, 300, 1000, 0);
+        assert_eq!(fired(&higher), [(Kind::RateSpike, "api".to_owned())]);
+        let resolved = higher
+            .iter()
+            .filter(|c| c.transition == Some(Transition::Resolved))
+            .count();
+        assert_eq!(
+            resolved, 1,
+            "resolved once ten times the traffic is the usual"
+        );
+        // A spike over the new level is found again.
+        let spike = traffic(&mut d, "api", 300, 315, 8000, 0);
+        assert_eq!(fired(&spike), [(Kind::RateSpike, "api".to_owned())]);
     }
 
     #[test]

@@ -4,8 +4,8 @@
 //! Each service keeps a ring of one-second buckets spanning the window (events and errors).
 //! The window's sums are tested on every event, so an alert fires as soon as its condition
 //! holds, not when a window closes. The baseline is an exponentially weighted moving average of
-//! completed buckets, learned only while no episode of the service is firing (an attack does not
-//! teach itself as normal), and used only after a warm-up. A condition must hold against an
+//! completed buckets, learned only from buckets that are not anomalous themselves (an attack
+//! does not teach itself as normal), and used only after a warm-up. A condition must hold against an
 //! absolute floor *and* a relative jump; an episode resolves once the window has stayed under
 //! the clear ratio of its threshold for `clear_buckets` seconds (hysteresis).
 
@@ -15,6 +15,10 @@ use serde::{Deserialize, Serialize};
 
 use super::episodes::{Episodes, Hit, Kind, Severity};
 use super::rules::{DropRule, RateRule};
+
+/// Seconds traffic must stay far above its baseline before it is learned as the new level:
+/// a spike is shorter, a service that grew for good is not alerted on forever.
+pub const ADAPT_AFTER_BUCKETS: u32 = 60;
 
 /// Width of one bucket.
 pub const BUCKET_MS: i64 = 1_000;
@@ -34,6 +38,9 @@ struct Series {
     learned: u32,
     /// Completed buckets in a row that were calm, per kind (for resolving).
     calm: HashMap<Kind, u32>,
+    /// Completed buckets in a row whose events were far above the baseline.
+    #[serde(default)]
+    high: u32,
 }
 
 /// The rates of every service seen on one partition.
@@ -132,9 +139,9 @@ impl Rates {
     }
 }
 
-/// One bucket of a service completes: it is learned from (unless an episode of the service
-/// fires), episodes that have calmed down resolve, a drop is tested; then the slot is emptied
-/// for the bucket that starts.
+/// One bucket of a service completes: episodes that have calmed down resolve, a drop is tested,
+/// the bucket is learned from (unless anomalous); then the slot is emptied for the bucket that
+/// starts.
 fn complete(
     rules: &RateRules,
     episodes: &mut Episodes,
@@ -147,7 +154,6 @@ fn complete(
     let events_sum: u64 = series.events.iter().sum::<u64>() - series.events[slot];
     let errors_sum: u64 = series.errors.iter().sum::<u64>() - series.errors[slot];
     let n = rules.buckets;
-    let mut firing = false;
     for (kind, rule, sum) in [
         (Kind::ErrorRate, rules.errors, errors_sum),
         (Kind::RateSpike, rules.spike, events_sum),
@@ -156,7 +162,6 @@ fn complete(
         if !episodes.is_open(kind, service) {
             continue;
         }
-        firing = true;
         let limit = match kind {
             Kind::ErrorRate => error_threshold(&rule, series, events_sum, n),
             _ => threshold(&rule, series.events_baseline, n),
@@ -182,18 +187,18 @@ fn complete(
                 episodes.resolve(Kind::RateDrop, service, at_ms);
             }
         }
-        firing |= open;
     }
-    if !firing {
-        learn(rules, series, (slot + n - 1) % n);
-    }
+    learn(rules, series, (slot + n - 1) % n);
     series.events[slot] = 0;
     series.errors[slot] = 0;
 }
 
 /// Learns the baselines from the bucket in `ended` (the one that just ended), unless the
-/// bucket itself is far above the baseline: an anomaly must not teach itself as normal while it
-/// builds up to its threshold.
+/// bucket itself is far above the baseline (or, for events, far below it): an anomaly must not
+/// teach itself as normal. Buckets between are learned from even while an episode is open, so
+/// a lasting change of level (traffic settling at twice its old rate) becomes the new normal and
+/// the episode it opened resolves; traffic far above the baseline for longer than
+/// [`ADAPT_AFTER_BUCKETS`] seconds is learned from too (a service that grew for good).
 fn learn(rules: &RateRules, series: &mut Series, ended: usize) {
     let n = rules.buckets;
     let warm = series.learned >= rules.warmup_buckets;
@@ -205,8 +210,21 @@ fn learn(rules: &RateRules, series: &mut Series, ended: usize) {
                 _ => true,
             }
     };
+    // Only where drops are watched (enough expected): sparse services have empty seconds.
+    let not_a_drop = match (rules.drop, series.events_baseline) {
+        (Some(drop), Some(b)) if warm && b * (n - 1) as f64 >= drop.min_expected => {
+            e > drop.ratio * b
+        }
+        _ => true,
+    };
     let a = rules.alpha;
-    if usual(e, series.events_baseline, rules.spike) {
+    let high = !usual(e, series.events_baseline, rules.spike);
+    series.high = if high {
+        series.high.saturating_add(1)
+    } else {
+        0
+    };
+    if (!high && not_a_drop) || series.high > ADAPT_AFTER_BUCKETS {
         series.events_baseline = Some(series.events_baseline.map_or(e, |b| b + a * (e - b)));
     }
     if usual(r, series.errors_baseline, rules.errors) {

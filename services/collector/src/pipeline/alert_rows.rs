@@ -99,6 +99,8 @@ pub fn outbox_columns(changes: &[AlertChange]) -> OutboxColumns {
                 "count": e.count,
                 "samples": e.samples,
                 "source_partition": change.partition,
+                // When the collector read the event that made the transition.
+                "read_at": change.change.read_ms.map(time),
             })
             .to_string(),
         );

@@ -225,6 +225,7 @@ impl Batch {
         }
         if let Some(detectors) = detectors {
             detectors.observe(&event);
+            detectors.stamp(now_ms);
         }
         for route in self.routing.routes_of(&event) {
             if let Ok(json) = json::encode(&event) {
