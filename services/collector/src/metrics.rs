@@ -213,7 +213,7 @@ impl Faults {
         )?,
         rejoins: r.counter(
             "collector_group_rejoins_total",
-            "Times the consumer joined its group again after being fenced by its own rejoin (a broker unreachable past the session timeout)",
+            "Times the consumer joined its group again with a new consumer: fenced by its own rejoin after a broker outage, or left holding no partition while some had no owner",
         )?,
         gap_offsets_confirmed: r.counter(
             "collector_gap_offsets_confirmed_total",

@@ -2,6 +2,7 @@
 //! small value behind a mutex, written by one stage and read by the others.
 
 use std::collections::BTreeMap;
+use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex};
 
 /// Committed offsets per owned partition (None: nothing stored yet), kept by the writer and
@@ -20,6 +21,11 @@ pub struct Shared {
     pub stuck: Problem,
     /// Set by the lag loop while this member holds nothing and partitions have no owner.
     pub idle: Problem,
+    /// Set by the lag loop when this member has held nothing for twice the session timeout
+    /// while partitions have no owner; the consumer thread then joins the group again with a
+    /// new consumer. librdkafka can stay out of the group for good after a session timeout
+    /// (confluentinc/librdkafka#3437, seen here after the broker was frozen).
+    pub rejoin: Arc<AtomicBool>,
     /// Set by the consumer thread on a fatal Kafka error (the service then stops).
     pub fatal: Problem,
     /// Signalled by the committer when a stored batch queued alert transitions, so the

@@ -293,6 +293,7 @@ fn consume(
         offsets: parts.offsets.clone(),
         shutdown: parts.shutdown.clone(),
         lost: Default::default(),
+        rejoin: parts.shared.rejoin.clone(),
     };
     let consumer = membership.join()?;
     let thread = ConsumerThread {
@@ -357,6 +358,7 @@ fn upkeep(parts: &Parts, sampler: LagSampler) {
         parts.config.consumer_group.clone(),
         Duration::from_millis(parts.config.session_timeout_ms),
         parts.shared.idle.clone(),
+        parts.shared.rejoin.clone(),
         parts.shutdown.clone(),
     ));
     tokio::spawn(housekeeping::partition_loop(

@@ -5,6 +5,7 @@
 //! offset. Rebalances are handled by `rebalance`.
 
 use std::collections::VecDeque;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -47,6 +48,8 @@ pub struct Membership {
     pub shutdown: CancellationToken,
     /// When the member last lost its assignment (session timed out).
     pub lost: Arc<Mutex<Option<Instant>>>,
+    /// Set by the lag loop when this member holds nothing while partitions have no owner.
+    pub rejoin: Arc<AtomicBool>,
 }
 
 /// A static member fenced this soon after losing its assignment was fenced by its own rejoin
@@ -181,6 +184,9 @@ impl ConsumerThread {
             backlog: VecDeque::new(),
         };
         while !self.shutdown.is_cancelled() {
+            if self.membership.rejoin.swap(false, Ordering::AcqRel) {
+                self.rejoin_stalled();
+            }
             held.rewinds.extend(self.rewinds.try_iter());
             if !held.rewinds.is_empty() {
                 self.rewind(&mut held);
@@ -292,17 +298,33 @@ impl ConsumerThread {
     fn rejoin(&mut self, e: &KafkaError) -> bool {
         tracing::warn!(error = %e,
             "fenced right after losing the assignment (broker unreachable past the session timeout): joining the group again");
+        self.join_again(&e.to_string());
+        true
+    }
+
+    /// Joins the group again when the lag loop saw this member hold nothing for two session
+    /// timeouts while partitions have no owner, provided it still holds nothing (so nothing
+    /// consumed is unflushed).
+    fn rejoin_stalled(&mut self) {
+        let holds = self.consumer.assignment().map_or(0, |a| a.count());
+        if holds > 0 {
+            return;
+        }
+        tracing::warn!("holding no partition while some have no owner: joining the group again with a new consumer");
+        // The old member stops asking for anything before the new one joins.
+        self.consumer.unsubscribe();
+        self.join_again("stalled outside the group");
+    }
+
+    /// Replaces the consumer with a newly joined one; a failure to join stops the service.
+    fn join_again(&mut self, why: &str) {
         self.metrics.faults.rejoins.inc();
         match self.membership.join() {
-            Ok(consumer) => {
-                self.consumer = consumer;
-                true
-            }
+            Ok(consumer) => self.consumer = consumer,
             Err(join) => {
                 tracing::error!(error = %join, "cannot join the group again; shutting down");
-                *lock(&self.fatal) = Some(format!("{e}; joining again failed: {join}"));
+                *lock(&self.fatal) = Some(format!("{why}; joining again failed: {join}"));
                 self.shutdown.cancel();
-                true
             }
         }
     }

@@ -1,9 +1,10 @@
 //! Periodic chores: consumer lag of every partition of the topic (high watermark − the next
 //! offset PostgreSQL holds, whoever owns the partition, so a partition nobody consumes shows a
 //! growing lag), whether this member has been left without partitions while some have no owner
-//! (readiness), and `log_events` partitions (created ahead, dropped after the retention).
+//! (readiness, and a new join when that lasts), and `log_events` partitions (created ahead, dropped after the retention).
 
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -99,11 +100,14 @@ impl LagSampler {
 /// Samples lag every 5 s, and keeps `health` up to date: a member that has held no partition
 /// for longer than `session_timeout` while partitions of the topic have no owner in `group`
 /// (a group coordinator that lost its assignment, a member that never rejoined) is unhealthy.
+/// Past twice the session timeout it asks the consumer thread to join again (`rejoin`), and
+/// again every twice the session timeout while the stall lasts.
 pub async fn lag_loop(
     sampler: LagSampler,
     group: String,
     session_timeout: Duration,
     health: Problem,
+    rejoin: Arc<AtomicBool>,
     shutdown: CancellationToken,
 ) {
     let mut idle_since: Option<Instant> = Some(Instant::now());
@@ -118,17 +122,21 @@ pub async fn lag_loop(
             idle_since = None;
             None
         } else {
-            let idle = idle_since.get_or_insert_with(Instant::now).elapsed();
+            let since = idle_since.get_or_insert_with(Instant::now);
+            let idle = since.elapsed();
             if idle <= session_timeout {
                 None
             } else {
-                let (broker, of_group, topic) =
-                    (sampler.broker.clone(), group.clone(), sampler.topic.clone());
-                let unowned = tokio::task::spawn_blocking(move || {
-                    broker.unowned_partitions(&of_group, &topic)
-                })
-                .await
-                .unwrap_or_else(|e| Err(e.to_string()));
+                let unowned = unowned_partitions(&sampler, &group).await;
+                if stalled(idle, &unowned, session_timeout) {
+                    tracing::warn!(?unowned, idle_s = idle.as_secs(),
+                        "no partition held while some have no owner: joining the group again");
+                    rejoin.store(true, Ordering::Release);
+                    // The next request, if this one does not help, one stall period later.
+                    *since = Instant::now()
+                        .checked_sub(session_timeout)
+                        .unwrap_or_else(Instant::now);
+                }
                 idle_problem(idle, &unowned, &sampler.topic, &group)
             }
         };
@@ -137,6 +145,25 @@ pub async fn lag_loop(
         }
         *lock(&health) = problem;
     }
+}
+
+/// The partitions of the sampled topic no member of `group` owns, asked of the broker.
+async fn unowned_partitions(sampler: &LagSampler, group: &str) -> Result<Vec<i32>, String> {
+    let (broker, group, topic) = (
+        sampler.broker.clone(),
+        group.to_owned(),
+        sampler.topic.clone(),
+    );
+    tokio::task::spawn_blocking(move || broker.unowned_partitions(&group, &topic))
+        .await
+        .unwrap_or_else(|e| Err(e.to_string()))
+}
+
+/// Whether a member idle for `idle` is stalled: past twice the session timeout while the broker
+/// says partitions have no owner (not when the broker cannot be asked: joining again would not
+/// help while it is unreachable).
+fn stalled(idle: Duration, unowned: &Result<Vec<i32>, String>, session_timeout: Duration) -> bool {
+    idle > 2 * session_timeout && matches!(unowned, Ok(unowned) if !unowned.is_empty())
 }
 
 /// Why a member that has held no partition for `idle` (past the session timeout) is unhealthy,
@@ -186,7 +213,7 @@ pub async fn partition_loop(store: Arc<Store>, retention_hours: u64, shutdown: C
 
 #[cfg(test)]
 mod tests {
-    use super::idle_problem;
+    use super::{idle_problem, stalled};
     use std::time::Duration;
 
     #[test]
@@ -200,6 +227,19 @@ mod tests {
         assert!(
             idle_problem(idle, &Err("timed out".into()), "logs.raw", "g")
                 .is_some_and(|p| p.contains("cannot be described: timed out"))
+        );
+    }
+
+    #[test]
+    fn a_member_joins_again_only_when_idle_past_two_sessions_while_partitions_have_no_owner() {
+        let session = Duration::from_secs(10);
+        let (short, long) = (Duration::from_secs(15), Duration::from_secs(25));
+        assert!(!stalled(short, &Ok(vec![0, 1]), session));
+        assert!(stalled(long, &Ok(vec![0, 1]), session));
+        assert!(!stalled(long, &Ok(vec![]), session), "every partition has an owner");
+        assert!(
+            !stalled(long, &Err("timed out".into()), session),
+            "the broker cannot be asked"
         );
     }
 }
