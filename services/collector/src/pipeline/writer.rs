@@ -237,8 +237,9 @@ impl Writer {
     /// record for us are normal in a Kafka log (transaction markers, aborted transactions,
     /// compaction), but so is a fetch that went wrong: a one-offset gap (a marker) is taken at
     /// once; for a wider one, store what is contiguous, read the partition again from the
-    /// expected offset once, and accept the gap when the same record comes first again. Offsets below the log start were deleted by retention before they
-    /// were stored: counted as expired.
+    /// expected offset once, and accept the gap when the same record comes first again.
+    /// Offsets below the log start were deleted by retention before they were stored: counted
+    /// as expired.
     async fn past_expected(&self, s: &mut State, record: &Record, expected: i64) -> bool {
         let partition = record.partition;
         // One offset is what a transaction's commit (or abort) marker takes on every partition

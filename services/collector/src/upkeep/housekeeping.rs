@@ -129,8 +129,11 @@ pub async fn lag_loop(
             } else {
                 let unowned = unowned_partitions(&sampler, &group).await;
                 if stalled(idle, &unowned, session_timeout) {
-                    tracing::warn!(?unowned, idle_s = idle.as_secs(),
-                        "no partition held while some have no owner: joining the group again");
+                    tracing::warn!(
+                        ?unowned,
+                        idle_s = idle.as_secs(),
+                        "no partition held while some have no owner: joining the group again"
+                    );
                     rejoin.store(true, Ordering::Release);
                     // The next request, if this one does not help, one stall period later.
                     *since = Instant::now()
@@ -236,7 +239,10 @@ mod tests {
         let (short, long) = (Duration::from_secs(15), Duration::from_secs(25));
         assert!(!stalled(short, &Ok(vec![0, 1]), session));
         assert!(stalled(long, &Ok(vec![0, 1]), session));
-        assert!(!stalled(long, &Ok(vec![]), session), "every partition has an owner");
+        assert!(
+            !stalled(long, &Ok(vec![]), session),
+            "every partition has an owner"
+        );
         assert!(
             !stalled(long, &Err("timed out".into()), session),
             "the broker cannot be asked"
