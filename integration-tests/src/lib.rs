@@ -163,11 +163,15 @@ pub async fn generator_counter(http: &reqwest::Client, base: &str, name: &str) -
 /// A consumer of committed records only (`read_committed`), from the earliest offset, in a
 /// group of its own named after `purpose`; the brokers from LOGSTREAM_KAFKA_BROKERS.
 pub fn committed_reader(purpose: &str) -> rdkafka::consumer::BaseConsumer {
+    let brokers =
+        std::env::var("LOGSTREAM_KAFKA_BROKERS").unwrap_or_else(|_| "127.0.0.1:9092".into());
+    committed_reader_of(&brokers, purpose)
+}
+
+/// [`committed_reader`] of the given brokers.
+pub fn committed_reader_of(brokers: &str, purpose: &str) -> rdkafka::consumer::BaseConsumer {
     rdkafka::ClientConfig::new()
-        .set(
-            "bootstrap.servers",
-            std::env::var("LOGSTREAM_KAFKA_BROKERS").unwrap_or_else(|_| "127.0.0.1:9092".into()),
-        )
+        .set("bootstrap.servers", brokers)
         .set("broker.address.family", "v4")
         .set("group.id", unique(purpose))
         .set("auto.offset.reset", "earliest")
@@ -261,16 +265,13 @@ pub async fn create_topic(brokers: &str, topic: &str, partitions: i32) {
     }
 }
 
-/// Publishes one record as a generator would: `instance-id` and `seq` headers, and
-/// `content-type` when given; waits for the acknowledgement.
-pub async fn publish(
-    producer: &rdkafka::producer::FutureProducer,
-    topic: &str,
-    key: &str,
-    payload: &[u8],
-    (instance, seq): (&str, usize),
+/// The headers a generator puts on a record: `instance-id`, `seq`, and `content-type` when
+/// given.
+pub fn generator_headers(
+    instance: &str,
+    seq: usize,
     content_type: Option<&str>,
-) {
+) -> rdkafka::message::OwnedHeaders {
     use rdkafka::message::{Header, OwnedHeaders};
     let seq = seq.to_string();
     let mut headers = OwnedHeaders::new()
@@ -288,12 +289,25 @@ pub async fn publish(
             value: Some(content_type),
         });
     }
+    headers
+}
+
+/// Publishes one record as a generator would ([`generator_headers`]); waits for the
+/// acknowledgement.
+pub async fn publish(
+    producer: &rdkafka::producer::FutureProducer,
+    topic: &str,
+    key: &str,
+    payload: &[u8],
+    (instance, seq): (&str, usize),
+    content_type: Option<&str>,
+) {
     producer
         .send(
             rdkafka::producer::FutureRecord::to(topic)
                 .key(key)
                 .payload(payload)
-                .headers(headers),
+                .headers(generator_headers(instance, seq, content_type)),
             Duration::from_secs(10),
         )
         .await

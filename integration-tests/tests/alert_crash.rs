@@ -10,11 +10,11 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use logstream_integration_tests::{
-    committed_reader, create_topic, enabled, header, metric_sum, unique, Service,
+    committed_reader, create_topic, enabled, generator_headers, header, metric_sum, unique, Service,
 };
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::Consumer;
-use rdkafka::message::{Header, Message, OwnedHeaders};
+use rdkafka::message::Message;
 use rdkafka::producer::{FutureProducer, FutureRecord};
 
 const PARTITIONS: i32 = 3;
@@ -153,20 +153,7 @@ async fn publish_all(topic: &str, run: &Run, t0: i64) -> usize {
     let lines = schedule(run, t0);
     let mut pending = Vec::with_capacity(lines.len());
     for (seq, (partition, key, content_type, line)) in lines.iter().enumerate() {
-        let seq = (seq + 1).to_string();
-        let headers = OwnedHeaders::new()
-            .insert(Header {
-                key: "instance-id",
-                value: Some(run.instance.as_str()),
-            })
-            .insert(Header {
-                key: "seq",
-                value: Some(seq.as_str()),
-            })
-            .insert(Header {
-                key: "content-type",
-                value: Some(*content_type),
-            });
+        let headers = generator_headers(&run.instance, seq + 1, Some(content_type));
         let record = FutureRecord::to(topic)
             .partition(*partition)
             .key(key.as_str())

@@ -30,7 +30,7 @@ use logstream_core::format::{self, Format};
 use logstream_integration_tests::detection_score::{
     expected, fixed_threshold_alerts, score, Fired, Labelled,
 };
-use logstream_integration_tests::{generator_call, generator_status, header};
+use logstream_integration_tests::{committed_reader_of, generator_call, generator_status, header};
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::{BorrowedMessage, Header, Message, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord};
@@ -87,14 +87,7 @@ fn schedule() -> serde_json::Value {
 }
 
 fn consumer(brokers: &str) -> BaseConsumer {
-    ClientConfig::new()
-        .set("bootstrap.servers", brokers)
-        .set("broker.address.family", "v4")
-        .set("group.id", "detection-bench")
-        .set("enable.auto.commit", "false")
-        .set("isolation.level", "read_committed")
-        .create()
-        .expect("consumer")
+    committed_reader_of(brokers, "detection-bench")
 }
 
 /// Every partition's high watermark.

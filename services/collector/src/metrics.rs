@@ -40,6 +40,9 @@ pub struct Alerting {
     /// Alert episodes open on this collector's partitions, by kind.
     pub firing: IntGaugeVec,
     pub published: IntCounter,
+    /// Critical transitions sent by the fast lane, and those it could not send.
+    pub fast_published: IntCounter,
+    pub fast_failed: IntCounter,
     pub notifications_failed: IntCounterVec,
     pub notifications_dropped: IntCounter,
 }
@@ -165,6 +168,14 @@ impl Alerting {
         published: r.counter(
             "alerts_published_total",
             "Alert transitions (fired, resolved) committed to logs.alerts by this collector",
+        )?,
+        fast_published: r.counter(
+            "alerts_fast_published_total",
+            "Critical alert transitions sent to logs.alerts by the fast lane, before their batch was stored",
+        )?,
+        fast_failed: r.counter(
+            "alerts_fast_failed_total",
+            "Critical alert transitions the fast lane could not send or dropped (the publisher sends them once their batch is stored)",
         )?,
         notifications_failed: r.counter_vec(
             "alert_notifications_failed_total",

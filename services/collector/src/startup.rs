@@ -18,12 +18,13 @@ use crate::broker::Broker;
 use crate::config::Config;
 use crate::consume::backpressure::Valve;
 use crate::consume::consumer::{ConsumerSettings, ConsumerThread, Membership};
-use crate::messages::{Input, Rewind};
+use crate::messages::{AlertChange, Input, Rewind};
 use crate::metrics::Metrics;
 use crate::pipeline::batch::TimeBounds;
 use crate::pipeline::handoff;
 use crate::pipeline::writer::Writer;
 use crate::shared::Shared;
+use crate::sink::alert_fast_lane::{self, FastLane};
 use crate::sink::alert_publisher::AlertPublisher;
 use crate::sink::committer::Committer;
 use crate::sink::dlq::DlqSink;
@@ -75,7 +76,8 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let (rewind_tx, rewind_rx) = std::sync::mpsc::channel();
     let committer = committer(&parts, &routing)?;
     let topics = route_topics(&routing);
-    let writer = writer(&parts, routing, rewind_tx)?;
+    let (fast_tx, fast_rx) = mpsc::channel(alert_fast_lane::QUEUE);
+    let writer = writer(&parts, routing, rewind_tx, fast_tx)?;
     let sampler = LagSampler {
         broker: parts.broker.clone(),
         offsets: parts.offsets.clone(),
@@ -93,7 +95,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let (writer_ends, committer_ends) = handoff::channel();
     let committer = tokio::spawn(committer.run(committer_ends));
     let writer = tokio::spawn(writer.run(rx, writer_ends));
-    alerts(&parts)?;
+    alerts(&parts, fast_rx)?;
     let consumer_thread = consume(&parts, tx, rewind_rx)?;
     let (topic, group) = (&parts.config.kafka.topic_raw, &parts.config.consumer_group);
     tracing::info!(%topic, %group, "collector consuming");
@@ -248,6 +250,7 @@ fn writer(
     parts: &Parts,
     routing: Arc<Routing>,
     rewinds: std::sync::mpsc::Sender<Rewind>,
+    fast_lane: mpsc::Sender<AlertChange>,
 ) -> anyhow::Result<Writer> {
     let config = &parts.config;
     Ok(Writer {
@@ -268,6 +271,7 @@ fn writer(
         committed: parts.shared.committed.clone(),
         rules: config.rules.load().map_err(anyhow::Error::msg)?,
         snapshot_every: Duration::from_secs(config.detector_snapshot_seconds),
+        fast_lane,
     })
 }
 
@@ -316,9 +320,10 @@ fn consume(
         .spawn(move || thread.run())?)
 }
 
-/// The alert publisher (outbox → logs.alerts, when this collector holds the lock) and its
-/// notifier (Alertmanager, webhook).
-fn alerts(parts: &Parts) -> anyhow::Result<()> {
+/// The alert publisher (outbox → logs.alerts, when this collector holds the lock), the fast
+/// lane of critical alerts (fed by the writer through `fast`), and the notifier (Alertmanager,
+/// webhook).
+fn alerts(parts: &Parts, fast: mpsc::Receiver<AlertChange>) -> anyhow::Result<()> {
     let config = &parts.config;
     let notify = if config.alertmanager_url.is_some() || config.alert_webhook_url.is_some() {
         let (tx, rx) = mpsc::channel(10_000);
@@ -337,6 +342,14 @@ fn alerts(parts: &Parts) -> anyhow::Result<()> {
     } else {
         None
     };
+    let lane = FastLane::new(
+        parts.pool.clone(),
+        &config.kafka.kafka_brokers,
+        config.kafka.topic_alerts.clone(),
+        parts.metrics.clone(),
+        notify.clone(),
+    )?;
+    tokio::spawn(lane.run(fast));
     let publisher = AlertPublisher {
         pool: parts.pool.clone(),
         brokers: config.kafka.kafka_brokers.clone(),

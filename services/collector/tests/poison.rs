@@ -13,10 +13,10 @@
 
 use std::time::{Duration, Instant};
 
-use logstream_integration_tests::{header, metric_sum, publish, stored_seqs};
+use logstream_integration_tests::{generator_headers, header, metric_sum, publish, stored_seqs};
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::message::{BorrowedMessage, Header, Message, OwnedHeaders};
+use rdkafka::message::{BorrowedMessage, Message};
 use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
 
 fn env(name: &str, default: &str) -> String {
@@ -288,19 +288,10 @@ async fn transactions_committed_are_stored_once_and_aborted_never() {
         producer.begin_transaction().expect("begin");
         for n in 0..5 {
             seq += 1;
-            let seq_text = seq.to_string();
             let value = valid(round * 10 + n);
             // One key per record spreads each transaction over several partitions.
             let key = format!("poisontest-{n}");
-            let headers = OwnedHeaders::new()
-                .insert(Header {
-                    key: "instance-id",
-                    value: Some(instance.as_str()),
-                })
-                .insert(Header {
-                    key: "seq",
-                    value: Some(seq_text.as_str()),
-                });
+            let headers = generator_headers(&instance, seq, None);
             producer
                 .send_result(
                     FutureRecord::to("logs.raw")

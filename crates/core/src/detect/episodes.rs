@@ -134,9 +134,9 @@ pub struct Episodes {
     /// (kind, key) → index in `changes` of its last change that a later extension may update.
     #[serde(skip)]
     pending: HashMap<(Kind, String), usize>,
-    /// A critical episode fired since the last drain.
+    /// Indexes in `changes` of the critical episodes fired and not taken by [`Episodes::take_urgent`].
     #[serde(skip)]
-    urgent: bool,
+    urgent: Vec<usize>,
     /// Changes before this index are stamped with their read time.
     #[serde(skip)]
     stamped: usize,
@@ -147,9 +147,19 @@ impl Episodes {
         self.open.contains_key(&(kind, key.to_owned()))
     }
 
-    /// Whether a `critical` episode fired since the last drain (its alert should not wait).
+    /// Whether a `critical` episode fired and was not taken yet (its alert should not wait).
     pub fn urgent(&self) -> bool {
-        self.urgent
+        !self.urgent.is_empty()
+    }
+
+    /// The critical episodes fired since the last call, as they are now (stamped if they were):
+    /// for a fast path that publishes them before the batch is stored. They stay among the
+    /// changes [`Episodes::drain`] returns.
+    pub fn take_urgent(&mut self) -> Vec<Change> {
+        std::mem::take(&mut self.urgent)
+            .into_iter()
+            .filter_map(|i| self.changes.get(i).cloned())
+            .collect()
     }
 
     pub fn open_count(&self) -> usize {
@@ -169,7 +179,9 @@ impl Episodes {
     pub fn hit(&mut self, hit: Hit<'_>) {
         let id = (hit.kind, hit.key.to_owned());
         let fired = !self.open.contains_key(&id);
-        self.urgent |= fired && hit.kind == Kind::Critical;
+        if fired && hit.kind == Kind::Critical {
+            self.urgent.push(self.changes.len());
+        }
         let episode = self.open.entry(id.clone()).or_insert_with(|| Episode {
             kind: hit.kind,
             key: hit.key.to_owned(),
@@ -251,7 +263,7 @@ impl Episodes {
 
     pub fn drain(&mut self) -> Vec<Change> {
         self.pending.clear();
-        self.urgent = false;
+        self.urgent.clear();
         self.stamped = 0;
         std::mem::take(&mut self.changes)
     }

@@ -120,9 +120,14 @@ impl Detectors {
         self.state.episodes.stamp(read_ms);
     }
 
-    /// Whether a critical alert fired since the last drain: it should go out now.
+    /// Whether a critical alert fired and was not taken: it should go out now.
     pub fn urgent(&self) -> bool {
         self.state.episodes.urgent()
+    }
+
+    /// The critical alerts fired since the last call (see [`episodes::Episodes::take_urgent`]).
+    pub fn take_urgent(&mut self) -> Vec<Change> {
+        self.state.episodes.take_urgent()
     }
 
     /// What changed since the last drain.
@@ -536,6 +541,24 @@ pub(crate) mod tests {
         assert!(!d.urgent());
         d.observe(&event(1_200, Level::Fatal, "db", "out of disk"));
         assert!(!d.urgent(), "the episode is open already");
+    }
+
+    #[test]
+    fn fired_critical_alerts_are_taken_once_and_stay_among_the_changes() {
+        let mut d = Detectors::new(Rules::default());
+        d.observe(&event(1_000, Level::Fatal, "db", "out of disk"));
+        d.stamp(5_000);
+        d.observe(&event(1_100, Level::Fatal, "db", "out of disk"));
+        let urgent = d.take_urgent();
+        assert_eq!(fired(&urgent), [(Kind::Critical, "db".to_owned())]);
+        assert_eq!(
+            urgent[0].read_ms,
+            Some(5_000),
+            "stamped with when it was read"
+        );
+        assert!(d.take_urgent().is_empty(), "taken once");
+        assert!(!d.urgent());
+        assert_eq!(fired(&d.drain()), [(Kind::Critical, "db".to_owned())]);
     }
 
     #[test]

@@ -248,8 +248,8 @@ fn error_threshold(rule: &RateRule, series: &Series, events_sum: u64, buckets: u
         Some(base) if base > 0.0 => (events_sum as f64 / (base * buckets as f64)).max(1.0),
         _ => 1.0,
     };
-    let expected = series.errors_baseline.unwrap_or(0.0) * buckets as f64 * traffic;
-    (rule.floor as f64).max(rule.ratio * expected.max(rule.min_expected))
+    let scaled = series.errors_baseline.map(|errors| errors * traffic);
+    threshold(rule, scaled, buckets)
 }
 
 fn above(rule: &RateRule, sum: u64, baseline: Option<f64>, buckets: usize) -> bool {

@@ -17,7 +17,7 @@ use logstream_service::sync::lock;
 use tokio::sync::mpsc;
 
 use crate::broker::Broker;
-use crate::messages::{Input, Record, Rewind, StoredPosition};
+use crate::messages::{AlertChange, Input, Record, Rewind, StoredPosition};
 use crate::metrics::Metrics;
 use crate::pipeline::batch::{Batch, TimeBounds};
 use crate::pipeline::detection::Detection;
@@ -61,6 +61,8 @@ pub struct Writer {
     pub rules: Rules,
     /// How often each partition's detector state is stored with its offsets.
     pub snapshot_every: Duration,
+    /// Where fired critical alerts go at once (`sink::alert_fast_lane`).
+    pub fast_lane: mpsc::Sender<AlertChange>,
 }
 
 /// The writer's working state.
@@ -205,10 +207,19 @@ impl Writer {
             &mut s.watermark,
             s.detection.detectors(partition),
         );
-        // A critical event's alert does not wait for the batch to fill: the batch is committed
-        // now (and the publisher woken), the fast path to `logs.alerts`.
-        let urgent = s.detection.detectors(partition).is_some_and(|d| d.urgent());
-        if urgent || s.batch.records >= self.max_events {
+        // A critical event's alert does not wait for its batch: the fast lane sends it now.
+        if let Some(detectors) = s.detection.detectors(partition) {
+            for change in detectors.take_urgent() {
+                if self
+                    .fast_lane
+                    .try_send(AlertChange { partition, change })
+                    .is_err()
+                {
+                    self.metrics.alerts.fast_failed.inc();
+                }
+            }
+        }
+        if s.batch.records >= self.max_events {
             self.hand_off(s).await;
         }
     }

@@ -7,7 +7,8 @@
 //! lock but still runs is fenced. Each round publishes the unpublished rows in one Kafka
 //! transaction (key: the alert key; header `alert-outbox-id`), then marks them published. A
 //! crash between the two leaves rows that may be in the topic already: on taking over, the
-//! publisher reads the tail of `logs.alerts` and marks the ids it finds there first.
+//! publisher reads the tail of `logs.alerts` and marks the ids it finds there first. Critical
+//! transitions the fast lane (`alert_fast_lane`) sent already are marked, not sent again.
 
 use std::collections::BTreeSet;
 use std::time::Duration;
@@ -31,7 +32,7 @@ const ROUND: i64 = 500;
 /// How far back the tail of each partition is read when taking over.
 const TAIL: i64 = 2 * ROUND;
 /// The header carrying the outbox row id.
-const ID_HEADER: &str = "alert-outbox-id";
+pub const ID_HEADER: &str = "alert-outbox-id";
 
 pub struct AlertPublisher {
     pub pool: PgPool,
@@ -147,11 +148,16 @@ impl AlertPublisher {
         Ok(())
     }
 
-    /// Publishes one round of unpublished rows in one Kafka transaction; returns how many.
+    /// Publishes one round of unpublished rows in one Kafka transaction; returns how many. Rows
+    /// the fast lane sent are marked without sending them again; rows it claimed are left to it
+    /// for 30 s.
     async fn round(&self, producer: &FutureProducer) -> Result<usize, String> {
-        let rows: Vec<(i64, String, String)> = sqlx::query_as(
-            "SELECT id, key, payload::text FROM alert_outbox
-             WHERE published_at IS NULL ORDER BY id LIMIT $1",
+        let rows: Vec<(i64, String, String, bool)> = sqlx::query_as(
+            "SELECT id, key, payload::text, fast_published_at IS NOT NULL FROM alert_outbox
+             WHERE published_at IS NULL
+               AND (fast_claimed_at IS NULL OR fast_published_at IS NOT NULL
+                    OR fast_claimed_at < now() - interval '30 seconds')
+             ORDER BY id LIMIT $1",
         )
         .bind(ROUND)
         .fetch_all(&self.pool)
@@ -160,11 +166,42 @@ impl AlertPublisher {
         if rows.is_empty() {
             return Ok(0);
         }
+        let to_send: Vec<&(i64, String, String, bool)> =
+            rows.iter().filter(|(_, _, _, sent)| !sent).collect();
+        if !to_send.is_empty() {
+            self.send(producer, &to_send).await?;
+        }
+        let ids: Vec<i64> = rows.iter().map(|r| r.0).collect();
+        self.mark(&ids).await?;
+        self.metrics.alerts.published.inc_by(to_send.len() as u64);
+        if let Some(notify) = &self.notify {
+            for (_, _, payload, sent) in &rows {
+                let payload = serde_json::from_str(payload).unwrap_or_default();
+                // The fast lane notified once already: kept for repeating only.
+                let notice = if *sent {
+                    Notice::Repeat(payload)
+                } else {
+                    Notice::Transition(payload)
+                };
+                if notify.try_send(notice).is_err() {
+                    self.metrics.alerts.notifications_dropped.inc();
+                }
+            }
+        }
+        Ok(ids.len())
+    }
+
+    /// Sends `rows` in one Kafka transaction.
+    async fn send(
+        &self,
+        producer: &FutureProducer,
+        rows: &[&(i64, String, String, bool)],
+    ) -> Result<(), String> {
         producer
             .begin_transaction()
             .map_err(|e| format!("cannot begin an alert transaction: {e}"))?;
         let mut pending = Vec::with_capacity(rows.len());
-        for (id, key, payload) in &rows {
+        for (id, key, payload, _) in rows {
             let id = id.to_string();
             let record = FutureRecord::to(&self.topic)
                 .key(key.as_str())
@@ -187,20 +224,7 @@ impl AlertPublisher {
         tokio::task::spawn_blocking(move || p.commit_transaction(Duration::from_secs(30)))
             .await
             .map_err(|e| e.to_string())?
-            .map_err(|e| format!("cannot commit the alert transaction: {e}"))?;
-        let ids: Vec<i64> = rows.iter().map(|r| r.0).collect();
-        self.mark(&ids).await?;
-        self.metrics.alerts.published.inc_by(rows.len() as u64);
-        if let Some(notify) = &self.notify {
-            for (_, _, payload) in rows.iter() {
-                let payload = serde_json::from_str(payload).unwrap_or_default();
-                let notice = Notice::Transition(payload);
-                if notify.try_send(notice).is_err() {
-                    self.metrics.alerts.notifications_dropped.inc();
-                }
-            }
-        }
-        Ok(ids.len())
+            .map_err(|e| format!("cannot commit the alert transaction: {e}"))
     }
 
     async fn mark(&self, ids: &[i64]) -> Result<(), String> {

@@ -25,6 +25,10 @@ pub enum Notice {
     Leading,
     /// A transition as published on logs.alerts.
     Transition(Value),
+    /// A transition the fast lane sent and notified once already: kept to repeat only.
+    Repeat(Value),
+    /// From the fast lane: notified once now, not kept (the publisher's notifier repeats it).
+    Once(Value),
 }
 
 pub struct Notifier {
@@ -63,6 +67,8 @@ impl Notifier {
                         self.take(&mut out, published);
                         self.send(&mut out, false).await;
                     }
+                    Some(Notice::Repeat(published)) => self.keep_firing(&mut out, &published),
+                    Some(Notice::Once(published)) => self.once(&mut out, published).await,
                 },
                 _ = tick.tick() => self.send(&mut out, true).await,
             }
@@ -107,11 +113,38 @@ impl Notifier {
             }
         }
         if self.webhook.is_some() {
-            if out.webhook.len() >= MAX_WEBHOOK_BACKLOG {
-                out.webhook.pop_front();
-                self.metrics.alerts.notifications_dropped.inc();
+            self.queue_webhook(out, payload);
+        }
+    }
+
+    /// Queues a webhook delivery, dropping (and counting) the oldest past the backlog's bound.
+    fn queue_webhook(&self, out: &mut Outbox, payload: Value) {
+        if out.webhook.len() >= MAX_WEBHOOK_BACKLOG {
+            out.webhook.pop_front();
+            self.metrics.alerts.notifications_dropped.inc();
+        }
+        out.webhook.push_back(payload);
+    }
+
+    /// Keeps a firing transition notified already, to repeat it.
+    fn keep_firing(&self, out: &mut Outbox, payload: &Value) {
+        if self.alertmanager.is_some() && payload["transition"] != "resolved" {
+            out.firing.insert(episode_id(payload), am_alert(payload));
+        }
+    }
+
+    /// Notifies one transition now without keeping it for repeats (a webhook delivery that
+    /// fails waits with the others).
+    async fn once(&self, out: &mut Outbox, payload: Value) {
+        if let Some(base) = &self.alertmanager {
+            let url = format!("{}/api/v2/alerts", base.trim_end_matches('/'));
+            if let Err(e) = self.post(&url, &json!([am_alert(&payload)])).await {
+                self.failed("alertmanager", &e);
             }
-            out.webhook.push_back(payload);
+        }
+        if self.webhook.is_some() {
+            self.queue_webhook(out, payload);
+            self.send(out, false).await;
         }
     }
 
