@@ -348,6 +348,7 @@ fn alerts(parts: &Parts, fast: mpsc::Receiver<AlertChange>) -> anyhow::Result<()
         config.kafka.topic_alerts.clone(),
         parts.metrics.clone(),
         notify.clone(),
+        parts.shared.alerts_queued.clone(),
     )?;
     tokio::spawn(lane.run(fast));
     let publisher = AlertPublisher {

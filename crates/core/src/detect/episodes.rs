@@ -140,7 +140,16 @@ pub struct Episodes {
     /// Changes before this index are stamped with their read time.
     #[serde(skip)]
     stamped: usize,
+    /// Critical keys → read time of their last resolve: a new episode of the same key fired
+    /// soon after must not overtake that resolve on its way out (see [`Episodes::take_urgent`]).
+    #[serde(skip)]
+    critical_resolved: HashMap<String, i64>,
 }
+
+/// How long after a critical episode of a key resolved a new one of the same key waits for its
+/// batch rather than taking the fast path: the resolve goes out with its batch, and the new
+/// fire must not reach consumers before it.
+pub const RESOLVE_ORDER_MS: i64 = 10_000;
 
 impl Episodes {
     pub fn is_open(&self, kind: Kind, key: &str) -> bool {
@@ -154,12 +163,31 @@ impl Episodes {
 
     /// The critical episodes fired since the last call, as they are now (stamped if they were):
     /// for a fast path that publishes them before the batch is stored. They stay among the
-    /// changes [`Episodes::drain`] returns.
+    /// changes [`Episodes::drain`] returns. A fire whose key resolved an episode less than
+    /// [`RESOLVE_ORDER_MS`] before (read time), or whose key's resolve is still among the
+    /// changes, is left to the batch, so that it follows that resolve.
     pub fn take_urgent(&mut self) -> Vec<Change> {
-        std::mem::take(&mut self.urgent)
-            .into_iter()
-            .filter_map(|i| self.changes.get(i).cloned())
-            .collect()
+        let urgent = std::mem::take(&mut self.urgent);
+        let mut taken = Vec::with_capacity(urgent.len());
+        for i in urgent {
+            let Some(change) = self.changes.get(i) else {
+                continue;
+            };
+            let key = &change.episode.key;
+            let resolved_earlier = self.changes[..i].iter().any(|c| {
+                c.transition == Some(Transition::Resolved)
+                    && c.episode.kind == Kind::Critical
+                    && &c.episode.key == key
+            });
+            let resolved_lately = match (change.read_ms, self.critical_resolved.get(key)) {
+                (Some(now), Some(&then)) => now.saturating_sub(then) < RESOLVE_ORDER_MS,
+                _ => false,
+            };
+            if !resolved_earlier && !resolved_lately {
+                taken.push(change.clone());
+            }
+        }
+        taken
     }
 
     pub fn open_count(&self) -> usize {
@@ -257,6 +285,12 @@ impl Episodes {
     pub fn stamp(&mut self, read_ms: i64) {
         for change in self.changes.iter_mut().skip(self.stamped) {
             change.read_ms.get_or_insert(read_ms);
+            let resolved_critical = change.transition == Some(Transition::Resolved)
+                && change.episode.kind == Kind::Critical;
+            if resolved_critical {
+                self.critical_resolved
+                    .insert(change.episode.key.clone(), read_ms);
+            }
         }
         self.stamped = self.changes.len();
     }

@@ -562,6 +562,50 @@ pub(crate) mod tests {
     }
 
     #[test]
+    fn a_critical_fire_soon_after_its_key_resolved_waits_for_its_batch() {
+        let mut d = Detectors::new(Rules::default());
+        d.observe(&event(1_000, Level::Fatal, "db", "out of disk"));
+        d.stamp(10_000);
+        assert_eq!(d.take_urgent().len(), 1);
+        d.drain();
+        // Far past the quiet time: the first episode resolves, and the same event fires the next.
+        d.observe(&event(10_000_000, Level::Fatal, "db", "out of disk again"));
+        d.stamp(11_000);
+        assert!(
+            d.take_urgent().is_empty(),
+            "the resolve goes first, with the batch"
+        );
+        let changes = d.drain();
+        let transitions: Vec<_> = changes.iter().map(|c| c.transition).collect();
+        assert_eq!(
+            transitions,
+            [Some(Transition::Resolved), Some(Transition::Fired)],
+            "in order in the batch"
+        );
+        // Resolved by a later ordinary event; a fire 5 s (read time) later still waits, one
+        // past RESOLVE_ORDER_MS goes fast.
+        d.observe(&event(20_000_000, Level::Info, "db", "fine"));
+        d.stamp(100_000);
+        d.drain();
+        d.observe(&event(20_000_100, Level::Fatal, "db", "down"));
+        d.stamp(105_000);
+        assert!(d.take_urgent().is_empty(), "5 s after its key resolved");
+        d.drain();
+        d.observe(&event(30_000_000, Level::Info, "db", "fine"));
+        d.stamp(200_000);
+        d.drain();
+        d.observe(&event(30_000_100, Level::Fatal, "db", "down"));
+        d.stamp(200_000 + episodes::RESOLVE_ORDER_MS);
+        assert_eq!(fired(&d.take_urgent()), [(Kind::Critical, "db".to_owned())]);
+        d.observe(&event(20_000_100, Level::Fatal, "web", "crash"));
+        d.stamp(40_000);
+        assert_eq!(
+            fired(&d.take_urgent()),
+            [(Kind::Critical, "web".to_owned())]
+        );
+    }
+
+    #[test]
     fn state_round_trips_and_goes_on() {
         let mut d = Detectors::new(Rules::default());
         for i in 0..14 {

@@ -320,7 +320,17 @@ impl ConsumerThread {
     fn join_again(&mut self, why: &str) {
         self.metrics.faults.rejoins.inc();
         match self.membership.join() {
-            Ok(consumer) => self.consumer = consumer,
+            Ok(consumer) => {
+                let old = std::mem::replace(&mut self.consumer, consumer);
+                // Closing a member librdkafka left stuck can block: it closes on a thread of
+                // its own, so this one goes on consuming with the new member.
+                let closing = std::thread::Builder::new()
+                    .name("kafka-consumer-close".into())
+                    .spawn(move || drop(old));
+                if let Err(e) = closing {
+                    tracing::warn!(error = %e, "cannot start a thread to close the old consumer");
+                }
+            }
             Err(join) => {
                 tracing::error!(error = %join, "cannot join the group again; shutting down");
                 *lock(&self.fatal) = Some(format!("{why}; joining again failed: {join}"));

@@ -7,18 +7,22 @@
 //! sent (`fast_published_at`) and handed to the notifier once. So:
 //! - the batch that holds the event inserts the same row later and does nothing (it exists);
 //! - after a crash, the replay fires the same transition again, finds its row and does nothing;
-//! - the publisher marks rows sent here as published without sending them again, and publishes
-//!   a row claimed here but not sent within 30 s (this collector died in between).
+//! - the publisher marks rows sent here as published without sending them again, and takes
+//!   over a row claimed here but not sent within 30 s (this collector died or the send failed):
+//!   it publishes it unless the topic's tail holds it already; rows after a claimed one wait for
+//!   it, so transitions stay in order.
 //!
 //! One lane per collector, fed through a bounded queue: a full queue drops the fast send (the
 //! publisher sends the transition once its batch commits) and counts it; storage never waits.
 
+use std::sync::Arc;
 use std::time::Duration;
 
+use logstream_service::retry::Backoff;
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use sqlx::PgPool;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, Notify};
 
 use crate::messages::AlertChange;
 use crate::metrics::Metrics;
@@ -28,6 +32,8 @@ use crate::sink::notifier::Notice;
 
 /// Transitions waiting for the lane; more are dropped (and published the usual way).
 pub const QUEUE: usize = 1024;
+/// The most a claim may take to be sent and noted; the publisher takes claims older than 30 s.
+const SEND_WITHIN: Duration = Duration::from_secs(20);
 
 pub struct FastLane {
     pub pool: PgPool,
@@ -35,6 +41,8 @@ pub struct FastLane {
     pub topic: String,
     pub metrics: Metrics,
     pub notify: Option<mpsc::Sender<Notice>>,
+    /// Wakes the publisher, which waits for claimed rows before publishing later ones.
+    pub wake: Arc<Notify>,
 }
 
 impl FastLane {
@@ -46,13 +54,14 @@ impl FastLane {
         topic: String,
         metrics: Metrics,
         notify: Option<mpsc::Sender<Notice>>,
+        wake: Arc<Notify>,
     ) -> anyhow::Result<Self> {
         let producer = logstream_service::kafka::acknowledged_config(
             brokers,
             "logstream-collector-fast-alerts",
         )
         .set("linger.ms", "0")
-        .set("message.timeout.ms", "10000")
+        .set("message.timeout.ms", "5000")
         .create()
         .map_err(|e| anyhow::anyhow!("cannot create the fast alert producer: {e}"))?;
         Ok(Self {
@@ -61,6 +70,7 @@ impl FastLane {
             topic,
             metrics,
             notify,
+            wake,
         })
     }
 
@@ -101,24 +111,15 @@ impl FastLane {
             return Ok(()); // stored by its batch already, or a replay
         };
         self.metrics.alerts.raised.with_label_values(&[kind]).inc();
-        let id_text = id.to_string();
-        let record = FutureRecord::to(&self.topic)
-            .key(row.keys[0].as_str())
-            .payload(payload.as_str())
-            .headers(OwnedHeaders::new().insert(Header {
-                key: ID_HEADER,
-                value: Some(id_text.as_str()),
-            }));
-        self.producer
-            .send(record, Duration::from_secs(10))
+        // Well inside the publisher's 30 s, so the two never send the same row at once.
+        let sent = tokio::time::timeout(SEND_WITHIN, self.send(id, &row.keys[0], payload))
             .await
-            .map_err(|(e, _)| format!("cannot send the transition: {e}"))?;
-        sqlx::query("UPDATE alert_outbox SET fast_published_at = now() WHERE id = $1")
-            .bind(id)
-            .execute(&self.pool)
-            .await
-            .map_err(|e| format!("sent, but cannot note it (the publisher may send it again under the same id): {e}"))?;
+            .map_err(|_| format!("not sent within {SEND_WITHIN:?}"))??;
+        if !sent {
+            return Ok(()); // the publisher took it over and notifies
+        }
         self.metrics.alerts.fast_published.inc();
+        self.wake.notify_one();
         if let Some(notify) = &self.notify {
             let payload = serde_json::from_str(payload).unwrap_or_default();
             if notify.try_send(Notice::Once(payload)).is_err() {
@@ -126,5 +127,40 @@ impl FastLane {
             }
         }
         Ok(())
+    }
+
+    /// Sends the claimed row `id` and notes it sent; false when the publisher took the claim
+    /// over meanwhile (it then checks the topic for this record before sending it).
+    async fn send(&self, id: i64, key: &str, payload: &str) -> Result<bool, String> {
+        let id_text = id.to_string();
+        let record = FutureRecord::to(&self.topic)
+            .key(key)
+            .payload(payload)
+            .headers(OwnedHeaders::new().insert(Header {
+                key: ID_HEADER,
+                value: Some(id_text.as_str()),
+            }));
+        self.producer
+            .send(record, Duration::from_secs(5))
+            .await
+            .map_err(|(e, _)| format!("cannot send the transition: {e}"))?;
+        let mut backoff = Backoff::new(Duration::from_millis(50), Duration::from_secs(1));
+        loop {
+            let noted = sqlx::query_scalar::<_, i64>(
+                "UPDATE alert_outbox SET fast_published_at = now()
+                 WHERE id = $1 AND fast_claimed_at IS NOT NULL AND published_at IS NULL
+                 RETURNING id",
+            )
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await;
+            match noted {
+                Ok(noted) => return Ok(noted.is_some()),
+                Err(e) => {
+                    tracing::warn!(id, error = %e, "sent, cannot note it yet; retrying");
+                    tokio::time::sleep(backoff.next_delay()).await;
+                }
+            }
+        }
     }
 }

@@ -34,6 +34,14 @@ const TAIL: i64 = 2 * ROUND;
 /// The header carrying the outbox row id.
 pub const ID_HEADER: &str = "alert-outbox-id";
 
+/// An unpublished outbox row; `sent` when the fast lane sent it already.
+struct Row {
+    id: i64,
+    key: String,
+    payload: String,
+    sent: bool,
+}
+
 pub struct AlertPublisher {
     pub pool: PgPool,
     pub brokers: String,
@@ -122,11 +130,13 @@ impl AlertPublisher {
 
     /// Marks published the unpublished rows already in the topic's tail.
     async fn take_over(&self) -> Result<(), String> {
-        let unpublished: Vec<i64> =
-            sqlx::query_scalar("SELECT id FROM alert_outbox WHERE published_at IS NULL")
-                .fetch_all(&self.pool)
-                .await
-                .map_err(|e| e.to_string())?;
+        // Rows the fast lane sent are left to the rounds, which keep them for repeating.
+        let unpublished: Vec<i64> = sqlx::query_scalar(
+            "SELECT id FROM alert_outbox WHERE published_at IS NULL AND fast_published_at IS NULL",
+        )
+        .fetch_all(&self.pool)
+        .await
+        .map_err(|e| e.to_string())?;
         if unpublished.is_empty() {
             return Ok(());
         }
@@ -148,64 +158,113 @@ impl AlertPublisher {
         Ok(())
     }
 
-    /// Publishes one round of unpublished rows in one Kafka transaction; returns how many. Rows
-    /// the fast lane sent are marked without sending them again; rows it claimed are left to it
-    /// for 30 s.
+    /// Publishes one round of unpublished rows in one Kafka transaction, in id order; returns
+    /// how many. Rows the fast lane sent are marked without sending them again; a row it claimed
+    /// and has not sent yet stops the round there (later rows wait for it), and one claimed more
+    /// than 30 s ago is taken over first.
     async fn round(&self, producer: &FutureProducer) -> Result<usize, String> {
-        let rows: Vec<(i64, String, String, bool)> = sqlx::query_as(
-            "SELECT id, key, payload::text, fast_published_at IS NOT NULL FROM alert_outbox
-             WHERE published_at IS NULL
-               AND (fast_claimed_at IS NULL OR fast_published_at IS NOT NULL
-                    OR fast_claimed_at < now() - interval '30 seconds')
-             ORDER BY id LIMIT $1",
+        self.take_over_stale_claims().await?;
+        let rows: Vec<(i64, String, String, bool, bool)> = sqlx::query_as(
+            "SELECT id, key, payload::text, fast_published_at IS NOT NULL,
+                    fast_claimed_at IS NOT NULL AND fast_published_at IS NULL
+             FROM alert_outbox WHERE published_at IS NULL ORDER BY id LIMIT $1",
         )
         .bind(ROUND)
         .fetch_all(&self.pool)
         .await
         .map_err(|e| e.to_string())?;
+        let rows: Vec<Row> = rows
+            .into_iter()
+            .take_while(|r| !r.4)
+            .map(|(id, key, payload, sent, _)| Row {
+                id,
+                key,
+                payload,
+                sent,
+            })
+            .collect();
         if rows.is_empty() {
             return Ok(0);
         }
-        let to_send: Vec<&(i64, String, String, bool)> =
-            rows.iter().filter(|(_, _, _, sent)| !sent).collect();
+        let to_send: Vec<&Row> = rows.iter().filter(|r| !r.sent).collect();
         if !to_send.is_empty() {
             self.send(producer, &to_send).await?;
         }
-        let ids: Vec<i64> = rows.iter().map(|r| r.0).collect();
+        let ids: Vec<i64> = rows.iter().map(|r| r.id).collect();
         self.mark(&ids).await?;
         self.metrics.alerts.published.inc_by(to_send.len() as u64);
-        if let Some(notify) = &self.notify {
-            for (_, _, payload, sent) in &rows {
-                let payload = serde_json::from_str(payload).unwrap_or_default();
-                // The fast lane notified once already: kept for repeating only.
-                let notice = if *sent {
-                    Notice::Repeat(payload)
-                } else {
-                    Notice::Transition(payload)
-                };
-                if notify.try_send(notice).is_err() {
-                    self.metrics.alerts.notifications_dropped.inc();
-                }
-            }
+        for row in &rows {
+            let payload = serde_json::from_str(&row.payload).unwrap_or_default();
+            // The fast lane notified once already: kept for repeating only.
+            self.tell(if row.sent {
+                Notice::Repeat(payload)
+            } else {
+                Notice::Transition(payload)
+            });
         }
         Ok(ids.len())
     }
 
+    /// Takes back the fast lane's claims older than 30 s that it never noted as sent (its
+    /// collector died, or the send failed): marks published those the topic's tail holds
+    /// already (and notifies them), and leaves the rest to be sent like any other row.
+    async fn take_over_stale_claims(&self) -> Result<(), String> {
+        let stale: Vec<(i64, String)> = sqlx::query_as(
+            "UPDATE alert_outbox SET fast_claimed_at = NULL
+             WHERE published_at IS NULL AND fast_published_at IS NULL
+               AND fast_claimed_at < now() - interval '30 seconds'
+             RETURNING id, payload::text",
+        )
+        .fetch_all(&self.pool)
+        .await
+        .map_err(|e| e.to_string())?;
+        if stale.is_empty() {
+            return Ok(());
+        }
+        tracing::warn!(
+            rows = stale.len(),
+            "fast alert claims not sent within 30 s; publishing them"
+        );
+        let (brokers, topic) = (self.brokers.clone(), self.topic.clone());
+        let in_topic = tokio::task::spawn_blocking(move || tail_ids(&brokers, &topic))
+            .await
+            .map_err(|e| e.to_string())??;
+        let found: Vec<&(i64, String)> = stale
+            .iter()
+            .filter(|(id, _)| in_topic.contains(id))
+            .collect();
+        if !found.is_empty() {
+            let ids: Vec<i64> = found.iter().map(|(id, _)| *id).collect();
+            self.mark(&ids).await?;
+            for (_, payload) in found {
+                self.tell(Notice::Transition(
+                    serde_json::from_str(payload).unwrap_or_default(),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// Hands a notice to the notifier, if there is one; a full queue drops it (counted).
+    fn tell(&self, notice: Notice) {
+        if let Some(notify) = &self.notify {
+            if notify.try_send(notice).is_err() {
+                self.metrics.alerts.notifications_dropped.inc();
+            }
+        }
+    }
+
     /// Sends `rows` in one Kafka transaction.
-    async fn send(
-        &self,
-        producer: &FutureProducer,
-        rows: &[&(i64, String, String, bool)],
-    ) -> Result<(), String> {
+    async fn send(&self, producer: &FutureProducer, rows: &[&Row]) -> Result<(), String> {
         producer
             .begin_transaction()
             .map_err(|e| format!("cannot begin an alert transaction: {e}"))?;
         let mut pending = Vec::with_capacity(rows.len());
-        for (id, key, payload, _) in rows {
-            let id = id.to_string();
+        for row in rows {
+            let id = row.id.to_string();
             let record = FutureRecord::to(&self.topic)
-                .key(key.as_str())
-                .payload(payload.as_str())
+                .key(row.key.as_str())
+                .payload(row.payload.as_str())
                 .headers(OwnedHeaders::new().insert(Header {
                     key: ID_HEADER,
                     value: Some(id.as_str()),
