@@ -19,15 +19,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use logstream_service::retry::Backoff;
-use rdkafka::message::{Header, OwnedHeaders};
-use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::producer::FutureProducer;
 use sqlx::PgPool;
 use tokio::sync::{mpsc, Notify};
 
 use crate::messages::AlertChange;
 use crate::metrics::Metrics;
 use crate::pipeline::alert_rows::outbox_columns;
-use crate::sink::alert_publisher::ID_HEADER;
+use crate::sink::alert_publisher::alert_record;
 use crate::sink::notifier::Notice;
 
 /// Transitions waiting for the lane; more are dropped (and published the usual way).
@@ -133,13 +132,7 @@ impl FastLane {
     /// over meanwhile (it then checks the topic for this record before sending it).
     async fn send(&self, id: i64, key: &str, payload: &str) -> Result<bool, String> {
         let id_text = id.to_string();
-        let record = FutureRecord::to(&self.topic)
-            .key(key)
-            .payload(payload)
-            .headers(OwnedHeaders::new().insert(Header {
-                key: ID_HEADER,
-                value: Some(id_text.as_str()),
-            }));
+        let record = alert_record(&self.topic, key, payload, &id_text);
         self.producer
             .send(record, Duration::from_secs(5))
             .await

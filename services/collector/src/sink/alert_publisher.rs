@@ -32,7 +32,7 @@ const ROUND: i64 = 500;
 /// How far back the tail of each partition is read when taking over.
 const TAIL: i64 = 2 * ROUND;
 /// The header carrying the outbox row id.
-pub const ID_HEADER: &str = "alert-outbox-id";
+const ID_HEADER: &str = "alert-outbox-id";
 
 /// An unpublished outbox row; `sent` when the fast lane sent it already.
 struct Row {
@@ -140,10 +140,7 @@ impl AlertPublisher {
         if unpublished.is_empty() {
             return Ok(());
         }
-        let (brokers, topic) = (self.brokers.clone(), self.topic.clone());
-        let in_topic = tokio::task::spawn_blocking(move || tail_ids(&brokers, &topic))
-            .await
-            .map_err(|e| e.to_string())??;
+        let in_topic = self.tail_ids().await?;
         let done: Vec<i64> = unpublished
             .into_iter()
             .filter(|id| in_topic.contains(id))
@@ -225,10 +222,7 @@ impl AlertPublisher {
             rows = stale.len(),
             "fast alert claims not sent within 30 s; publishing them"
         );
-        let (brokers, topic) = (self.brokers.clone(), self.topic.clone());
-        let in_topic = tokio::task::spawn_blocking(move || tail_ids(&brokers, &topic))
-            .await
-            .map_err(|e| e.to_string())??;
+        let in_topic = self.tail_ids().await?;
         let found: Vec<&(i64, String)> = stale
             .iter()
             .filter(|(id, _)| in_topic.contains(id))
@@ -243,6 +237,14 @@ impl AlertPublisher {
             }
         }
         Ok(())
+    }
+
+    /// The outbox ids in the tail of the topic (see [`tail_ids`]).
+    async fn tail_ids(&self) -> Result<BTreeSet<i64>, String> {
+        let (brokers, topic) = (self.brokers.clone(), self.topic.clone());
+        tokio::task::spawn_blocking(move || tail_ids(&brokers, &topic))
+            .await
+            .map_err(|e| e.to_string())?
     }
 
     /// Hands a notice to the notifier, if there is one; a full queue drops it (counted).
@@ -262,13 +264,7 @@ impl AlertPublisher {
         let mut pending = Vec::with_capacity(rows.len());
         for row in rows {
             let id = row.id.to_string();
-            let record = FutureRecord::to(&self.topic)
-                .key(row.key.as_str())
-                .payload(row.payload.as_str())
-                .headers(OwnedHeaders::new().insert(Header {
-                    key: ID_HEADER,
-                    value: Some(id.as_str()),
-                }));
+            let record = alert_record(&self.topic, &row.key, &row.payload, &id);
             pending.push(
                 logstream_service::kafka::enqueue(producer, record)
                     .await
@@ -294,6 +290,22 @@ impl AlertPublisher {
             .map_err(|e| e.to_string())?;
         Ok(())
     }
+}
+
+/// The `logs.alerts` record of outbox row `id`: keyed by the alert key, the id in its header.
+pub fn alert_record<'a>(
+    topic: &'a str,
+    key: &'a str,
+    payload: &'a str,
+    id: &'a str,
+) -> FutureRecord<'a, str, str> {
+    FutureRecord::to(topic)
+        .key(key)
+        .payload(payload)
+        .headers(OwnedHeaders::new().insert(Header {
+            key: ID_HEADER,
+            value: Some(id),
+        }))
 }
 
 /// Blocking: the outbox ids in the last records of every partition of `topic` (committed
