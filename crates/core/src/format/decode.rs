@@ -1,11 +1,12 @@
 //! Any record, whatever its format, into the one normalised event (the collector's decoder).
 //!
 //! The format comes from the record's `content-type` header, or is detected from the bytes when
-//! there is none: `{` starts JSON, `<PRI>1 ` RFC 5424, another `<PRI>` RFC 3164, anything else is
+//! there is none: `{` starts JSON, `<PRI>1 ` RFC 5424, another `<PRI>` RFC 3164, as does a BSD
+//! timestamp (`Nov 30 06:55:46 `, syslog lines as written to `/var/log/*.log`), anything else is
 //! taken for an Apache access line. Formats without a service name take it from the record key
 //! (the generator keys records by service), else from the format (`apache`, `syslog`).
 
-use super::{apache, syslog, Format};
+use super::{apache, level_marker, syslog, Format};
 use crate::event::{Level, LogEvent};
 use crate::json::{self, DecodeError, MAX_SERVICE_LEN, MAX_TIMESTAMP_MS, MIN_TIMESTAMP_MS};
 
@@ -80,6 +81,7 @@ pub fn detect(bytes: &[u8]) -> Format {
                 Format::Syslog3164
             }
         }
+        _ if syslog::starts_with_bsd_timestamp(start) => Format::Syslog3164,
         _ => Format::Apache,
     }
 }
@@ -180,9 +182,15 @@ fn from_3164(line: &str, key: Option<&str>, now_ms: i64) -> Result<LogEvent, Rej
     if parsed.timestamp_ms > now_ms + DAY_MS {
         parsed = syslog::parse_3164(line, year - 1).map_err(|e| rejected(REASON, e))?;
     }
+    // Without `<PRI>` the severity is RFC 3164's default: the level is what the message says.
+    let level = if parsed.has_pri {
+        syslog::level_of(parsed.severity)
+    } else {
+        level_marker::level_in(&parsed.message).unwrap_or(Level::Info)
+    };
     Ok(LogEvent {
         timestamp_ms: parsed.timestamp_ms,
-        level: syslog::level_of(parsed.severity),
+        level,
         service: parsed
             .tag
             .or_else(|| key.map(str::to_owned))
@@ -277,6 +285,52 @@ mod tests {
         )
         .expect("decodes");
         assert_eq!(event.timestamp_ms, 1_767_225_599_000); // 2025-12-31T23:59:59Z
+    }
+
+    #[test]
+    fn syslog_lines_as_written_to_var_log_decode_without_a_content_type() {
+        let cases: [(&[u8], &str, Option<&str>, Level, &str); 4] = [
+            (
+                b"Nov 30 06:55:46 host sshd[24200]: Invalid user webmaster from 173.234.31.186",
+                "sshd",
+                Some("host"),
+                Level::Info,
+                "Invalid user webmaster from 173.234.31.186",
+            ),
+            (
+                b"Dec  1 09:00:01 web-1 CRON[812]: (root) CMD (run-parts /etc/cron.hourly)\n",
+                "CRON",
+                Some("web-1"),
+                Level::Info,
+                "(root) CMD (run-parts /etc/cron.hourly)",
+            ),
+            (
+                b"Dec 01 09:00:02 db kernel: EXT4-fs ERROR (device sda1): bad block",
+                "kernel",
+                Some("db"),
+                Level::Error,
+                "EXT4-fs ERROR (device sda1): bad block",
+            ),
+            (
+                b"Oct 10 13:55:36 db postgres[77]: [3-1] FATAL:  password authentication failed",
+                "postgres",
+                Some("db"),
+                Level::Fatal,
+                "[3-1] FATAL:  password authentication failed",
+            ),
+        ];
+        for (line, service, host, level, message) in cases {
+            let format = format_of(None, line).expect("detected");
+            assert_eq!(format, Format::Syslog3164, "{}", String::from_utf8_lossy(line));
+            let event = decode(format, line, None, NOW).expect("decodes");
+            assert_eq!(
+                (event.service.as_str(), event.host.as_deref(), event.level, event.message.as_str()),
+                (service, host, level, message)
+            );
+        }
+        let with_pri = decode(Format::Syslog3164, b"<11>Nov 30 06:55:46 h app: INFO fine", None, NOW);
+        assert_eq!(with_pri.map(|e| e.level), Ok(Level::Error), "<PRI> decides when present");
+        assert_eq!(detect(b"Nov 30 garbage"), Format::Apache);
     }
 
     #[test]

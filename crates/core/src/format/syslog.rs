@@ -76,6 +76,9 @@ impl Rfc5424 {
 pub struct Rfc3164 {
     pub facility: u8,
     pub severity: u8,
+    /// Whether the line had its `<PRI>`: lines as written to `/var/log/*.log` do not, and get
+    /// RFC 3164's default (user.notice, §4.3.3).
+    pub has_pri: bool,
     /// The line's time in the year given to [`parse_3164`], as UTC.
     pub timestamp_ms: i64,
     pub hostname: String,
@@ -260,10 +263,20 @@ fn parse_structured_data(scan: &mut Scan<'_>) -> Result<Elements, ParseError> {
     Ok(elements)
 }
 
-/// Parses one RFC 3164 line; the format has no year, so `year` supplies it.
+/// The facility and severity RFC 3164 gives a message without `<PRI>` (user.notice, §4.3.3).
+const NO_PRI: (u8, u8) = (1, 5);
+
+/// Parses one RFC 3164 line, with or without its `<PRI>` (without it, as syslog daemons write
+/// `/var/log/*.log`); the format has no year, so `year` supplies it.
 pub fn parse_3164(line: &str, year: i32) -> Result<Rfc3164, ParseError> {
-    let mut scan = Scan::new(line.trim_end_matches(['\r', '\n']));
-    let (facility, severity) = parse_pri(&mut scan)?;
+    let line = line.trim_end_matches(['\r', '\n']);
+    let has_pri = line.starts_with('<');
+    let mut scan = Scan::new(line);
+    let (facility, severity) = if has_pri {
+        parse_pri(&mut scan)?
+    } else {
+        NO_PRI
+    };
     let stamp = scan.take(15, "syslog_bad_timestamp")?;
     let time = NaiveDateTime::parse_from_str(&format!("{year} {stamp}"), "%Y %b %e %H:%M:%S")
         .map_err(|e| ParseError::new("syslog_bad_timestamp", format!("{stamp:?}: {e}")))?;
@@ -297,12 +310,40 @@ pub fn parse_3164(line: &str, year: i32) -> Result<Rfc3164, ParseError> {
     Ok(Rfc3164 {
         facility,
         severity,
+        has_pri,
         timestamp_ms: time.and_utc().timestamp_millis(),
         hostname,
         tag,
         pid,
         message: message.to_owned(),
     })
+}
+
+/// Whether `bytes` start as a BSD syslog line without `<PRI>` does: `Mmm dd hh:mm:ss ` (the
+/// day padded with a space or a zero).
+pub fn starts_with_bsd_timestamp(bytes: &[u8]) -> bool {
+    const MONTHS: [&[u8]; 12] = [
+        b"Jan", b"Feb", b"Mar", b"Apr", b"May", b"Jun", b"Jul", b"Aug", b"Sep", b"Oct", b"Nov",
+        b"Dec",
+    ];
+    let Some(stamp) = bytes.get(..16) else {
+        return false;
+    };
+    let digit = |i: usize| stamp[i].is_ascii_digit();
+    MONTHS.contains(&&stamp[..3])
+        && stamp[3] == b' '
+        && (stamp[4] == b' ' || digit(4))
+        && digit(5)
+        && stamp[6] == b' '
+        && digit(7)
+        && digit(8)
+        && stamp[9] == b':'
+        && digit(10)
+        && digit(11)
+        && stamp[12] == b':'
+        && digit(13)
+        && digit(14)
+        && stamp[15] == b' '
 }
 
 /// The year of `timestamp_ms` (for [`parse_3164`] when the reader's clock is the reference).
