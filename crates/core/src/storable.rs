@@ -228,6 +228,13 @@ impl Mender<'_> {
 /// Adds `"_sanitized": [...]` as the last member of a JSON object text (so it wins over one the
 /// input may hold: `jsonb` keeps the last of duplicate keys); other JSON is returned as it is.
 fn flag(object: String, found: Sanitized) -> String {
+    let names: Vec<String> = found.names().map(|n| format!("\"{n}\"")).collect();
+    with_member(object, &format!("\"_sanitized\":[{}]", names.join(",")))
+}
+
+/// A JSON object's text with `member` (`"name":value`) added as its last member; any other JSON
+/// text is returned as it is.
+pub fn with_member(object: String, member: &str) -> String {
     let body = object.trim_end();
     let Some(body) = body.strip_suffix('}') else {
         return object;
@@ -235,8 +242,6 @@ fn flag(object: String, found: Sanitized) -> String {
     if !object.trim_start().starts_with('{') {
         return object;
     }
-    let names: Vec<String> = found.names().map(|n| format!("\"{n}\"")).collect();
-    let member = format!("\"_sanitized\":[{}]", names.join(","));
     let empty = body
         .trim_start()
         .strip_prefix('{')

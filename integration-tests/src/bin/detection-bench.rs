@@ -161,12 +161,12 @@ fn read_raw(brokers: &str, topic: &str, from: &BTreeMap<i32, i64>) -> Raw {
     read(brokers, topic, from, &to, Duration::from_secs(30), |m| {
         let bytes = m.payload().unwrap_or_default();
         let content_type = header(m, "content-type");
-        let Ok(format) = format::decode::format_of(content_type.as_deref(), bytes) else {
+        let Ok(decoded) =
+            format::lenient::decode_record(content_type.as_deref(), bytes, m.key(), now_ms)
+        else {
             return;
         };
-        let Ok(event) = format::decode::decode(format, bytes, m.key(), now_ms) else {
-            return;
-        };
+        let event = decoded.event;
         raw.events += 1;
         if event.level >= Level::Error {
             raw.errors.push((event.service.clone(), event.timestamp_ms));

@@ -207,7 +207,7 @@ impl Faults {
         )?,
         sanitized: r.counter_vec(
             "log_events_sanitized_total",
-            "Events changed to be storable, by what: nul (NUL characters replaced), surrogate (unpaired surrogate escapes replaced), number (numbers beyond PostgreSQL's numeric kept as strings)",
+            "Events changed to be storable, by what: nul (NUL characters replaced), surrogate (unpaired surrogate escapes replaced), number (numbers beyond PostgreSQL's numeric kept as strings), utf8 (bytes that were not UTF-8 replaced with U+FFFD), plain (a line in no known format kept as a plain message)",
             &["what"],
         )?,
         offset_conflicts: r.counter(

@@ -46,7 +46,13 @@ async fn malformed_records_go_to_the_dead_letter_topic() {
             Some("application/json"),
             Some("invalid_json"),
         ),
-        (vec![0xff, 0xfe, b'{', b'}'], None, Some("invalid_utf8")),
+        (
+            vec![0xff, 0xfe, b'{', b'}'],
+            Some("application/json"),
+            Some("invalid_utf8"),
+        ),
+        // Named no format: in none, so kept as a plain message (bytes not UTF-8 replaced).
+        (b"[error] plain words \xff".to_vec(), None, None),
         (
             format!(r#"{{"timestamp":{now},"service":"dlqtest"}}"#).into_bytes(),
             None,
@@ -101,6 +107,24 @@ async fn malformed_records_go_to_the_dead_letter_topic() {
     .await
     .expect("the syslog record is stored");
     assert_eq!(level.0, "WARN", "its level comes from the structured data");
+    let plain: (String, String, String) = sqlx::query_as(
+        "SELECT level, service, attributes::text FROM log_events \
+         WHERE instance_id = $1 AND message LIKE '[error] plain words%'",
+    )
+    .bind(&instance)
+    .fetch_one(&pool)
+    .await
+    .expect("the line in no format is stored");
+    assert_eq!(
+        (plain.0.as_str(), plain.1.as_str()),
+        ("ERROR", "dlqtest"),
+        "level from its marker, service from the key"
+    );
+    assert!(
+        plain.2.contains(r#""_format": "plain""#) && plain.2.contains(r#""_invalid_utf8": true"#),
+        "{}",
+        plain.2
+    );
 
     // The bad ones are in logs.dlq, unchanged, with a reason and their source.
     let consumer: BaseConsumer = ClientConfig::new()

@@ -5,6 +5,10 @@
 //! timestamp (`Nov 30 06:55:46 `, syslog lines as written to `/var/log/*.log`), anything else is
 //! taken for an Apache access line. Formats without a service name take it from the record key
 //! (the generator keys records by service), else from the format (`apache`, `syslog`).
+//!
+//! This module reads a record in the format it is given, strictly; [`super::lenient`] reads a
+//! record that names no format as the collector does (lines in no known format kept as plain
+//! messages).
 
 use super::{apache, level_marker, syslog, Format};
 use crate::event::{Level, LogEvent};
@@ -108,6 +112,11 @@ pub fn decode(
         Format::Syslog5424 => from_5424(line, key, now_ms)?,
         Format::Syslog3164 => from_3164(line, key, now_ms)?,
     };
+    checked(event)
+}
+
+/// `event`, when its time and service are within the bounds every format has.
+pub(super) fn checked(event: LogEvent) -> Result<LogEvent, Rejected> {
     if !(MIN_TIMESTAMP_MS..=MAX_TIMESTAMP_MS).contains(&event.timestamp_ms) {
         return Err(rejected("invalid_timestamp", event.timestamp_ms));
     }
@@ -289,7 +298,9 @@ mod tests {
 
     #[test]
     fn syslog_lines_as_written_to_var_log_decode_without_a_content_type() {
-        let cases: [(&[u8], &str, Option<&str>, Level, &str); 4] = [
+        // (line, service, host, level, message)
+        type Case<'a> = (&'a [u8], &'a str, Option<&'a str>, Level, &'a str);
+        let cases: [Case; 4] = [
             (
                 b"Nov 30 06:55:46 host sshd[24200]: Invalid user webmaster from 173.234.31.186",
                 "sshd",
@@ -321,15 +332,34 @@ mod tests {
         ];
         for (line, service, host, level, message) in cases {
             let format = format_of(None, line).expect("detected");
-            assert_eq!(format, Format::Syslog3164, "{}", String::from_utf8_lossy(line));
+            assert_eq!(
+                format,
+                Format::Syslog3164,
+                "{}",
+                String::from_utf8_lossy(line)
+            );
             let event = decode(format, line, None, NOW).expect("decodes");
             assert_eq!(
-                (event.service.as_str(), event.host.as_deref(), event.level, event.message.as_str()),
+                (
+                    event.service.as_str(),
+                    event.host.as_deref(),
+                    event.level,
+                    event.message.as_str()
+                ),
                 (service, host, level, message)
             );
         }
-        let with_pri = decode(Format::Syslog3164, b"<11>Nov 30 06:55:46 h app: INFO fine", None, NOW);
-        assert_eq!(with_pri.map(|e| e.level), Ok(Level::Error), "<PRI> decides when present");
+        let with_pri = decode(
+            Format::Syslog3164,
+            b"<11>Nov 30 06:55:46 h app: INFO fine",
+            None,
+            NOW,
+        );
+        assert_eq!(
+            with_pri.map(|e| e.level),
+            Ok(Level::Error),
+            "<PRI> decides when present"
+        );
         assert_eq!(detect(b"Nov 30 garbage"), Format::Apache);
     }
 

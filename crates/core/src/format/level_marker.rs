@@ -97,16 +97,40 @@ mod tests {
     #[test]
     fn markers_of_common_loggers_give_the_level() {
         let cases = [
-            ("[Sun Dec 04 04:47:44 2005] [error] mod_jk child workerEnv in error state 6", Some(Level::Error)),
-            ("[Wed Oct 11 14:32:52.123 2023] [core:warn] [pid 1] AH00098: pid file overwritten", Some(Level::Warn)),
-            ("[Sun Dec 04 04:51:08 2005] [notice] jk2_init() Found child 6725", Some(Level::Info)),
-            ("E0512 12:00:00.000123    42 server.cc:10] connection refused", Some(Level::Error)),
+            (
+                "[Sun Dec 04 04:47:44 2005] [error] mod_jk child workerEnv in error state 6",
+                Some(Level::Error),
+            ),
+            (
+                "[Wed Oct 11 14:32:52.123 2023] [core:warn] [pid 1] AH00098: pid file overwritten",
+                Some(Level::Warn),
+            ),
+            (
+                "[Sun Dec 04 04:51:08 2005] [notice] jk2_init() Found child 6725",
+                Some(Level::Info),
+            ),
+            (
+                "E0512 12:00:00.000123    42 server.cc:10] connection refused",
+                Some(Level::Error),
+            ),
             ("W1201 08:00:00.1 1 x.go:3] slow", Some(Level::Warn)),
-            ("2026-12-01 12:00:00,123 ERROR [main] c.e.App - boom", Some(Level::Error)),
+            (
+                "2026-12-01 12:00:00,123 ERROR [main] c.e.App - boom",
+                Some(Level::Error),
+            ),
             ("ERROR:root:database unreachable", Some(Level::Error)),
-            ("2026-12-01T12:00:00Z WARNING disk almost full", Some(Level::Warn)),
-            ("FATAL: password authentication failed for user \"x\"", Some(Level::Fatal)),
-            ("ts=2026-12-01T12:00:00Z level=warn msg=\"retrying\"", Some(Level::Warn)),
+            (
+                "2026-12-01T12:00:00Z WARNING disk almost full",
+                Some(Level::Warn),
+            ),
+            (
+                "FATAL: password authentication failed for user \"x\"",
+                Some(Level::Fatal),
+            ),
+            (
+                "ts=2026-12-01T12:00:00Z level=warn msg=\"retrying\"",
+                Some(Level::Warn),
+            ),
             ("time=\"x\" level=\"error\" msg=y", Some(Level::Error)),
             ("DEBUG http: request done", Some(Level::Debug)),
             ("user saw an error while saving", None),

@@ -11,6 +11,7 @@
 
 pub mod apache;
 pub mod decode;
+pub mod lenient;
 pub mod level_marker;
 mod scan;
 pub mod syslog;

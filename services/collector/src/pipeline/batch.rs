@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 
 use logstream_core::detect::Detectors;
-use logstream_core::format::decode;
+use logstream_core::format::lenient::{self, Decoded};
 use logstream_core::json;
 use logstream_core::route::Routing;
 use logstream_core::sketch::latency_us_of_attributes;
@@ -167,7 +167,14 @@ impl Batch {
             }
         }
         match self.decode(&record, now_ms) {
-            Ok(event) => self.accept(event, &record, now_ms, watermark, detectors),
+            Ok(decoded) => {
+                for (assumed, what) in [(decoded.plain, "plain"), (decoded.replaced_utf8, "utf8")] {
+                    if assumed {
+                        *self.sanitized.entry(what).or_default() += 1;
+                    }
+                }
+                self.accept(decoded.event, &record, now_ms, watermark, detectors)
+            }
             Err((reason, detail)) => self.dead_letters.push(DeadLetter {
                 record: record.clone(),
                 reason,
@@ -179,13 +186,18 @@ impl Batch {
 
     /// The record's event, or why it cannot be one: no value, undecodable, or an event time
     /// outside the accepted bounds around `now_ms`.
-    fn decode(&self, record: &Record, now_ms: i64) -> Result<LogEvent, (&'static str, String)> {
+    fn decode(&self, record: &Record, now_ms: i64) -> Result<Decoded, (&'static str, String)> {
         let Some(bytes) = &record.payload else {
             return Err((EMPTY_PAYLOAD, "record has no value".to_owned()));
         };
-        let event = decode::format_of(record.content_type.as_deref(), bytes)
-            .and_then(|format| decode::decode(format, bytes, record.key.as_deref(), now_ms))
-            .map_err(|e| (e.reason, e.detail))?;
+        let decoded = lenient::decode_record(
+            record.content_type.as_deref(),
+            bytes,
+            record.key.as_deref(),
+            now_ms,
+        )
+        .map_err(|e| (e.reason, e.detail))?;
+        let event = &decoded.event;
         let TimeBounds {
             max_past_ms,
             max_future_ms,
@@ -202,7 +214,7 @@ impl Batch {
                 ),
             ));
         }
-        Ok(event)
+        Ok(decoded)
     }
 
     /// Takes a decoded event: made storable, then filtered out, or routed, windowed, counted
@@ -261,7 +273,7 @@ impl Batch {
     /// Shows a record that is stored already to `detectors` only, as [`Batch::add`] would have
     /// (rebuilding their state after a snapshot).
     pub fn replay(&self, record: &Record, now_ms: i64, detectors: &mut Detectors) {
-        if let Ok(mut event) = self.decode(record, now_ms) {
+        if let Ok(Decoded { mut event, .. }) = self.decode(record, now_ms) {
             storable::event(&mut event);
             if self.routing.dropped_by(&event).is_none() {
                 detectors.observe(&event);
