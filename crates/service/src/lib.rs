@@ -9,12 +9,16 @@
 //! - [`metrics`]: Prometheus metrics created and registered in one step.
 //! - [`ops`]: the `/metrics`, `/healthz` and `/readyz` endpoints, JSON errors, and serving.
 //! - [`kafka`]: client configuration, topic creation and broker checks.
+//! - [`breaker`]: the circuit breaker around Kafka delivery of the services that produce events.
 //! - [`postgres`]: connection pool and database checks.
+//! - [`record_headers`]: the headers of a record on `logs.raw`.
 
+pub mod breaker;
 pub mod kafka;
 pub mod metrics;
 pub mod ops;
 pub mod postgres;
+pub mod record_headers;
 pub mod retry;
 pub mod settings;
 pub mod shutdown;

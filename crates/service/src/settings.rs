@@ -140,3 +140,46 @@ impl RulesSettings {
             .map_err(|e| format!("LOGSTREAM_RULES ({}): {e}", path.display()))
     }
 }
+
+/// The Kafka circuit breaker of services that produce events (generator, ingest).
+#[derive(Debug, Clone, Args)]
+pub struct BreakerArgs {
+    /// Consecutive delivery failures (or stalls) that open the Kafka circuit breaker.
+    #[arg(long, env = "LOGSTREAM_BREAKER_FAILURES", default_value_t = 3,
+          value_parser = clap::value_parser!(u32).range(1..=1000))]
+    pub breaker_failures: u32,
+
+    /// Records in flight with no delivery report for this long count as a failure (a stall).
+    #[arg(long, env = "LOGSTREAM_BREAKER_STALL_MS", default_value_t = 1000,
+          value_parser = clap::value_parser!(u64).range(100..=600_000))]
+    pub breaker_stall_ms: u64,
+
+    /// First wait of an open breaker before it lets the producer try again (then doubling,
+    /// jittered).
+    #[arg(long, env = "LOGSTREAM_BREAKER_BACKOFF_MS", default_value_t = 500,
+          value_parser = clap::value_parser!(u64).range(10..=600_000))]
+    pub breaker_backoff_ms: u64,
+
+    /// Longest wait of an open breaker.
+    #[arg(long, env = "LOGSTREAM_BREAKER_BACKOFF_MAX_MS", default_value_t = 10_000,
+          value_parser = clap::value_parser!(u64).range(10..=3_600_000))]
+    pub breaker_backoff_max_ms: u64,
+}
+
+impl BreakerArgs {
+    /// The breaker settings; fails when the backoff range is inverted.
+    pub fn settings(&self) -> Result<crate::breaker::BreakerSettings, String> {
+        if self.breaker_backoff_ms > self.breaker_backoff_max_ms {
+            return Err(format!(
+                "LOGSTREAM_BREAKER_BACKOFF_MS ({}) must not exceed LOGSTREAM_BREAKER_BACKOFF_MAX_MS ({})",
+                self.breaker_backoff_ms, self.breaker_backoff_max_ms
+            ));
+        }
+        Ok(crate::breaker::BreakerSettings {
+            failures: self.breaker_failures,
+            stall: std::time::Duration::from_millis(self.breaker_stall_ms),
+            backoff_min: std::time::Duration::from_millis(self.breaker_backoff_ms),
+            backoff_max: std::time::Duration::from_millis(self.breaker_backoff_max_ms),
+        })
+    }
+}

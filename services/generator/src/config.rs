@@ -3,7 +3,7 @@
 use std::net::SocketAddr;
 
 use clap::Parser;
-use logstream_service::settings::{CommonSettings, KafkaSettings};
+use logstream_service::settings::{BreakerArgs, CommonSettings, KafkaSettings};
 
 #[derive(Debug, Clone, Parser)]
 #[command(
@@ -76,25 +76,8 @@ pub struct Config {
           value_parser = clap::value_parser!(u32).range(1..=100_000))]
     pub batch_size: u32,
 
-    /// Consecutive delivery failures (or stalls) that open the Kafka circuit breaker.
-    #[arg(long, env = "LOGSTREAM_BREAKER_FAILURES", default_value_t = 3,
-          value_parser = clap::value_parser!(u32).range(1..=1000))]
-    pub breaker_failures: u32,
-
-    /// Records in flight with no delivery report for this long count as a failure (a stall).
-    #[arg(long, env = "LOGSTREAM_BREAKER_STALL_MS", default_value_t = 1000,
-          value_parser = clap::value_parser!(u64).range(100..=600_000))]
-    pub breaker_stall_ms: u64,
-
-    /// First wait of an open breaker before it lets generation try again (then doubling, jittered).
-    #[arg(long, env = "LOGSTREAM_BREAKER_BACKOFF_MS", default_value_t = 500,
-          value_parser = clap::value_parser!(u64).range(10..=600_000))]
-    pub breaker_backoff_ms: u64,
-
-    /// Longest wait of an open breaker.
-    #[arg(long, env = "LOGSTREAM_BREAKER_BACKOFF_MAX_MS", default_value_t = 10_000,
-          value_parser = clap::value_parser!(u64).range(10..=3_600_000))]
-    pub breaker_backoff_max_ms: u64,
+    #[command(flatten)]
+    pub breaker: BreakerArgs,
 
     #[command(flatten)]
     pub kafka: KafkaSettings,
@@ -104,23 +87,6 @@ pub struct Config {
 }
 
 impl Config {
-    /// The breaker settings; fails when the backoff range is inverted.
-    pub fn breaker(&self) -> anyhow::Result<crate::breaker::BreakerSettings> {
-        if self.breaker_backoff_ms > self.breaker_backoff_max_ms {
-            anyhow::bail!(
-                "LOGSTREAM_BREAKER_BACKOFF_MS ({}) must not exceed LOGSTREAM_BREAKER_BACKOFF_MAX_MS ({})",
-                self.breaker_backoff_ms,
-                self.breaker_backoff_max_ms
-            );
-        }
-        Ok(crate::breaker::BreakerSettings {
-            failures: self.breaker_failures,
-            stall: std::time::Duration::from_millis(self.breaker_stall_ms),
-            backoff_min: std::time::Duration::from_millis(self.breaker_backoff_ms),
-            backoff_max: std::time::Duration::from_millis(self.breaker_backoff_max_ms),
-        })
-    }
-
     pub fn instance_id(&self) -> String {
         self.instance_id.clone().unwrap_or_else(|| {
             let host = hostname();

@@ -6,13 +6,12 @@ use std::time::Duration;
 
 use rdkafka::client::ClientContext;
 use rdkafka::error::KafkaError;
-use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, ThreadedProducer};
 use rdkafka::types::RDKafkaErrorCode;
 
-use crate::breaker::Breaker;
 use crate::config::Config;
 use crate::metrics::Metrics;
+use logstream_service::breaker::Breaker;
 
 /// Counts acknowledgements and failures as librdkafka reports them, and tells the breaker.
 pub struct DeliveryCounter {
@@ -78,47 +77,6 @@ pub fn producer(
             anyhow::anyhow!("cannot create Kafka producer (LOGSTREAM_KAFKA_BROKERS): {e}")
         })?;
     Ok(producer)
-}
-
-/// What one record's headers say.
-pub struct RecordHeaders<'a> {
-    /// The format (`content-type`).
-    pub content_type: &'a str,
-    /// Loss accounting: the producing instance and its per-process sequence number.
-    pub instance_id: &'a str,
-    pub seq: u64,
-    /// W3C trace context of the run.
-    pub traceparent: Option<&'a str>,
-    /// Ground truth of an injected anomaly (`<anomaly>:<episode>`), never in the event itself.
-    pub label: Option<&'a str>,
-}
-
-impl RecordHeaders<'_> {
-    pub fn to_kafka(&self) -> OwnedHeaders {
-        let seq = self.seq.to_string();
-        let mut headers = OwnedHeaders::new_with_capacity(5)
-            .insert(Header {
-                key: "content-type",
-                value: Some(self.content_type),
-            })
-            .insert(Header {
-                key: "instance-id",
-                value: Some(self.instance_id),
-            })
-            .insert(Header {
-                key: "seq",
-                value: Some(seq.as_str()),
-            });
-        for (key, value) in [("traceparent", self.traceparent), ("label", self.label)] {
-            if let Some(value) = value {
-                headers = headers.insert(Header {
-                    key,
-                    value: Some(value),
-                });
-            }
-        }
-        headers
-    }
 }
 
 /// Hands one record to the producer, waiting while its queue is full. Returns false when the

@@ -19,10 +19,11 @@ use logstream_service::sync::lock;
 use logstream_service::trace_context;
 use rdkafka::producer::{BaseRecord, Producer};
 
-use crate::breaker::Breaker;
-use crate::delivery::{self, EventProducer, RecordHeaders};
+use crate::delivery::{self, EventProducer};
 use crate::global_limit::Allowance;
 use crate::metrics::Metrics;
+use logstream_service::breaker::Breaker;
+use logstream_service::record_headers::RecordHeaders;
 
 /// What a generation thread needs, shared with the engine.
 struct Shared {

@@ -3,10 +3,9 @@
 //!
 //! Data path: `routes` (start/stop) → `engine` (rate-controlled generation thread) →
 //! `delivery` (idempotent Kafka producer; an event counts as sent only once Kafka acknowledged it),
-//! guarded by `breaker` (generation pauses while Kafka does not acknowledge).
+//! guarded by `logstream_service::breaker` (generation pauses while Kafka does not acknowledge).
 //! Beside it, `live` streams synthetic events over a WebSocket (`GET /ws/logs`).
 
-mod breaker;
 mod config;
 mod delivery;
 mod engine;

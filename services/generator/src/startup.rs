@@ -7,7 +7,6 @@ use std::time::Duration;
 use logstream_service::ops::{self, Check, ReadyChecks};
 use logstream_service::{kafka, shutdown};
 
-use crate::breaker::Breaker;
 use crate::config::{hostname, Config};
 use crate::delivery;
 use crate::engine::Engine;
@@ -19,6 +18,7 @@ use crate::registration;
 use crate::routes;
 use axum::routing::get;
 use axum::Router;
+use logstream_service::breaker::Breaker;
 
 pub async fn run(config: Config) -> anyhow::Result<()> {
     let shutdown = shutdown::on_signal();
@@ -93,7 +93,7 @@ fn engine(
     instance_id: &str,
 ) -> anyhow::Result<Arc<Engine>> {
     let breaker = Arc::new(Breaker::new(
-        config.breaker()?,
+        config.breaker.settings().map_err(anyhow::Error::msg)?,
         metrics.breaker_state.clone(),
     ));
     let producer = delivery::producer(config, metrics.clone(), breaker.clone(), instance_id)?;

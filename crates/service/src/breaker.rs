@@ -1,24 +1,27 @@
-//! The circuit breaker around Kafka delivery (the `failsafe` crate's state machine).
+//! The circuit breaker around Kafka delivery (the `failsafe` crate's state machine), used by
+//! every service that produces events (generator, ingest).
 //!
 //! Failures: a failed delivery, the producer reporting all brokers down, and a stall (records
 //! in flight but no delivery report for the stall time; checked four times a second, so a dead
 //! broker opens the breaker in about stall + failures × 250 ms even though librdkafka would
 //! keep the records queued until their message timeout). Successes: delivery reports. After
 //! `failures` consecutive failures the breaker opens; after a backoff (doubling from the minimum
-//! to the maximum; failsafe's own backoffs start at one second) it lets generation try again (half-open); the first acknowledgement closes it, another
-//! failure opens it again for longer. While it is open the engine generates nothing.
+//! to the maximum; failsafe's own backoffs start at one second) it lets the producer try again
+//! (half-open); the first acknowledgement closes it, another failure opens it again for longer.
+//! While it is open the generator generates nothing and the ingest service refuses new events
+//! (503 with `Retry-After`, TCP reads paused).
 
 use std::sync::atomic::{AtomicI64, AtomicU8, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::retry::Backoff;
 use failsafe::failure_policy::{consecutive_failures, ConsecutiveFailures};
 use failsafe::{Config, Instrument, StateMachine};
 use logstream_core::api::BreakerState;
-use logstream_service::retry::Backoff;
 use prometheus::IntGauge;
 
-/// Breaker settings (from the generator's configuration).
+/// Breaker settings (from [`crate::settings::BreakerArgs`]).
 #[derive(Debug, Clone, Copy)]
 pub struct BreakerSettings {
     pub failures: u32,
@@ -53,7 +56,7 @@ impl Instrument for Observer {
     fn on_call_rejected(&self) {}
 
     fn on_open(&self) {
-        tracing::warn!("kafka circuit breaker open: generation paused");
+        tracing::warn!("kafka circuit breaker open: producing paused");
         self.set(BreakerState::Open);
     }
 
@@ -65,7 +68,7 @@ impl Instrument for Observer {
     }
 
     fn on_closed(&self) {
-        tracing::info!("kafka circuit breaker closed: generation resumed");
+        tracing::info!("kafka circuit breaker closed: producing resumed");
         self.set(BreakerState::Closed);
     }
 }
