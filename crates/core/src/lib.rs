@@ -5,6 +5,8 @@
 //! - [`event`]: the normalised log event every format is turned into.
 //! - [`format`]: the wire formats (JSON, Apache access lines, syslog RFC 5424 and 3164) and
 //!   their `content-type` names; encoders for the generator, parsers for the collector.
+//! - [`ingest`]: what the ingest service does to what it receives (shippers' JSON, text lines,
+//!   syslog framing) before publishing it.
 //! - [`json`]: the JSON wire form of an event (encode for the generator, decode for the collector).
 //! - [`route`]: filter (drop) and route rules over events, from configuration.
 //! - [`scenario`]: anomalies scheduled into a run (spike, error burst, attack), with labels.
@@ -19,6 +21,7 @@ pub mod copy;
 pub mod detect;
 pub mod event;
 pub mod format;
+pub mod ingest;
 pub mod json;
 pub mod route;
 pub mod scenario;

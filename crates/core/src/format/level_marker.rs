@@ -17,7 +17,7 @@ pub fn level_in(line: &str) -> Option<Level> {
 }
 
 /// The level a word names (`warning`, `err`, `crit`, ...), whatever its case.
-fn named(word: &str) -> Option<Level> {
+pub(crate) fn named(word: &str) -> Option<Level> {
     Some(match word.to_ascii_lowercase().as_str() {
         "emerg" | "emergency" | "alert" | "crit" | "critical" | "fatal" | "panic" => Level::Fatal,
         "err" | "error" | "severe" => Level::Error,
