@@ -3,13 +3,14 @@
 #
 #   scripts/stack.sh up           install what is missing, start Apache Kafka (single KRaft node),
 #                                 PostgreSQL, Redis, Prometheus, Alertmanager (127.0.0.1:9095)
-#                                 and the three services, and wait
+#                                 and the four services (collector, generator, gateway, ingest:
+#                                 HTTP :8082, syslog :5514 TCP and UDP), and wait
 #                                 until every /readyz is green
 #   scripts/stack.sh down         stop exactly what `up` started (processes by pid; PostgreSQL
 #                                 only when `up` started it)
 #   scripts/stack.sh status       what runs, and each service's readiness
 #   scripts/stack.sh start NAME   start one piece again (kafka, redis, postgres, collector,
-#                                 generator, gateway, prometheus, alertmanager): for fault tests
+#                                 generator, gateway, ingest, prometheus, alertmanager): for fault tests
 #   scripts/stack.sh stop NAME    stop one piece (SIGTERM; PostgreSQL with pg_ctlcluster -m fast)
 #
 # Uses the same LOGSTREAM_* settings as docker-compose.yml. State (pids, logs, Kafka's log
@@ -176,7 +177,7 @@ ensure_prometheus() {
   [ "${STACK_PROMETHEUS:-1}" = 1 ] || return 0
   command -v prometheus >/dev/null || apt_install prometheus
   # The compose config names containers; natively everything is on 127.0.0.1.
-  sed -e 's/generator:8080/127.0.0.1:8080/; s/collector:8081/127.0.0.1:8081/; s/gateway:8090/127.0.0.1:8090/' \
+  sed -e 's/generator:8080/127.0.0.1:8080/; s/collector:8081/127.0.0.1:8081/; s/gateway:8090/127.0.0.1:8090/; s/ingest:8082/127.0.0.1:8082/' \
     -e "s|/etc/prometheus/rules|$ROOT/monitoring/prometheus/rules|" \
     "$ROOT/monitoring/prometheus.yml" >"$STATE/prometheus.yml"
   if listening 9090 && ! alive prometheus; then say "something else listens on 9090; not starting Prometheus"; return; fi
@@ -218,6 +219,9 @@ start_service() {
     generator) LAUNCH_PORT=8080 launch generator env LOGSTREAM_GENERATOR_LISTEN=127.0.0.1:8080 \
       LOGSTREAM_GENERATOR_ADVERTISE_URL=http://127.0.0.1:8080 "$bin/logstream-generator";;
     gateway) LAUNCH_PORT=8090 launch gateway env LOGSTREAM_GATEWAY_LISTEN=127.0.0.1:8090 "$bin/logstream-gateway";;
+    ingest) LAUNCH_PORT=8082 launch ingest env LOGSTREAM_INGEST_LISTEN=127.0.0.1:8082 \
+      LOGSTREAM_SYSLOG_TCP_LISTEN="${LOGSTREAM_SYSLOG_TCP_LISTEN-127.0.0.1:5514}" \
+      LOGSTREAM_SYSLOG_UDP_LISTEN="${LOGSTREAM_SYSLOG_UDP_LISTEN-127.0.0.1:5514}" "$bin/logstream-ingest";;
   esac
 }
 
@@ -264,13 +268,13 @@ case "${1:-}" in
     build
     ensure_kafka
     ensure_alertmanager
-    for name in collector generator gateway; do start_service "$name"; done
+    for name in collector generator gateway ingest; do start_service "$name"; done
     ensure_prometheus
-    wait_ready collector:8081 generator:8080 gateway:8090
-    say "up: gateway http://127.0.0.1:8090  generator :8080  collector :8081  kafka $KAFKA  postgres $DB_URL"
+    wait_ready collector:8081 generator:8080 gateway:8090 ingest:8082
+    say "up: gateway http://127.0.0.1:8090  generator :8080  collector :8081  ingest :8082 (syslog :5514)  kafka $KAFKA  postgres $DB_URL"
     ;;
   down)
-    for name in gateway generator collector prometheus alertmanager kafka redis; do stop_one "$name"; done
+    for name in ingest gateway generator collector prometheus alertmanager kafka redis; do stop_one "$name"; done
     if [ -f "$STATE/postgres.started" ]; then
       listening 5432 && stop_postgres
       rm -f "$STATE/postgres.started"
@@ -286,24 +290,25 @@ case "${1:-}" in
       collector) start_service collector; wait_ready collector:8081;;
       generator) start_service generator; wait_ready generator:8080;;
       gateway) start_service gateway; wait_ready gateway:8090;;
-      *) die "start what? kafka, redis, postgres, prometheus, alertmanager, collector, generator or gateway";;
+      ingest) start_service ingest; wait_ready ingest:8082;;
+      *) die "start what? kafka, redis, postgres, prometheus, alertmanager, collector, generator, gateway or ingest";;
     esac
     ;;
   stop)
     case "${2:-}" in
-      kafka|redis|prometheus|alertmanager|collector|generator|gateway) stop_one "$2";;
+      kafka|redis|prometheus|alertmanager|collector|generator|gateway|ingest) stop_one "$2";;
       postgres) stop_postgres;;
-      *) die "stop what? kafka, redis, postgres, prometheus, alertmanager, collector, generator or gateway";;
+      *) die "stop what? kafka, redis, postgres, prometheus, alertmanager, collector, generator, gateway or ingest";;
     esac
     ;;
   status)
-    for pair in kafka:9092 redis:6379 prometheus:9090 alertmanager:9095 collector:8081 generator:8080 gateway:8090; do
+    for pair in kafka:9092 redis:6379 prometheus:9090 alertmanager:9095 collector:8081 generator:8080 gateway:8090 ingest:8082; do
       name=${pair%%:*}; port=${pair##*:}
       if alive "$name"; then state="running (pid $(cat "$STATE/$name.pid"))"
       elif listening "$port"; then state="listening on $port, not started here"
       else state="not running"; fi
       ready=""
-      case $name in collector|generator|gateway) ready=" readyz: $(curl -s "http://127.0.0.1:$port/readyz" || echo unreachable)";; esac
+      case $name in collector|generator|gateway|ingest) ready=" readyz: $(curl -s "http://127.0.0.1:$port/readyz" || echo unreachable)";; esac
       printf '%-10s %s%s\n' "$name" "$state" "$ready"
     done
     if listening 5432; then echo "postgres   listening on 5432 ($DB_URL)"; else echo "postgres   not running"; fi

@@ -183,3 +183,12 @@ impl BreakerArgs {
         })
     }
 }
+
+/// The machine's host name (from `HOSTNAME` or /etc/hostname), if it has one.
+pub fn hostname() -> Option<String> {
+    std::env::var("HOSTNAME")
+        .ok()
+        .or_else(|| std::fs::read_to_string("/etc/hostname").ok())
+        .map(|h| h.trim().to_owned())
+        .filter(|h| !h.is_empty())
+}

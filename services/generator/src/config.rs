@@ -108,12 +108,7 @@ impl Config {
     }
 }
 
-/// The machine's host name (from the environment or /etc/hostname), or `generator`.
+/// The machine's host name, or `generator`.
 pub fn hostname() -> String {
-    std::env::var("HOSTNAME")
-        .ok()
-        .or_else(|| std::fs::read_to_string("/etc/hostname").ok())
-        .map(|h| h.trim().to_owned())
-        .filter(|h| !h.is_empty())
-        .unwrap_or_else(|| "generator".to_owned())
+    logstream_service::settings::hostname().unwrap_or_else(|| "generator".to_owned())
 }

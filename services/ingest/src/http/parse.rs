@@ -1,0 +1,238 @@
+//! A request body into events and per-line rejections, by what the body is: NDJSON (one JSON
+//! object per line), a JSON array of objects, or text lines in a format (or `auto`). Lines
+//! are numbered from 1 (an array's elements too); blank lines are skipped, not counted.
+
+use logstream_core::ingest::shipper_json::{self, Defaults};
+use logstream_core::ingest::text_line::{self, LineFormat};
+use logstream_core::ingest::LineError;
+use serde::Serialize;
+use serde_json::value::RawValue;
+
+use crate::publisher::{Encoded, Publisher};
+
+/// What a body holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BodyKind {
+    Ndjson,
+    JsonArray,
+    Lines(LineFormat),
+}
+
+impl BodyKind {
+    /// From the `Content-Type` (and the `format` asked for), else from the first byte.
+    pub fn of(content_type: Option<&str>, format: LineFormat, body: &[u8]) -> Self {
+        let first = body.iter().find(|b| !b.is_ascii_whitespace());
+        let mime = content_type
+            .map(|c| {
+                c.split(';')
+                    .next()
+                    .unwrap_or("")
+                    .trim()
+                    .to_ascii_lowercase()
+            })
+            .unwrap_or_default();
+        let json_like = matches!(
+            mime.as_str(),
+            "application/json"
+                | "application/x-ndjson"
+                | "application/ndjson"
+                | "application/jsonlines"
+                | "application/x-json-stream"
+        );
+        match (json_like, mime.is_empty(), format) {
+            (_, _, LineFormat::Named(logstream_core::format::Format::Json)) => BodyKind::Ndjson,
+            (true, _, _) | (false, true, LineFormat::Auto) => match first {
+                Some(b'[') => BodyKind::JsonArray,
+                Some(b'{') => BodyKind::Ndjson,
+                _ if json_like => BodyKind::Ndjson,
+                _ => BodyKind::Lines(format),
+            },
+            _ => BodyKind::Lines(format),
+        }
+    }
+}
+
+/// One line that was not accepted, as the answer lists it.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct Rejection {
+    pub line: usize,
+    pub error: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub field: Option<&'static str>,
+    #[serde(skip)]
+    pub reason: &'static str,
+}
+
+/// A body taken apart.
+#[derive(Default)]
+pub struct Parsed {
+    /// Events received (accepted or rejected).
+    pub received: usize,
+    pub accepted: Vec<Encoded>,
+    pub rejected: Vec<Rejection>,
+}
+
+/// The whole body could not be read as its kind says.
+#[derive(Debug, thiserror::Error)]
+#[error("the body is not a JSON array of objects: {0}")]
+pub struct NotAnArray(String);
+
+/// Takes `body` apart into events (encoded for Kafka) and rejections.
+pub fn parse(
+    kind: BodyKind,
+    body: &[u8],
+    defaults: Defaults<'_>,
+    max_line: usize,
+) -> Result<Parsed, NotAnArray> {
+    let mut parsed = Parsed::default();
+    let mut take =
+        |line: usize,
+         bytes: &[u8],
+         read: &dyn Fn(&[u8]) -> Result<logstream_core::LogEvent, LineError>| {
+            parsed.received += 1;
+            let outcome = if bytes.len() > max_line {
+                Err(LineError::new(
+                    "too_long",
+                    format!(
+                        "{} bytes is more than the line limit of {max_line}",
+                        bytes.len()
+                    ),
+                    None,
+                ))
+            } else {
+                read(bytes).and_then(|event| {
+                    Publisher::encode(&event).map_err(|e| {
+                        LineError::new("invalid_field", e.to_string(), Some("attributes"))
+                    })
+                })
+            };
+            match outcome {
+                Ok(encoded) => parsed.accepted.push(encoded),
+                Err(e) => parsed.rejected.push(Rejection {
+                    line,
+                    error: e.error,
+                    field: e.field,
+                    reason: e.reason,
+                }),
+            }
+        };
+    match kind {
+        BodyKind::JsonArray => {
+            let elements: Vec<&RawValue> =
+                serde_json::from_slice(body).map_err(|e| NotAnArray(e.to_string()))?;
+            for (i, raw) in elements.iter().enumerate() {
+                take(i + 1, raw.get().as_bytes(), &|b| {
+                    shipper_json::event_from_json(b, defaults)
+                });
+            }
+        }
+        BodyKind::Ndjson | BodyKind::Lines(_) => {
+            for (i, line) in body.split(|&b| b == b'\n').enumerate() {
+                let line = line.strip_suffix(b"\r").unwrap_or(line);
+                if line.iter().all(u8::is_ascii_whitespace) {
+                    continue;
+                }
+                match kind {
+                    BodyKind::Lines(format) => take(i + 1, line, &|b| {
+                        text_line::event_from_line(format, b, defaults.service, defaults.now_ms)
+                    }),
+                    _ => take(i + 1, line, &|b| shipper_json::event_from_json(b, defaults)),
+                }
+            }
+        }
+    }
+    Ok(parsed)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use logstream_core::format::Format;
+
+    const DEFAULTS: Defaults<'static> = Defaults {
+        service: "web",
+        now_ms: 1_791_640_536_789,
+    };
+
+    #[test]
+    fn the_kind_comes_from_the_content_type_then_the_first_byte() {
+        let auto = LineFormat::Auto;
+        assert_eq!(
+            BodyKind::of(Some("application/json"), auto, b" [{}]"),
+            BodyKind::JsonArray
+        );
+        assert_eq!(
+            BodyKind::of(Some("application/json"), auto, b"{}\n{}"),
+            BodyKind::Ndjson
+        );
+        assert_eq!(
+            BodyKind::of(Some("application/x-ndjson; charset=utf-8"), auto, b"x"),
+            BodyKind::Ndjson
+        );
+        assert_eq!(BodyKind::of(None, auto, b"{}"), BodyKind::Ndjson);
+        assert_eq!(
+            BodyKind::of(None, auto, b"Nov 30 ..."),
+            BodyKind::Lines(auto)
+        );
+        assert_eq!(
+            BodyKind::of(Some("text/plain"), auto, b"{}"),
+            BodyKind::Lines(auto)
+        );
+        let apache = LineFormat::Named(Format::Apache);
+        assert_eq!(BodyKind::of(None, apache, b"{}"), BodyKind::Lines(apache));
+        let json = LineFormat::Named(Format::Json);
+        assert_eq!(
+            BodyKind::of(Some("text/plain"), json, b"{}"),
+            BodyKind::Ndjson
+        );
+    }
+
+    #[test]
+    fn a_bad_line_is_rejected_alone_with_its_number() {
+        let body = b"{\"msg\":\"one\"}\n\nnot json\r\n{\"msg\":\"three\",\"level\":\"LOUD\"}\n{\"msg\":\"four\"}";
+        let parsed = parse(BodyKind::Ndjson, body, DEFAULTS, 1000).expect("parsed");
+        assert_eq!((parsed.received, parsed.accepted.len()), (4, 2));
+        let lines: Vec<(usize, &str, Option<&str>)> = parsed
+            .rejected
+            .iter()
+            .map(|r| (r.line, r.reason, r.field))
+            .collect();
+        assert_eq!(
+            lines,
+            vec![
+                (3, "invalid_json", None),
+                (4, "invalid_level", Some("level"))
+            ]
+        );
+    }
+
+    #[test]
+    fn arrays_and_text_lines_and_the_line_limit() {
+        let parsed = parse(
+            BodyKind::JsonArray,
+            br#"[{"msg":"a"}, 5, {"msg":"b"}]"#,
+            DEFAULTS,
+            1000,
+        )
+        .expect("parsed");
+        assert_eq!((parsed.received, parsed.accepted.len()), (3, 2));
+        assert_eq!(parsed.rejected[0].line, 2);
+        assert!(parse(BodyKind::JsonArray, b"[{", DEFAULTS, 1000).is_err());
+        let text = b"WARN a\nERROR b\n".to_vec();
+        let parsed =
+            parse(BodyKind::Lines(LineFormat::Auto), &text, DEFAULTS, 1000).expect("parsed");
+        assert_eq!((parsed.received, parsed.accepted.len()), (2, 2));
+        let parsed = parse(
+            BodyKind::Lines(LineFormat::Auto),
+            b"short\nthis one is long",
+            DEFAULTS,
+            8,
+        )
+        .expect("parsed");
+        assert_eq!(parsed.rejected.len(), 1);
+        assert_eq!(
+            (parsed.rejected[0].line, parsed.rejected[0].reason),
+            (2, "too_long")
+        );
+    }
+}

@@ -1,0 +1,86 @@
+//! The ingest service's Prometheus metrics. Every label value is from a fixed set (sources,
+//! reasons): nothing a sender writes becomes a label.
+
+use logstream_service::metrics::Registrar;
+use prometheus::{HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Registry};
+
+use crate::accounting::Source;
+
+#[derive(Clone)]
+pub struct Metrics {
+    pub received: IntCounterVec,
+    pub rejected: IntCounterVec,
+    pub dropped: IntCounterVec,
+    pub sent: IntCounterVec,
+    pub kafka_sent: IntCounter,
+    pub kafka_failed: IntCounter,
+    pub in_flight: IntGauge,
+    pub connections: IntGaugeVec,
+    pub connections_refused: IntCounterVec,
+    pub breaker_state: IntGauge,
+    pub ack_seconds: HistogramVec,
+}
+
+impl Metrics {
+    pub fn register(registry: &Registry) -> prometheus::Result<Self> {
+        let r = Registrar(registry);
+        let metrics = Self {
+            received: r.counter_vec(
+                "ingest_events_received_total",
+                "Events (lines, objects, syslog messages) received, by source; each ends up sent, rejected or dropped",
+                &["source"],
+            )?,
+            rejected: r.counter_vec(
+                "ingest_events_rejected_total",
+                "Events refused for what they are (malformed, too long), by source and reason; the sender is told where it can be",
+                &["source", "reason"],
+            )?,
+            dropped: r.counter_vec(
+                "ingest_events_dropped_total",
+                "Valid events not sent, by source and reason: unavailable (Kafka circuit breaker open), overflow (producer queue full, UDP), kafka_failed (Kafka did not acknowledge), shutdown",
+                &["source", "reason"],
+            )?,
+            sent: r.counter_vec(
+                "ingest_events_sent_total",
+                "Events Kafka acknowledged, by source",
+                &["source"],
+            )?,
+            kafka_sent: r.counter("kafka_messages_sent_total", "Records acknowledged by Kafka")?,
+            kafka_failed: r.counter(
+                "kafka_messages_failed_total",
+                "Records Kafka did not accept (delivery failed)",
+            )?,
+            in_flight: r.gauge(
+                "kafka_messages_in_flight",
+                "Records handed to the producer, not yet acknowledged or failed",
+            )?,
+            connections: r.gauge_vec(
+                "ingest_connections",
+                "Open connections, by source (syslog_tcp)",
+                &["source"],
+            )?,
+            connections_refused: r.counter_vec(
+                "ingest_connections_refused_total",
+                "Connections refused at the connection limit, by source",
+                &["source"],
+            )?,
+            breaker_state: r.gauge(
+                "circuit_breaker_state",
+                "Kafka circuit breaker: 0 closed, 1 half-open, 2 open",
+            )?,
+            ack_seconds: r.histogram_vec(
+                "ingest_request_ack_seconds",
+                "Time from a request's body read to Kafka's acknowledgement of all its events, by source",
+                &[0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0],
+                &["source"],
+            )?,
+        };
+        // Every source's series exist from the start (at zero), so rates and sums work at once.
+        for source in Source::ALL {
+            let s = source.label();
+            metrics.received.with_label_values(&[s]);
+            metrics.sent.with_label_values(&[s]);
+        }
+        Ok(metrics)
+    }
+}

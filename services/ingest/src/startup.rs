@@ -1,0 +1,142 @@
+//! Wires the ingest service together and runs it until SIGINT/SIGTERM: then it stops accepting
+//! (HTTP, syslog), answers the requests in flight, and waits for Kafka to acknowledge what it
+//! took (bounded by the shutdown timeout).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use logstream_service::breaker::Breaker;
+use logstream_service::ops::{self, Check};
+use logstream_service::{kafka, shutdown};
+use tokio::net::{TcpListener, UdpSocket};
+
+use crate::accounting::Accounting;
+use crate::config::Config;
+use crate::http::{self, HttpSettings, Ingest};
+use crate::metrics::Metrics;
+use crate::publisher::Publisher;
+use crate::syslog::tcp::TcpLimits;
+use crate::syslog::{self as syslog_in, Syslog};
+
+pub async fn run(config: Config) -> anyhow::Result<()> {
+    config.validate()?;
+    let shutdown = shutdown::on_signal();
+    let registry = ops::new_registry();
+    let metrics = Metrics::register(&registry)?;
+    let accounting = Arc::new(Accounting::new(metrics.clone()));
+    let breaker = Arc::new(Breaker::new(
+        config.breaker.settings().map_err(anyhow::Error::msg)?,
+        metrics.breaker_state.clone(),
+    ));
+    let instance_id = config.instance_id();
+    let publisher = Arc::new(Publisher::new(
+        &config,
+        accounting.clone(),
+        breaker,
+        instance_id.clone(),
+    )?);
+    tracing::info!(%instance_id, topic = %config.kafka.topic_raw, "ingest starting");
+    tokio::spawn(kafka::ensure_topics_with_retry(
+        config.kafka.clone(),
+        Vec::new(),
+        shutdown.clone(),
+    ));
+    tokio::spawn(publisher.clone().watch_breaker(shutdown.clone()));
+
+    let ack_timeout = HttpSettings::ack_timeout_for(config.kafka_message_timeout_ms);
+    let syslog = Arc::new(Syslog {
+        publisher: publisher.clone(),
+        accounting: accounting.clone(),
+        default_service: config.default_service.clone(),
+        max_message_bytes: config.max_line_bytes as usize,
+    });
+    let mut listeners = tokio::task::JoinSet::new();
+    if let Some(addr) = config.syslog_tcp_listen.0 {
+        let listener = TcpListener::bind(addr).await.map_err(|e| {
+            anyhow::anyhow!("cannot listen on {addr} (LOGSTREAM_SYSLOG_TCP_LISTEN): {e}")
+        })?;
+        tracing::info!(%addr, "syslog tcp listening");
+        let limits = TcpLimits {
+            max_connections: config.syslog_max_connections as usize,
+            in_flight: config.syslog_tcp_in_flight as usize,
+            ack_timeout,
+        };
+        listeners.spawn(syslog_in::tcp::serve(
+            listener,
+            syslog.clone(),
+            limits,
+            shutdown.clone(),
+        ));
+    }
+    if let Some(addr) = config.syslog_udp_listen.0 {
+        let socket = UdpSocket::bind(addr).await.map_err(|e| {
+            anyhow::anyhow!("cannot listen on {addr} (LOGSTREAM_SYSLOG_UDP_LISTEN): {e}")
+        })?;
+        tracing::info!(%addr, "syslog udp listening");
+        listeners.spawn(syslog_in::udp::run(
+            socket,
+            syslog.clone(),
+            shutdown.clone(),
+        ));
+    }
+
+    let ingest = Arc::new(Ingest {
+        publisher: publisher.clone(),
+        accounting,
+        settings: HttpSettings {
+            token: config.ingest_token.clone(),
+            max_body_bytes: config.max_body_bytes,
+            max_line_bytes: config.max_line_bytes,
+            default_service: config.default_service.clone(),
+            body_timeout: Duration::from_secs(30),
+            ack_timeout,
+        },
+        instance_id,
+    });
+    let app = ops::with_json_errors(
+        http::router(ingest).merge(ops::router(registry, readiness(&publisher, &config))),
+    );
+    ops::serve(
+        config.listen,
+        "LOGSTREAM_INGEST_LISTEN",
+        app,
+        shutdown.clone(),
+    )
+    .await?;
+    while listeners.join_next().await.is_some() {}
+
+    let deadline = Duration::from_secs(config.common.shutdown_timeout_seconds);
+    let draining = publisher.clone();
+    match tokio::task::spawn_blocking(move || draining.drain(deadline)).await {
+        Ok(true) => tracing::info!("every event taken is acknowledged; bye"),
+        _ => tracing::warn!("some events were not acknowledged before shutdown"),
+    }
+    Ok(())
+}
+
+/// Readiness: the topic exists on the brokers the producer talks to, and the breaker is not
+/// open.
+fn readiness(
+    publisher: &Arc<Publisher>,
+    config: &Config,
+) -> impl Fn() -> ops::ReadyChecks + Clone + Send + Sync + 'static {
+    let publisher = publisher.clone();
+    let topic = config.kafka.topic_raw.clone();
+    move || {
+        let publisher = publisher.clone();
+        let topic = topic.clone();
+        Box::pin(async move {
+            let open = !publisher.available();
+            let result =
+                tokio::task::spawn_blocking(move || kafka::check_topic(publisher.client(), &topic))
+                    .await
+                    .unwrap_or_else(|e| Err(e.to_string()));
+            let breaker = if open {
+                Err("circuit breaker open: Kafka does not acknowledge".to_owned())
+            } else {
+                Ok(())
+            };
+            vec![Check::new("kafka", result), Check::new("breaker", breaker)]
+        })
+    }
+}

@@ -1,0 +1,162 @@
+//! Syslog over TCP (RFC 6587; both framings, told apart per frame). Backpressured: while the
+//! Kafka breaker is open, or while a connection has too many events unacknowledged, the
+//! connection is not read (the sender's buffers fill and it waits); nothing is buffered without
+//! bound. Connections beyond the limit are refused and counted.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use logstream_core::ingest::framing::Framer;
+use tokio::io::AsyncReadExt;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio_util::sync::CancellationToken;
+
+use super::Syslog;
+use crate::accounting::Source;
+use crate::publisher::Acks;
+
+const SOURCE: Source = Source::SyslogTcp;
+/// Bytes read at a time (per connection: 1,000 idle connections hold 16 MiB).
+const READ_BYTES: usize = 16 * 1024;
+
+/// Connection limits.
+#[derive(Debug, Clone, Copy)]
+pub struct TcpLimits {
+    pub max_connections: usize,
+    /// Events of one connection in Kafka's hands, at most, before it is read again.
+    pub in_flight: usize,
+    /// How long a closing connection waits for Kafka's acknowledgements.
+    pub ack_timeout: Duration,
+}
+
+pub async fn serve(
+    listener: TcpListener,
+    syslog: Arc<Syslog>,
+    limits: TcpLimits,
+    shutdown: CancellationToken,
+) {
+    let permits = Arc::new(Semaphore::new(limits.max_connections));
+    let mut connections = tokio::task::JoinSet::new();
+    loop {
+        let (stream, peer) = tokio::select! {
+            _ = shutdown.cancelled() => break,
+            accepted = listener.accept() => match accepted {
+                Ok(got) => got,
+                Err(e) => {
+                    tracing::warn!(error = %e, "syslog tcp accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+        };
+        let Ok(permit) = permits.clone().try_acquire_owned() else {
+            syslog
+                .accounting
+                .metrics()
+                .connections_refused
+                .with_label_values(&[SOURCE.label()])
+                .inc();
+            tracing::warn!(%peer, limit = limits.max_connections, "syslog tcp connection refused: at the connection limit (LOGSTREAM_SYSLOG_MAX_CONNECTIONS)");
+            continue;
+        };
+        connections.spawn(connection(
+            stream,
+            peer,
+            syslog.clone(),
+            limits,
+            shutdown.clone(),
+            permit,
+        ));
+        while connections.try_join_next().is_some() {}
+    }
+    // Connections stop reading on shutdown and wait for their acknowledgements.
+    while connections.join_next().await.is_some() {}
+}
+
+async fn connection(
+    mut stream: TcpStream,
+    peer: SocketAddr,
+    syslog: Arc<Syslog>,
+    limits: TcpLimits,
+    shutdown: CancellationToken,
+    _permit: OwnedSemaphorePermit,
+) {
+    let accounting = syslog.accounting.clone();
+    accounting.connected(SOURCE);
+    let acks = Acks::new(SOURCE);
+    let mut framer = Framer::new(syslog.max_message_bytes);
+    let mut buffer = vec![0u8; READ_BYTES];
+    'reading: loop {
+        while !syslog.publisher.available() {
+            tokio::select! {
+                _ = shutdown.cancelled() => break 'reading,
+                _ = tokio::time::sleep(Duration::from_millis(100)) => {}
+            }
+        }
+        if acks.outstanding() > limits.in_flight {
+            tokio::select! {
+                _ = shutdown.cancelled() => break 'reading,
+                _ = acks.at_most(limits.in_flight / 2) => {}
+            }
+        }
+        let n = tokio::select! {
+            _ = shutdown.cancelled() => break,
+            read = stream.read(&mut buffer) => match read {
+                Ok(n) => n,
+                Err(e) => {
+                    tracing::debug!(%peer, error = %e, "syslog tcp read failed");
+                    break;
+                }
+            },
+        };
+        if n == 0 {
+            break;
+        }
+        framer.push(&buffer[..n]);
+        while let Some(frame) = framer.next_frame() {
+            take(&syslog, frame, peer, &acks).await;
+        }
+    }
+    if let Some(frame) = framer.finish() {
+        take(&syslog, frame, peer, &acks).await;
+    }
+    if tokio::time::timeout(limits.ack_timeout, acks.at_most(0))
+        .await
+        .is_err()
+    {
+        tracing::warn!(%peer, outstanding = acks.outstanding(), "syslog tcp connection closed before Kafka acknowledged all its events");
+    }
+    accounting.disconnected(SOURCE);
+}
+
+/// Counts one frame and sends its event, or rejects it.
+async fn take(
+    syslog: &Syslog,
+    frame: logstream_core::ingest::framing::Frame,
+    peer: SocketAddr,
+    acks: &Arc<Acks>,
+) {
+    let accounting = &syslog.accounting;
+    accounting.received(SOURCE, 1);
+    let record = match frame {
+        Err(e) => {
+            accounting.rejected(SOURCE, e.reason());
+            tracing::debug!(%peer, error = %e, "syslog tcp frame rejected");
+            return;
+        }
+        Ok(message) => match syslog.record(&message, peer) {
+            Ok(record) => record,
+            Err(e) => {
+                accounting.rejected(SOURCE, e.reason);
+                tracing::debug!(%peer, error = %e, "syslog tcp message rejected");
+                return;
+            }
+        },
+    };
+    if let Err(e) = syslog.publisher.send(&record, None, acks).await {
+        accounting.rejected(SOURCE, "kafka_refused");
+        tracing::warn!(%peer, error = %e, "kafka refused a syslog tcp message");
+    }
+}
