@@ -1,4 +1,4 @@
-# One image for the three services; docker-compose.yml picks the binary with `command`.
+# One image for the four services; docker-compose.yml picks the binary with `command`.
 FROM rust:1-bookworm AS build
 RUN apt-get update && apt-get install -y --no-install-recommends cmake && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
@@ -13,6 +13,6 @@ FROM debian:bookworm-slim
 RUN apt-get update && apt-get install -y --no-install-recommends ca-certificates curl \
     && rm -rf /var/lib/apt/lists/* && useradd --system --uid 10001 logstream
 COPY --from=build /src/target/release/logstream-gateway /src/target/release/logstream-generator \
-     /src/target/release/logstream-collector /usr/local/bin/
+     /src/target/release/logstream-collector /src/target/release/logstream-ingest /usr/local/bin/
 USER logstream
 ENV LOGSTREAM_LOG_FORMAT=json

@@ -27,7 +27,8 @@ for name, svc in compose["services"].items():
     keys = env.keys() if isinstance(env, dict) else [e.split("=", 1)[0] for e in env]
     for key in keys:
         checked += 1
-        if f"[env: {key}=" not in help_text:
+        # `[env: KEY=value]`, or `[env: KEY]` for a secret whose value --help hides.
+        if f"[env: {key}=" not in help_text and f"[env: {key}]" not in help_text:
             failures.append(f"{name}: {key} is set in docker-compose.yml but {command[0]} does not read it")
 # The image builds the workspace, so it must copy every member's directory.
 import re, tomllib

@@ -6,7 +6,9 @@
 #   2. cargo test --workspace (unit, property, and integration tests against the live stack),
 #   3. promtool checks and every dashboard panel's PromQL against a live Prometheus,
 #      the docker-compose check,
-#   4. end-to-end runs on the real broker, each checking stored == sent per instance and seq and
+#   4. real shippers (logger, rsyslog, syslog-ng, curl) into the ingest service, every line
+#      stored exactly once,
+#   5. end-to-end runs on the real broker, each checking stored == sent per instance and seq and
 #      the windows against a recount: all four formats; PostgreSQL stopped for 30 s; the
 #      collector killed five times; a second collector joining and leaving twice; a second
 #      collector under the same static member id (fencing); the broker frozen for 30 s; the
@@ -35,6 +37,9 @@ integration-tests/dashboard-test.sh
 
 step "docker-compose.yml check"
 integration-tests/compose-env-test.sh
+
+step "real shippers into the ingest service: logger, rsyslog, syslog-ng, curl"
+integration-tests/shippers-test.sh
 
 step "system test: 2,000 events/s for 10 s in all four formats"
 integration-tests/system-test.sh --rate 2000 --duration 10 \

@@ -46,6 +46,9 @@ pub enum DropReason {
     Overflow,
     /// Kafka did not acknowledge it within the message timeout.
     KafkaFailed,
+    /// The kernel dropped the datagram: the UDP socket's receive buffer was full (counted as
+    /// received too, from the socket's drop counter).
+    ReceiveBuffer,
 }
 
 impl DropReason {
@@ -54,6 +57,7 @@ impl DropReason {
             DropReason::Unavailable => "unavailable",
             DropReason::Overflow => "overflow",
             DropReason::KafkaFailed => "kafka_failed",
+            DropReason::ReceiveBuffer => "receive_buffer",
         }
     }
 }

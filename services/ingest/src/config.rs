@@ -27,6 +27,13 @@ pub struct Config {
           value_parser = parse_listen)]
     pub syslog_udp_listen: Listen,
 
+    /// Receive buffer of the syslog UDP socket (SO_RCVBUF): datagrams arriving faster than they
+    /// are read wait here; what overflows it the kernel drops (counted as dropped, reason
+    /// `receive_buffer`). The kernel caps it at net.core.rmem_max.
+    #[arg(long, env = "LOGSTREAM_SYSLOG_UDP_RECV_BUFFER_BYTES", default_value_t = 8 * 1024 * 1024,
+          value_parser = clap::value_parser!(u32).range(65_536..=1_073_741_824))]
+    pub syslog_udp_recv_buffer_bytes: u32,
+
     /// Bearer token the HTTP ingest endpoints require (`Authorization: Bearer <token>`).
     /// Unset: no token needed.
     #[arg(long, env = "LOGSTREAM_INGEST_TOKEN", hide_env_values = true)]

@@ -37,7 +37,7 @@ impl Metrics {
             )?,
             dropped: r.counter_vec(
                 "ingest_events_dropped_total",
-                "Valid events not sent, by source and reason: unavailable (Kafka circuit breaker open), overflow (producer queue full, UDP), kafka_failed (Kafka did not acknowledge), shutdown",
+                "Valid events not sent, by source and reason: unavailable (Kafka circuit breaker open), overflow (producer queue full, UDP), kafka_failed (Kafka did not acknowledge), receive_buffer (the kernel dropped UDP datagrams: the socket's buffer was full)",
                 &["source", "reason"],
             )?,
             sent: r.counter_vec(

@@ -8,7 +8,7 @@ use std::time::Duration;
 use logstream_service::breaker::Breaker;
 use logstream_service::ops::{self, Check};
 use logstream_service::{kafka, shutdown};
-use tokio::net::{TcpListener, UdpSocket};
+use tokio::net::TcpListener;
 
 use crate::accounting::Accounting;
 use crate::config::Config;
@@ -69,7 +69,8 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         ));
     }
     if let Some(addr) = config.syslog_udp_listen.0 {
-        let socket = UdpSocket::bind(addr).await.map_err(|e| {
+        let recv_buffer = config.syslog_udp_recv_buffer_bytes as usize;
+        let socket = syslog_in::udp::bind(addr, recv_buffer).map_err(|e| {
             anyhow::anyhow!("cannot listen on {addr} (LOGSTREAM_SYSLOG_UDP_LISTEN): {e}")
         })?;
         tracing::info!(%addr, "syslog udp listening");

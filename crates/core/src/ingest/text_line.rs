@@ -1,7 +1,9 @@
 //! A text line into the event: in the format the sender names (read strictly: a line that is
-//! not in it is rejected, saying why), or in whatever format it is (`auto`: read as the collector
-//! reads a record without a `content-type`, so a line in no known format is a plain message).
+//! not in it is rejected, saying why), or in whatever format it is (`auto`: a JSON object as
+//! shippers write it ([`shipper_json`]), else read as the collector reads a record without a
+//! `content-type`, so a line in no known format is a plain message).
 
+use super::shipper_json::{self, Defaults};
 use super::LineError;
 use crate::event::LogEvent;
 use crate::format::{decode, lenient, Format};
@@ -36,6 +38,16 @@ pub fn event_from_line(
 ) -> Result<LogEvent, LineError> {
     let key = Some(service.as_bytes()).filter(|s| !s.is_empty());
     match format {
+        LineFormat::Auto if line.trim_ascii_start().starts_with(b"{") => {
+            let defaults = Defaults { service, now_ms };
+            match shipper_json::event_from_json(line, defaults) {
+                // Not JSON after all: a plain line (or whatever else it is).
+                Err(e) if e.reason == "invalid_json" => {
+                    Ok(lenient::decode_record(None, line, key, now_ms)?.event)
+                }
+                read => read,
+            }
+        }
         LineFormat::Auto => Ok(lenient::decode_record(None, line, key, now_ms)?.event),
         LineFormat::Named(format) => Ok(decode::decode(format, line, key, now_ms)?),
     }
@@ -65,6 +77,11 @@ mod tests {
             NOW,
         );
         assert_eq!(strict.map_err(|e| e.reason), Err("invalid_apache"));
+        let shipped = br#"{"msg":"m","severity":"notice","@timestamp":"2026-10-10T13:55:36Z"}"#;
+        let e = event_from_line(LineFormat::Auto, shipped, "files", NOW).expect("event");
+        assert_eq!((e.service.as_str(), e.message.as_str()), ("files", "m"));
+        let e = event_from_line(LineFormat::Auto, b"{not json", "files", NOW).expect("event");
+        assert_eq!(e.message, "{not json");
     }
 
     #[test]

@@ -22,7 +22,7 @@ impl BodyKind {
     /// From the `Content-Type` (and the `format` asked for), else from the first byte.
     pub fn of(content_type: Option<&str>, format: LineFormat, body: &[u8]) -> Self {
         let first = body.iter().find(|b| !b.is_ascii_whitespace());
-        let mime = content_type
+        let mut mime = content_type
             .map(|c| {
                 c.split(';')
                     .next()
@@ -31,6 +31,10 @@ impl BodyKind {
                     .to_ascii_lowercase()
             })
             .unwrap_or_default();
+        // What clients send when they name nothing (curl -d, libcurl in syslog-ng's http()).
+        if mime == "application/x-www-form-urlencoded" || mime == "application/octet-stream" {
+            mime.clear();
+        }
         let json_like = matches!(
             mime.as_str(),
             "application/json"
@@ -170,6 +174,8 @@ mod tests {
             BodyKind::Ndjson
         );
         assert_eq!(BodyKind::of(None, auto, b"{}"), BodyKind::Ndjson);
+        let form = Some("application/x-www-form-urlencoded");
+        assert_eq!(BodyKind::of(form, auto, b"{}"), BodyKind::Ndjson);
         assert_eq!(
             BodyKind::of(None, auto, b"Nov 30 ..."),
             BodyKind::Lines(auto)
