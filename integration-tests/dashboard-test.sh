@@ -3,7 +3,8 @@
 # pass, and, against the native stack's live Prometheus (scripts/stack.sh up with
 # STACK_PROMETHEUS=1) after real traffic (steady, then the `attack` scenario, so alerts fire),
 # every PromQL expression of every panel of every dashboard under monitoring/grafana/dashboards
-# returns at least one series (the alert panels: one above zero), and every SQL panel (the
+# returns at least one series (the alert and ingest panels: one above zero; ingest gets syslog and
+# NDJSON traffic, with a bad line), and every SQL panel (the
 # PostgreSQL datasource) at least one row (psql against DATABASE_URL).
 #
 #   integration-tests/dashboard-test.sh            (PROMETHEUS_URL, default http://127.0.0.1:9090)
@@ -13,7 +14,7 @@ cd "$ROOT"
 promtool check config "$ROOT/.stack/prometheus.yml"
 promtool check rules monitoring/prometheus/rules/*.yml
 PYTHONPATH="$ROOT/integration-tests" exec python3 - <<'PY'
-import glob, json, os, subprocess, time, urllib.parse, urllib.request
+import glob, json, os, socket, subprocess, time, urllib.parse, urllib.request
 import stack_client as stack
 
 prom = os.environ.get("PROMETHEUS_URL", "http://127.0.0.1:9090")
@@ -33,19 +34,37 @@ def sql_rows(sql):
         raise stack.StackError(out.stderr.strip())
     return [line for line in out.stdout.splitlines() if line.strip()]
 
+held = None
+def ingest_traffic(second):
+    """Real traffic into the ingest service: syslog over UDP and TCP (and one TCP connection held
+    open throughout), and an NDJSON body with one bad line (rejected)."""
+    global held
+    held = held or socket.create_connection(("127.0.0.1", 5514), timeout=10)
+    held.sendall(f"<13>1 - - dashboard - - - held connection, second {second}\n".encode())
+    ingest = os.environ.get("INGEST_URL", "http://127.0.0.1:8082")
+    for transport in ("-d", "-T"):
+        subprocess.run(["logger", "-n", "127.0.0.1", "-P", "5514", transport, "-t", "dashboard",
+                        f"dashboard test second {second}"], check=True)
+    body = b'{"msg":"dashboard test","service":"dashboard"}\n{not json\n'
+    req = urllib.request.Request(f"{ingest}/api/v1/logs", data=body, method="POST",
+                                 headers={"content-type": "application/x-ndjson"})
+    urllib.request.urlopen(req, timeout=30).read()
+
 try:
     deadline = time.time() + 60
-    while len([s for s in query('up{job=~"generator|collector|gateway"}') if s["value"][1] == "1"]) < 3:
+    while len([s for s in query('up{job=~"generator|collector|gateway|ingest"}') if s["value"][1] == "1"]) < 4:
         if time.time() > deadline:
-            stack.fail("dashboard-test", "Prometheus does not see all three services up")
+            stack.fail("dashboard-test", "Prometheus does not see all four services up")
         time.sleep(1)
-    say("Prometheus scrapes generator, collector and gateway; running traffic for 20 s (attacks from 5 s)")
+    say("Prometheus scrapes generator, collector, gateway and ingest; running traffic for 20 s (attacks from 5 s, syslog and NDJSON into ingest)")
     stack.call("POST", "/api/v1/generator/start", {"rate_per_second": 2000, "scenarios": [
         {"name": "steady"}, {"name": "attack", "start_seconds": 5, "share": 0.05}]})
-    for _ in range(20):
+    for second in range(20):
         stack.call("GET", "/api/v1/stats")
+        ingest_traffic(second)
         time.sleep(1)
     stack.call("POST", "/api/v1/generator/stop")
+    held.close()
     time.sleep(12)  # two more scrapes after the last request
 except (stack.StackError, OSError) as e:
     stack.fail("dashboard-test", str(e))
@@ -60,7 +79,8 @@ for path in sorted(glob.glob("monitoring/grafana/dashboards/*.json")):
                 if "expr" in target:
                     result = query(expr)
                     # Alert series exist at zero from the start: these panels must show alerts.
-                    if panel["title"].startswith("Alerts"):
+                    # So do the ingest counters: these panels must show the test's traffic.
+                    if panel["title"].startswith(("Alerts", "Ingest")):
                         result = [r for r in result if float(r["value"][1]) > 0]
                     series = len(result)
                 else:
