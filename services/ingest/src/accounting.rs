@@ -92,6 +92,11 @@ pub struct SourceStatus {
 
 impl Accounting {
     pub fn new(metrics: Metrics) -> Self {
+        // Every source's series exist from the start (at zero), so rates and sums work at once.
+        for source in Source::ALL {
+            metrics.received.with_label_values(&[source.label()]);
+            metrics.sent.with_label_values(&[source.label()]);
+        }
         Self {
             metrics,
             counts: Default::default(),

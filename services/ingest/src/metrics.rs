@@ -4,8 +4,6 @@
 use logstream_service::metrics::Registrar;
 use prometheus::{HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Registry};
 
-use crate::accounting::Source;
-
 #[derive(Clone)]
 pub struct Metrics {
     pub received: IntCounterVec,
@@ -24,7 +22,7 @@ pub struct Metrics {
 impl Metrics {
     pub fn register(registry: &Registry) -> prometheus::Result<Self> {
         let r = Registrar(registry);
-        let metrics = Self {
+        Ok(Self {
             received: r.counter_vec(
                 "ingest_events_received_total",
                 "Events (lines, objects, syslog messages) received, by source; each ends up sent, rejected or dropped",
@@ -74,13 +72,6 @@ impl Metrics {
                 &[0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0],
                 &["source"],
             )?,
-        };
-        // Every source's series exist from the start (at zero), so rates and sums work at once.
-        for source in Source::ALL {
-            let s = source.label();
-            metrics.received.with_label_values(&[s]);
-            metrics.sent.with_label_values(&[s]);
-        }
-        Ok(metrics)
+        })
     }
 }

@@ -9,6 +9,8 @@ use logstream_service::breaker::Breaker;
 use logstream_service::ops::{self, Check};
 use logstream_service::{kafka, shutdown};
 use tokio::net::TcpListener;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
 
 use crate::accounting::Accounting;
 use crate::config::Config;
@@ -50,36 +52,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         default_service: config.default_service.clone(),
         max_message_bytes: config.max_line_bytes as usize,
     });
-    let mut listeners = tokio::task::JoinSet::new();
-    if let Some(addr) = config.syslog_tcp_listen.0 {
-        let listener = TcpListener::bind(addr).await.map_err(|e| {
-            anyhow::anyhow!("cannot listen on {addr} (LOGSTREAM_SYSLOG_TCP_LISTEN): {e}")
-        })?;
-        tracing::info!(%addr, "syslog tcp listening");
-        let limits = TcpLimits {
-            max_connections: config.syslog_max_connections as usize,
-            in_flight: config.syslog_tcp_in_flight as usize,
-            ack_timeout,
-        };
-        listeners.spawn(syslog_in::tcp::serve(
-            listener,
-            syslog.clone(),
-            limits,
-            shutdown.clone(),
-        ));
-    }
-    if let Some(addr) = config.syslog_udp_listen.0 {
-        let recv_buffer = config.syslog_udp_recv_buffer_bytes as usize;
-        let socket = syslog_in::udp::bind(addr, recv_buffer).map_err(|e| {
-            anyhow::anyhow!("cannot listen on {addr} (LOGSTREAM_SYSLOG_UDP_LISTEN): {e}")
-        })?;
-        tracing::info!(%addr, "syslog udp listening");
-        listeners.spawn(syslog_in::udp::run(
-            socket,
-            syslog.clone(),
-            shutdown.clone(),
-        ));
-    }
+    let mut listeners = listen_syslog(&config, syslog, ack_timeout, &shutdown).await?;
 
     let ingest = Arc::new(Ingest {
         publisher: publisher.clone(),
@@ -113,6 +86,46 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         _ => tracing::warn!("some events were not acknowledged before shutdown"),
     }
     Ok(())
+}
+
+/// Binds the syslog listeners that are not `off` and runs them until `shutdown`.
+async fn listen_syslog(
+    config: &Config,
+    syslog: Arc<Syslog>,
+    ack_timeout: Duration,
+    shutdown: &CancellationToken,
+) -> anyhow::Result<JoinSet<()>> {
+    let mut listeners = JoinSet::new();
+    if let Some(addr) = config.syslog_tcp_listen.0 {
+        let listener = TcpListener::bind(addr).await.map_err(|e| {
+            anyhow::anyhow!("cannot listen on {addr} (LOGSTREAM_SYSLOG_TCP_LISTEN): {e}")
+        })?;
+        tracing::info!(%addr, "syslog tcp listening");
+        let limits = TcpLimits {
+            max_connections: config.syslog_max_connections as usize,
+            in_flight: config.syslog_tcp_in_flight as usize,
+            ack_timeout,
+        };
+        listeners.spawn(syslog_in::tcp::serve(
+            listener,
+            syslog.clone(),
+            limits,
+            shutdown.clone(),
+        ));
+    }
+    if let Some(addr) = config.syslog_udp_listen.0 {
+        let recv_buffer = config.syslog_udp_recv_buffer_bytes as usize;
+        let socket = syslog_in::udp::bind(addr, recv_buffer).map_err(|e| {
+            anyhow::anyhow!("cannot listen on {addr} (LOGSTREAM_SYSLOG_UDP_LISTEN): {e}")
+        })?;
+        tracing::info!(%addr, "syslog udp listening");
+        listeners.spawn(syslog_in::udp::run(
+            socket,
+            syslog.clone(),
+            shutdown.clone(),
+        ));
+    }
+    Ok(listeners)
 }
 
 /// Readiness: the topic exists on the brokers the producer talks to, and the breaker is not
