@@ -17,19 +17,7 @@
 # Environment: INGEST_URL (http://127.0.0.1:8082), SYSLOG_PORT (5514), DATABASE_URL.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-SHIP="$ROOT/.stack/shippers"
-
-fetch_shippers() {
-  [ -x "$SHIP/usr/sbin/rsyslogd" ] && [ -x "$SHIP/usr/sbin/syslog-ng" ] && return 0
-  echo "[shippers] fetching rsyslog and syslog-ng (Debian packages, unpacked into $SHIP)"
-  mkdir -p "$SHIP/debs"
-  local pkgs=(rsyslog rsyslog-kafka syslog-ng-core syslog-ng-mod-http syslog-ng-scl
-    libestr0 libfastjson4 liblognorm5 libivykis0 librdkafka1 libpcre3 libnet1 libwrap0)
-  (cd "$SHIP/debs" && apt-get download -qq "${pkgs[@]}" 2>/dev/null) ||
-    (apt-get update -qq && cd "$SHIP/debs" && apt-get download -qq "${pkgs[@]}" 2>/dev/null)
-  for deb in "$SHIP"/debs/*.deb; do dpkg-deb -x "$deb" "$SHIP"; done
-}
-fetch_shippers
+SHIP="$("$ROOT/integration-tests/fetch-shippers.sh")"
 command -v logger >/dev/null || { echo "logger (bsdutils) is missing" >&2; exit 1; }
 
 SHIP="$SHIP" PYTHONPATH="$ROOT/integration-tests" exec python3 - "$@" <<'PY'

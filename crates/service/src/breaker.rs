@@ -11,7 +11,7 @@
 //! While it is open the generator generates nothing and the ingest service refuses new events
 //! (503 with `Retry-After`, TCP reads paused).
 
-use std::sync::atomic::{AtomicI64, AtomicU8, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, AtomicU8, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -78,8 +78,14 @@ pub struct Breaker {
     observer: Observer,
     settings: BreakerSettings,
     began: Instant,
-    /// Milliseconds since `began` of the last delivery report.
+    /// Milliseconds since `began` of the last delivery report the stall check knows of.
     last_report_ms: AtomicI64,
+    /// Delivery reports so far, and the count the stall check saw last: a report costs one
+    /// atomic addition, not a clock reading (reports come by the hundred thousand a second).
+    reports: AtomicU64,
+    seen_reports: AtomicU64,
+    /// A failure was told to the state machine since its last success.
+    failed_since_success: AtomicBool,
 }
 
 impl Breaker {
@@ -105,6 +111,9 @@ impl Breaker {
             settings,
             began,
             last_report_ms: AtomicI64::new(0),
+            reports: AtomicU64::new(0),
+            seen_reports: AtomicU64::new(0),
+            failed_since_success: AtomicBool::new(false),
         }
     }
 
@@ -118,12 +127,20 @@ impl Breaker {
         self.machine.is_call_permitted()
     }
 
+    /// A delivery report of success. The state machine (behind a lock) hears of it only when
+    /// it has something to learn: a failure to forget, or a breaker that is not closed.
     pub fn on_delivered(&self) {
-        self.last_report_ms.store(self.now_ms(), Ordering::Release);
-        self.machine.on_success();
+        self.reports.fetch_add(1, Ordering::Relaxed);
+        if self.failed_since_success.load(Ordering::Acquire) || self.state() != BreakerState::Closed
+        {
+            self.failed_since_success.store(false, Ordering::Release);
+            self.machine.on_success();
+        }
     }
 
     pub fn on_failure(&self, why: &str) {
+        self.reports.fetch_add(1, Ordering::Relaxed);
+        self.failed_since_success.store(true, Ordering::Release);
         self.last_report_ms.store(self.now_ms(), Ordering::Release);
         tracing::debug!(why, "kafka delivery failure recorded by the breaker");
         self.machine.on_error();
@@ -132,6 +149,10 @@ impl Breaker {
     /// Counts a stall as a failure: records in flight and no delivery report for the stall
     /// time (a half-open breaker's probe gets the whole stall time). Called periodically.
     pub fn check_stall(&self, in_flight: i32) {
+        let reports = self.reports.load(Ordering::Relaxed);
+        if self.seen_reports.swap(reports, Ordering::AcqRel) != reports {
+            self.last_report_ms.store(self.now_ms(), Ordering::Release);
+        }
         let since = self
             .last_report_ms
             .load(Ordering::Acquire)
@@ -139,6 +160,7 @@ impl Breaker {
         let silent = self.now_ms() - since;
         if in_flight > 0 && silent >= self.settings.stall.as_millis() as i64 {
             tracing::debug!(in_flight, silent_ms = silent, "kafka delivery stalled");
+            self.failed_since_success.store(true, Ordering::Release);
             self.machine.on_error();
         }
         if in_flight == 0 {

@@ -5,6 +5,7 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use prometheus::IntCounter;
 use serde::Serialize;
 
 use crate::metrics::Metrics;
@@ -75,6 +76,9 @@ struct Counts {
 pub struct Accounting {
     metrics: Metrics,
     counts: [Counts; 3],
+    /// Each source's received and sent series, looked up once (they count every event).
+    received: [IntCounter; 3],
+    sent: [IntCounter; 3],
 }
 
 /// One source's numbers, as the status endpoint shows them.
@@ -93,11 +97,12 @@ pub struct SourceStatus {
 impl Accounting {
     pub fn new(metrics: Metrics) -> Self {
         // Every source's series exist from the start (at zero), so rates and sums work at once.
-        for source in Source::ALL {
-            metrics.received.with_label_values(&[source.label()]);
-            metrics.sent.with_label_values(&[source.label()]);
-        }
+        let series = |vec: &prometheus::IntCounterVec| {
+            Source::ALL.map(|source| vec.with_label_values(&[source.label()]))
+        };
         Self {
+            received: series(&metrics.received),
+            sent: series(&metrics.sent),
             metrics,
             counts: Default::default(),
         }
@@ -108,10 +113,7 @@ impl Accounting {
     }
 
     pub fn received(&self, source: Source, n: u64) {
-        self.metrics
-            .received
-            .with_label_values(&[source.label()])
-            .inc_by(n);
+        self.received[source.index()].inc_by(n);
         self.counts[source.index()]
             .received
             .fetch_add(n, Ordering::Relaxed);
@@ -142,7 +144,7 @@ impl Accounting {
 
     /// One record acknowledged by Kafka (called from the producer's delivery callback).
     pub fn sent(&self, source: Source) {
-        self.metrics.sent.with_label_values(&[source.label()]).inc();
+        self.sent[source.index()].inc();
         self.metrics.kafka_sent.inc();
         self.counts[source.index()]
             .sent

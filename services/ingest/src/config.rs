@@ -65,7 +65,7 @@ pub struct Config {
 
     /// Records of one syslog TCP connection handed to Kafka and not yet acknowledged, at most;
     /// at the limit the connection is not read (backpressure).
-    #[arg(long, env = "LOGSTREAM_SYSLOG_TCP_IN_FLIGHT", default_value_t = 20_000,
+    #[arg(long, env = "LOGSTREAM_SYSLOG_TCP_IN_FLIGHT", default_value_t = 100_000,
           value_parser = clap::value_parser!(u32).range(1..=10_000_000))]
     pub syslog_tcp_in_flight: u32,
 

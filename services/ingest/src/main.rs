@@ -18,6 +18,11 @@ mod syslog;
 
 use clap::Parser;
 
+/// mimalloc: every event allocates a few small buffers (frame, event fields, its JSON), and
+/// glibc's allocator took a fifth of the CPU time of a syslog TCP run.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let config = config::Config::parse();

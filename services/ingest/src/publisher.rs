@@ -1,5 +1,6 @@
 //! Kafka delivery of accepted events, as the generator does it: an idempotent producer
-//! (`acks=all`), each event as its JSON form keyed by service with `content-type`,
+//! (`acks=all`), each event as its JSON form (or a syslog line as it came, when the collector
+//! reads the same event from it) keyed by service with `content-type`,
 //! `instance-id`, a per-instance `seq` and the sender's `traceparent`. An event counts as sent
 //! only in the delivery callback; a request (or a connection) learns when all of its events
 //! are acknowledged through its [`Acks`]. A circuit breaker sees every delivery report.
@@ -8,6 +9,7 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use logstream_core::format::Format;
 use logstream_core::json;
 use logstream_core::LogEvent;
 use logstream_service::breaker::Breaker;
@@ -115,6 +117,7 @@ impl ProducerContext for Deliveries {
 pub struct Encoded {
     key: String,
     payload: Vec<u8>,
+    content_type: &'static str,
 }
 
 /// Why an event was not handed to Kafka.
@@ -188,12 +191,23 @@ impl Publisher {
         self.producer.client()
     }
 
-    /// The record `event` becomes.
+    /// The record `event` becomes: its JSON form.
     pub fn encode(event: &LogEvent) -> Result<Encoded, serde_json::Error> {
         Ok(Encoded {
             key: event.service.clone(),
             payload: json::encode(event)?,
+            content_type: Format::Json.content_type(),
         })
+    }
+
+    /// A line sent as it came, in `format`, when the collector reads from it exactly the event
+    /// the ingest service read (as the generator sends its lines): key = the event's service.
+    pub fn as_is(format: Format, service: String, line: Vec<u8>) -> Encoded {
+        Encoded {
+            key: service,
+            payload: line,
+            content_type: format.content_type(),
+        }
     }
 
     /// Hands one record to the producer, counted in `acks` until Kafka reports on it.
@@ -205,7 +219,7 @@ impl Publisher {
     ) -> Result<(), SendError> {
         let seq = self.seq.fetch_add(1, Ordering::AcqRel) + 1;
         let headers = RecordHeaders {
-            content_type: "application/json",
+            content_type: record.content_type,
             instance_id: &self.instance_id,
             seq,
             traceparent,

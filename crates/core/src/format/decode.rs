@@ -103,11 +103,21 @@ pub fn decode(
     }
     let line = std::str::from_utf8(bytes)
         .map_err(|e| Rejected::from(DecodeError::InvalidUtf8(e.to_string())))?;
+    decode_text(format, line, key, now_ms)
+}
+
+/// [`decode`] of a record already known to be text.
+pub(super) fn decode_text(
+    format: Format,
+    line: &str,
+    key: Option<&[u8]>,
+    now_ms: i64,
+) -> Result<LogEvent, Rejected> {
     let key = key
         .and_then(|k| std::str::from_utf8(k).ok())
         .filter(|k| !k.is_empty());
     let event = match format {
-        Format::Json => unreachable!("handled above"),
+        Format::Json => return Ok(json::decode(line.as_bytes())?),
         Format::Apache => from_apache(line, key)?,
         Format::Syslog5424 => from_5424(line, key, now_ms)?,
         Format::Syslog3164 => from_3164(line, key, now_ms)?,

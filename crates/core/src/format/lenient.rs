@@ -24,6 +24,9 @@ pub const UNKNOWN_SERVICE: &str = "unknown";
 #[derive(Debug, Clone, PartialEq)]
 pub struct Decoded {
     pub event: LogEvent,
+    /// The format the record was read in (named or detected); a plain line's is the one it was
+    /// taken for.
+    pub format: Format,
     /// Kept as a plain message: the line is in no known format.
     pub plain: bool,
     /// Bytes that were not UTF-8 were replaced with U+FFFD.
@@ -42,6 +45,7 @@ pub fn decode_record(
         let format = decode::format_of(content_type, bytes)?;
         return decode::decode(format, bytes, key, now_ms).map(|event| Decoded {
             event,
+            format,
             plain: false,
             replaced_utf8: false,
         });
@@ -49,7 +53,7 @@ pub fn decode_record(
     let text = String::from_utf8_lossy(bytes);
     let replaced_utf8 = matches!(text, Cow::Owned(_));
     let format = decode::detect(text.as_bytes());
-    let (mut event, plain) = match decode::decode(format, text.as_bytes(), key, now_ms) {
+    let (mut event, plain) = match decode::decode_text(format, &text, key, now_ms) {
         Ok(event) => (event, false),
         Err(e) if unparsed(format, &e) => (plain(&text, key, now_ms, format, &e)?, true),
         Err(e) => return Err(e),
@@ -60,6 +64,7 @@ pub fn decode_record(
     }
     Ok(Decoded {
         event,
+        format,
         plain,
         replaced_utf8,
     })

@@ -9,6 +9,7 @@ pub mod udp;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
+use logstream_core::format::{lenient, Format};
 use logstream_core::ingest::text_line::{self, LineFormat};
 use logstream_core::ingest::LineError;
 
@@ -26,9 +27,17 @@ pub struct Syslog {
 }
 
 impl Syslog {
-    /// The record one message becomes, or why it cannot be one.
-    fn record(&self, message: &[u8], peer: SocketAddr) -> Result<Encoded, LineError> {
-        let message = trim(message);
+    /// The record one message becomes, or why it cannot be one; `now_ms` dates a message
+    /// without a time (and gives RFC 3164 its year). A syslog line the collector will read as
+    /// this service reads it goes as it came (`text/syslog-*`, as the generator sends them);
+    /// anything else (a plain line, replaced bytes, a host taken from the sender) as JSON.
+    fn record(
+        &self,
+        mut message: Vec<u8>,
+        peer: SocketAddr,
+        now_ms: i64,
+    ) -> Result<Encoded, LineError> {
+        message.truncate(trimmed_len(&message));
         if message.is_empty() {
             return Err(LineError::new("empty", "empty message", None));
         }
@@ -39,9 +48,21 @@ impl Syslog {
                 None,
             ));
         }
-        let now_ms = chrono::Utc::now().timestamp_millis();
-        let mut event =
-            text_line::event_from_line(LineFormat::Auto, message, &self.default_service, now_ms)?;
+        let mut event = if message.trim_ascii_start().starts_with(b"{") {
+            text_line::event_from_line(LineFormat::Auto, &message, &self.default_service, now_ms)?
+        } else {
+            let key = Some(self.default_service.as_bytes());
+            let decoded = lenient::decode_record(None, &message, key, now_ms)?;
+            let syslog = matches!(decoded.format, Format::Syslog5424 | Format::Syslog3164);
+            if syslog && !decoded.plain && !decoded.replaced_utf8 && decoded.event.host.is_some() {
+                return Ok(Publisher::as_is(
+                    decoded.format,
+                    decoded.event.service,
+                    message,
+                ));
+            }
+            decoded.event
+        };
         if event.host.is_none() {
             event.host = Some(peer.ip().to_string());
         }
@@ -50,11 +71,10 @@ impl Syslog {
     }
 }
 
-/// A message without the line break (or NUL) a sender may have ended it with.
-fn trim(message: &[u8]) -> &[u8] {
-    let end = message
+/// The length of a message without the line break (or NUL) a sender may have ended it with.
+fn trimmed_len(message: &[u8]) -> usize {
+    message
         .iter()
         .rposition(|b| !matches!(b, b'\n' | b'\r' | b'\0'))
-        .map_or(0, |i| i + 1);
-    &message[..end]
+        .map_or(0, |i| i + 1)
 }

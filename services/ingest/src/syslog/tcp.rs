@@ -115,12 +115,21 @@ async fn connection(
             break;
         }
         framer.push(&buffer[..n]);
+        // One clock reading per read: the messages of one read arrived together.
+        let now_ms = chrono::Utc::now().timestamp_millis();
         while let Some(frame) = framer.next_frame() {
-            take(&syslog, frame, peer, &acks).await;
+            take(&syslog, frame, peer, now_ms, &acks).await;
         }
     }
     if let Some(frame) = framer.finish() {
-        take(&syslog, frame, peer, &acks).await;
+        take(
+            &syslog,
+            frame,
+            peer,
+            chrono::Utc::now().timestamp_millis(),
+            &acks,
+        )
+        .await;
     }
     if tokio::time::timeout(limits.ack_timeout, acks.at_most(0))
         .await
@@ -136,6 +145,7 @@ async fn take(
     syslog: &Syslog,
     frame: logstream_core::ingest::framing::Frame,
     peer: SocketAddr,
+    now_ms: i64,
     acks: &Arc<Acks>,
 ) {
     let accounting = &syslog.accounting;
@@ -146,7 +156,7 @@ async fn take(
             tracing::debug!(%peer, error = %e, "syslog tcp frame rejected");
             return;
         }
-        Ok(message) => match syslog.record(&message, peer) {
+        Ok(message) => match syslog.record(message, peer, now_ms) {
             Ok(record) => record,
             Err(e) => {
                 accounting.rejected(SOURCE, e.reason);

@@ -67,7 +67,8 @@ pub async fn run(socket: UdpSocket, syslog: Arc<Syslog>, shutdown: CancellationT
 fn take(syslog: &Syslog, datagram: &[u8], peer: SocketAddr, acks: &Arc<Acks>) {
     let accounting = &syslog.accounting;
     accounting.received(SOURCE, 1);
-    let record = match syslog.record(datagram, peer) {
+    let now_ms = chrono::Utc::now().timestamp_millis();
+    let record = match syslog.record(datagram.to_vec(), peer, now_ms) {
         Ok(record) => record,
         Err(e) => {
             accounting.rejected(SOURCE, e.reason);
