@@ -7,7 +7,8 @@
 #   3. promtool checks and every dashboard panel's PromQL against a live Prometheus,
 #      the docker-compose check,
 #   4. real shippers (logger, rsyslog, syslog-ng, curl) into the ingest service, every line
-#      stored exactly once; hostile input into it (clear answers, bounded memory),
+#      stored exactly once; hostile input into it (clear answers, bounded memory); schemathesis
+#      against the gateway's and the ingest service's OpenAPI documents,
 #   5. end-to-end runs on the real broker, each checking stored == sent per instance and seq and
 #      the windows against a recount: all four formats; PostgreSQL stopped for 30 s; the
 #      collector killed five times; a second collector joining and leaving twice; a second
@@ -43,6 +44,9 @@ integration-tests/shippers-test.sh
 
 step "hostile input into the ingest service: random bytes, 10 MiB lines, a gzip bomb, a slow client, 1,000 idle connections"
 integration-tests/ingest-hostile-test.sh
+
+step "property-based API tests from the OpenAPI documents (schemathesis): gateway and ingest"
+integration-tests/schemathesis-test.sh
 
 step "system test: 2,000 events/s for 10 s in all four formats"
 integration-tests/system-test.sh --rate 2000 --duration 10 \

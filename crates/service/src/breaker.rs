@@ -121,8 +121,8 @@ impl Breaker {
         self.began.elapsed().as_millis() as i64
     }
 
-    /// Whether the engine may generate now (moves an open breaker to half-open after its
-    /// backoff).
+    /// Whether the producer may be given records now (moves an open breaker to half-open after
+    /// its backoff).
     pub fn permits(&self) -> bool {
         self.machine.is_call_permitted()
     }
@@ -131,19 +131,24 @@ impl Breaker {
     /// it has something to learn: a failure to forget, or a breaker that is not closed.
     pub fn on_delivered(&self) {
         self.reports.fetch_add(1, Ordering::Relaxed);
-        if self.failed_since_success.load(Ordering::Acquire) || self.state() != BreakerState::Closed
-        {
-            self.failed_since_success.store(false, Ordering::Release);
+        let failed = self.failed_since_success.swap(false, Ordering::AcqRel);
+        if failed || self.state() != BreakerState::Closed {
             self.machine.on_success();
         }
     }
 
     pub fn on_failure(&self, why: &str) {
         self.reports.fetch_add(1, Ordering::Relaxed);
-        self.failed_since_success.store(true, Ordering::Release);
         self.last_report_ms.store(self.now_ms(), Ordering::Release);
         tracing::debug!(why, "kafka delivery failure recorded by the breaker");
+        self.failed();
+    }
+
+    /// Tells the state machine of a failure, then marks it for the next success to clear (in
+    /// that order: a success that comes between the two leaves the mark to the next one).
+    fn failed(&self) {
         self.machine.on_error();
+        self.failed_since_success.store(true, Ordering::Release);
     }
 
     /// Counts a stall as a failure: records in flight and no delivery report for the stall
@@ -160,8 +165,7 @@ impl Breaker {
         let silent = self.now_ms() - since;
         if in_flight > 0 && silent >= self.settings.stall.as_millis() as i64 {
             tracing::debug!(in_flight, silent_ms = silent, "kafka delivery stalled");
-            self.failed_since_success.store(true, Ordering::Release);
-            self.machine.on_error();
+            self.failed();
         }
         if in_flight == 0 {
             // Nothing outstanding: silence is not a stall.

@@ -11,6 +11,7 @@ use utoipa::{Modify, OpenApi};
 
 use crate::routes;
 use crate::routes::errors::ErrorBody;
+use crate::routes::names::{AlertKindName, AlertStatusName, LevelName};
 use crate::stats::{Alert, AlertPage, Totals, Window, WindowPage};
 
 struct BearerAuth;
@@ -39,7 +40,7 @@ impl Modify for BearerAuth {
         routes::alerts::rules,
     ),
     components(schemas(
-        ErrorBody, WindowPage, AlertPage, Totals, Window, Alert,
+        LevelName, AlertKindName, AlertStatusName, ErrorBody, WindowPage, AlertPage, Totals, Window, Alert,
         StartRequest, ScenarioRequest, ClusterStatus, Counters, InstanceStatus, BreakerState, Unreachable
     )),
     modifiers(&BearerAuth)

@@ -82,8 +82,10 @@ pub struct Accounting {
 }
 
 /// One source's numbers, as the status endpoint shows them.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct SourceStatus {
+    /// `http`, `syslog_tcp` or `syslog_udp`.
+    #[schema(value_type = String)]
     pub source: &'static str,
     pub connections: u64,
     pub received: u64,
@@ -120,13 +122,17 @@ impl Accounting {
     }
 
     pub fn rejected(&self, source: Source, reason: &'static str) {
+        self.rejected_n(source, reason, 1);
+    }
+
+    pub fn rejected_n(&self, source: Source, reason: &'static str, n: u64) {
         self.metrics
             .rejected
             .with_label_values(&[source.label(), reason])
-            .inc();
+            .inc_by(n);
         self.counts[source.index()]
             .rejected
-            .fetch_add(1, Ordering::Relaxed);
+            .fetch_add(n, Ordering::Relaxed);
     }
 
     pub fn dropped(&self, source: Source, why: DropReason, n: u64) {

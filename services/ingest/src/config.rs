@@ -49,6 +49,17 @@ pub struct Config {
           value_parser = clap::value_parser!(u64).range(64..=800_000))]
     pub max_line_bytes: u64,
 
+    /// Most events one request body may hold (413 above: send smaller batches); with the body
+    /// limit and the concurrent requests it bounds the memory requests take.
+    #[arg(long, env = "LOGSTREAM_INGEST_MAX_EVENTS_PER_REQUEST", default_value_t = 100_000,
+          value_parser = clap::value_parser!(u64).range(1..=10_000_000))]
+    pub max_events_per_request: u64,
+
+    /// Request bodies read and taken apart at once, at most (others wait their turn).
+    #[arg(long, env = "LOGSTREAM_INGEST_MAX_CONCURRENT_REQUESTS", default_value_t = 8,
+          value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    pub max_concurrent_requests: u32,
+
     /// Service of events that name none (a plain line, an object without `service`), unless
     /// the request names one (`?service=`).
     #[arg(

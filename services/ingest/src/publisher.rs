@@ -21,7 +21,7 @@ use rdkafka::types::RDKafkaErrorCode;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
-use crate::accounting::{Accounting, Source};
+use crate::accounting::{Accounting, DropReason, Source};
 use crate::config::Config;
 
 /// The events of one request (or one connection) in Kafka's hands.
@@ -155,8 +155,10 @@ impl Publisher {
                 .set("linger.ms", config.kafka_linger_ms.to_string())
                 .set("batch.num.messages", "10000")
                 .set("batch.size", "1000000")
+                // At most 200,000 records or 64 MiB wait in the producer: a full queue makes
+                // HTTP and TCP wait (and UDP drop), so memory stays bounded.
                 .set("queue.buffering.max.messages", "200000")
-                .set("queue.buffering.max.kbytes", "524288")
+                .set("queue.buffering.max.kbytes", "65536")
                 .set(
                     "message.timeout.ms",
                     config.kafka_message_timeout_ms.to_string(),
@@ -176,6 +178,20 @@ impl Publisher {
             instance_id,
             seq: AtomicU64::new(0),
         })
+    }
+
+    /// Counts an event Kafka refused to take: too large for it is the event's own fault
+    /// (rejected); anything else is Kafka's (dropped, and a failure for the breaker). Returns
+    /// whether it was the event's fault.
+    pub fn refused(&self, source: Source, error: &KafkaError) -> bool {
+        let too_large = error.rdkafka_error_code() == Some(RDKafkaErrorCode::MessageSizeTooLarge);
+        if too_large {
+            self.accounting.rejected(source, "too_large_for_kafka");
+        } else {
+            self.accounting.dropped(source, DropReason::KafkaFailed, 1);
+            self.breaker.on_failure("kafka refused a record");
+        }
+        too_large
     }
 
     /// Whether new events may be taken (the breaker is not open).

@@ -56,11 +56,15 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
 
     let ingest = Arc::new(Ingest {
         publisher: publisher.clone(),
+        requests: tokio::sync::Semaphore::new(config.max_concurrent_requests as usize),
         accounting,
         settings: HttpSettings {
             token: config.ingest_token.clone(),
             max_body_bytes: config.max_body_bytes,
-            max_line_bytes: config.max_line_bytes,
+            limits: http::parse::Limits {
+                max_line: config.max_line_bytes as usize,
+                max_events: config.max_events_per_request as usize,
+            },
             default_service: config.default_service.clone(),
             body_timeout: Duration::from_secs(30),
             ack_timeout,

@@ -4,8 +4,9 @@
 //! a delimiter, as some senders write, are taken too). Pure: the connection pushes the bytes it
 //! reads and takes the frames out.
 //!
-//! A frame longer than the limit is not buffered: an octet-counted one is skipped by its count,
-//! a line is discarded up to its LF; either is reported once as [`FrameError::TooLong`].
+//! A frame longer than the limit is not buffered: an octet-counted one is skipped by its count
+//! (reported as `TooLong(count)`), a line is discarded up to its LF (reported as
+//! `TooLong(limit + 1)`, whatever its length); either once, and the frames after it are kept.
 
 /// Why bytes of the stream could not be a message.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -90,7 +91,7 @@ impl Framer {
                     }
                     self.state = State::Start;
                 }
-                State::Discarding => match unread.iter().position(|&b| b == b'\n') {
+                State::Discarding => match unread.iter().position(|&b| b == b'\n' || b == b'\0') {
                     Some(at) => {
                         self.start += at + 1;
                         self.state = State::Start;
@@ -182,18 +183,19 @@ impl Framer {
             .position(|&b| b == b'\n' || b == b'\0')
         {
             Some(at) => {
-                let frame = trim_line(&unread[..at]).to_vec();
+                let frame = trim_line(&unread[..at]);
                 self.start += at + 1;
                 if frame.len() > self.max_frame {
-                    return Some(Err(FrameError::TooLong(frame.len())));
+                    return Some(Err(FrameError::TooLong(self.max_frame + 1)));
                 }
-                Some(Ok(frame))
+                Some(Ok(frame.to_vec()))
             }
-            None if unread.len() > self.max_frame + 1 => {
-                let seen = unread.len();
-                self.start = self.buffer.len();
+            // Longer than the limit however it goes on: skip what was searched, then the rest
+            // of the line (the frames after it are kept, however the stream was split).
+            None if searched == self.max_frame + 2 => {
+                self.start += searched;
                 self.state = State::Discarding;
-                Some(Err(FrameError::TooLong(seen)))
+                Some(Err(FrameError::TooLong(self.max_frame + 1)))
             }
             None => None,
         }
@@ -242,7 +244,7 @@ mod tests {
         f.push(b"0123456789<13>ok\n");
         assert_eq!(frames(&mut f), vec![ok("<13>ok")]);
         f.push(b"<13>this line is too long");
-        assert_eq!(frames(&mut f), vec![Err(FrameError::TooLong(25))]);
+        assert_eq!(frames(&mut f), vec![Err(FrameError::TooLong(11))]);
         f.push(b" and goes on\n<13>next\n");
         assert_eq!(frames(&mut f), vec![ok("<13>next")]);
         assert_eq!(f.pending(), 0);
@@ -264,7 +266,7 @@ mod tests {
     proptest::proptest! {
         #[test]
         fn any_split_of_the_stream_gives_the_same_frames(
-            messages in proptest::collection::vec("[ -~]{0,30}", 0..20),
+            messages in proptest::collection::vec("[ -~]{0,90}", 0..20),
             counted in proptest::collection::vec(proptest::prelude::any::<bool>(), 20),
             cuts in proptest::collection::vec(0usize..400, 0..10),
         ) {
@@ -278,7 +280,11 @@ mod tests {
                     stream.extend_from_slice(format!("{m}\n").as_bytes());
                 }
                 let kept = if counted[i] { m.as_str() } else { m.trim_end_matches('\r') };
-                expected.push(ok(kept));
+                expected.push(match (kept.len() > 64, counted[i]) {
+                    (false, _) => ok(kept),
+                    (true, true) => Err(FrameError::TooLong(kept.len())),
+                    (true, false) => Err(FrameError::TooLong(65)),
+                });
             }
             let mut cuts: Vec<usize> = cuts.into_iter().filter(|&c| c < stream.len()).collect();
             cuts.sort_unstable();

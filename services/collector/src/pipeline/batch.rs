@@ -330,7 +330,12 @@ mod tests {
             &mut watermark,
             None,
         );
-        batch.add(record(6, b"{garbage"), 0, &mut watermark, None);
+        // Named JSON, so read strictly (a record naming no format would be a plain message).
+        let garbage = Record {
+            content_type: Some("application/json".into()),
+            ..record(6, b"{garbage")
+        };
+        batch.add(garbage, 0, &mut watermark, None);
         batch.add(
             Record {
                 payload: None,

@@ -3,6 +3,7 @@
 pub mod alerts;
 pub mod errors;
 pub mod generator;
+pub mod names;
 mod query;
 pub mod stats;
 pub mod windows;

@@ -7,11 +7,33 @@ use logstream_core::api::FieldError;
 
 pub type Params = HashMap<String, String>;
 
+/// A typed parameter's value: absent, or present and not empty (an empty value is no value of
+/// a number, time or name, and is refused as such).
+pub fn present<'a>(params: &'a Params, name: &str) -> Result<Option<&'a str>, FieldError> {
+    match params.get(name).map(String::as_str) {
+        Some("") => Err(FieldError::new(name, format!("{name} must not be empty"))),
+        value => Ok(value),
+    }
+}
+
+/// An optional parameter that must be one of `allowed`.
+pub fn one_of<'a>(
+    params: &'a Params,
+    name: &str,
+    allowed: &[&str],
+) -> Result<Option<&'a str>, FieldError> {
+    match present(params, name)? {
+        Some(v) if !allowed.contains(&v) => Err(FieldError::new(
+            name,
+            format!("{v:?} is none of {}", allowed.join(", ")),
+        )),
+        value => Ok(value),
+    }
+}
+
 /// An optional RFC 3339 timestamp parameter.
 pub fn timestamp(params: &Params, name: &str) -> Result<Option<DateTime<Utc>>, FieldError> {
-    params
-        .get(name)
-        .filter(|v| !v.is_empty())
+    present(params, name)?
         .map(|v| {
             DateTime::parse_from_rfc3339(v)
                 .map(|t| t.with_timezone(&Utc))
@@ -28,9 +50,7 @@ pub fn number(
     name: &str,
     range: std::ops::RangeInclusive<i64>,
 ) -> Result<Option<i64>, FieldError> {
-    params
-        .get(name)
-        .filter(|v| !v.is_empty())
+    present(params, name)?
         .map(|v| match v.parse::<i64>() {
             Ok(n) if range.contains(&n) => Ok(n),
             _ => Err(FieldError::new(
@@ -45,12 +65,19 @@ pub fn number(
         .transpose()
 }
 
-/// An optional non-empty text parameter.
-pub fn text<'a>(params: &'a Params, name: &str) -> Option<&'a str> {
-    params
+/// An optional non-empty text parameter; NUL (which no PostgreSQL text holds) is refused.
+pub fn text<'a>(params: &'a Params, name: &str) -> Result<Option<&'a str>, FieldError> {
+    match params
         .get(name)
         .map(String::as_str)
         .filter(|v| !v.is_empty())
+    {
+        Some(v) if v.contains('\0') => Err(FieldError::new(
+            name,
+            format!("{name} must not contain NUL characters"),
+        )),
+        value => Ok(value),
+    }
 }
 
 /// Paging: `limit` (1..=1000, default 100) and `offset` (default 0).
@@ -84,6 +111,18 @@ mod tests {
         assert_eq!(timestamp(&p, "to").expect_err("invalid").field, "to");
         assert_eq!(page(&p).expect_err("invalid").field, "offset");
         assert_eq!(page(&params(&[])).expect("defaults"), (100, 0));
-        assert_eq!(text(&params(&[("service", "")]), "service"), None);
+        assert_eq!(text(&params(&[("service", "")]), "service"), Ok(None));
+        let nul = params(&[("service", "a\0b")]);
+        assert_eq!(
+            text(&nul, "service").map_err(|e| e.field),
+            Err("service".into())
+        );
+        let empty_time = params(&[("since", "")]);
+        assert_eq!(
+            timestamp(&empty_time, "since").map_err(|e| e.field),
+            Err("since".into())
+        );
+        let kinds = params(&[("kind", "nope")]);
+        assert!(one_of(&kinds, "kind", &["xss"]).is_err());
     }
 }

@@ -15,7 +15,7 @@ use crate::state::AppState;
 use crate::stats::{self, WindowPage};
 
 fn parse(params: &Params) -> Result<stats::WindowFilter, FieldError> {
-    let level = query::text(params, "level")
+    let level = query::present(params, "level")?
         .map(|l| {
             l.parse::<Level>()
                 .map_err(|e| FieldError::new("level", e.to_string()))
@@ -23,7 +23,7 @@ fn parse(params: &Params) -> Result<stats::WindowFilter, FieldError> {
         .transpose()?;
     let (limit, offset) = query::page(params)?;
     Ok(stats::WindowFilter {
-        service: query::text(params, "service").map(str::to_owned),
+        service: query::text(params, "service")?.map(str::to_owned),
         level,
         from: query::timestamp(params, "from")?,
         to: query::timestamp(params, "to")?,
@@ -36,10 +36,10 @@ fn parse(params: &Params) -> Result<stats::WindowFilter, FieldError> {
 
 #[utoipa::path(get, path = "/api/v1/windows", tag = "stats",
     params(
-        ("service" = Option<String>, Query, description = "Only this service"),
-        ("level" = Option<String>, Query, description = "Only this level (TRACE, DEBUG, INFO, WARN, ERROR, FATAL)"),
-        ("from" = Option<String>, Query, description = "Windows starting at or after this RFC 3339 time"),
-        ("to" = Option<String>, Query, description = "Windows starting before this RFC 3339 time"),
+        ("service" = Option<String>, Query, description = "Only this service (no NUL: PostgreSQL text holds none)", pattern = "^[^\\u0000]*$"),
+        ("level" = Option<super::names::LevelName>, Query, description = "Only this level (any case; WARNING, ERR, CRIT and CRITICAL are read too)"),
+        ("from" = Option<String>, Query, format = DateTime, description = "Windows starting at or after this RFC 3339 time"),
+        ("to" = Option<String>, Query, format = DateTime, description = "Windows starting before this RFC 3339 time"),
         ("size" = Option<i32>, Query, description = "Window size in seconds (default: the smallest tumbling size stored)", minimum = 1, maximum = 86400),
         ("slide" = Option<i32>, Query, description = "Slide in seconds of a sliding window (default: tumbling windows, slide = size)", minimum = 1, maximum = 86400),
         ("limit" = Option<i64>, Query, description = "Page size, 1..=1000 (default 100)", minimum = 1, maximum = 1000),

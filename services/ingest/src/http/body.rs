@@ -1,10 +1,11 @@
 //! A request body read whole, within limits: its size as sent and once decompressed
 //! (`Content-Encoding: gzip`, `zstd`, or none), and the time the client takes to send it.
+//! Reading is async; decompressing is blocking (the caller runs it off the async threads).
 
 use std::io::Read;
 use std::time::Duration;
 
-use axum::body::Body;
+use axum::body::{Body, Bytes};
 use axum::http::{header, HeaderMap};
 
 /// Why a body could not be read.
@@ -22,33 +23,35 @@ pub enum BodyError {
     BadCompression(&'static str, String),
 }
 
-/// Reads `body` (at most `max` bytes, within `timeout`) and decompresses it (again at most
-/// `max` bytes).
-pub async fn read(
-    body: Body,
-    headers: &HeaderMap,
-    max: u64,
-    timeout: Duration,
-) -> Result<Vec<u8>, BodyError> {
+/// Reads `body`: at most `max` bytes, within `timeout`.
+pub async fn read(body: Body, max: u64, timeout: Duration) -> Result<Bytes, BodyError> {
     let limit = usize::try_from(max).unwrap_or(usize::MAX);
-    let raw = match tokio::time::timeout(timeout, axum::body::to_bytes(body, limit)).await {
-        Err(_) => return Err(BodyError::TooSlow(timeout)),
+    match tokio::time::timeout(timeout, axum::body::to_bytes(body, limit)).await {
+        Err(_) => Err(BodyError::TooSlow(timeout)),
         Ok(Err(e)) => {
             let over = std::error::Error::source(&e)
                 .is_some_and(|s| s.is::<http_body_util::LengthLimitError>())
                 || e.to_string().contains("length limit");
-            return Err(if over {
+            Err(if over {
                 BodyError::TooLarge(max)
             } else {
                 BodyError::Broken(e.to_string())
-            });
+            })
         }
-        Ok(Ok(bytes)) => bytes,
-    };
-    let encoding = headers
+        Ok(Ok(bytes)) => Ok(bytes),
+    }
+}
+
+/// The request's `Content-Encoding`, lower-cased (`None` when absent).
+pub fn encoding(headers: &HeaderMap) -> Option<String> {
+    headers
         .get(header::CONTENT_ENCODING)
-        .map(|v| v.to_str().unwrap_or("?").trim().to_ascii_lowercase());
-    match encoding.as_deref() {
+        .map(|v| v.to_str().unwrap_or("?").trim().to_ascii_lowercase())
+}
+
+/// The body decompressed (at most `max` bytes); blocking: run it off the async threads.
+pub fn decode(raw: Bytes, encoding: Option<&str>, max: u64) -> Result<Vec<u8>, BodyError> {
+    match encoding {
         None | Some("") | Some("identity") => Ok(raw.to_vec()),
         Some("gzip") | Some("x-gzip") => {
             inflate(flate2::read::MultiGzDecoder::new(&raw[..]), max, "gzip")
@@ -86,13 +89,8 @@ mod tests {
     }
 
     async fn read_as(encoding: &str, bytes: Vec<u8>, max: u64) -> Result<Vec<u8>, BodyError> {
-        read(
-            Body::from(bytes),
-            &headers(encoding),
-            max,
-            Duration::from_secs(5),
-        )
-        .await
+        let raw = read(Body::from(bytes), max, Duration::from_secs(5)).await?;
+        decode(raw, super::encoding(&headers(encoding)).as_deref(), max)
     }
 
     #[tokio::test]

@@ -1,8 +1,10 @@
 //! The HTTP surface: `POST /api/v1/logs` (events in), `GET /api/v1/ingest/status` (per-source
-//! accounting), beside the ops endpoints (`/metrics`, `/healthz`, `/readyz`).
+//! accounting), `GET /api/v1/openapi.json` (their description), beside the ops endpoints (`/metrics`, `/healthz`, `/readyz`).
 
+mod answers;
 mod body;
 mod logs;
+mod openapi;
 pub mod parse;
 
 use std::sync::Arc;
@@ -23,7 +25,8 @@ use crate::publisher::Publisher;
 pub struct HttpSettings {
     pub token: Option<String>,
     pub max_body_bytes: u64,
-    pub max_line_bytes: u64,
+    /// Longest line and most events of one body.
+    pub limits: parse::Limits,
     pub default_service: String,
     /// Longest time a client may take to send its body.
     pub body_timeout: Duration,
@@ -39,6 +42,8 @@ impl HttpSettings {
 
 pub struct Ingest {
     pub publisher: Arc<Publisher>,
+    /// Bodies read and taken apart at once, at most.
+    pub requests: tokio::sync::Semaphore,
     pub accounting: Arc<Accounting>,
     pub settings: HttpSettings,
     pub instance_id: String,
@@ -80,10 +85,13 @@ pub fn router(ingest: Arc<Ingest>) -> Router {
     Router::new()
         .route("/api/v1/logs", post(logs::post))
         .route("/api/v1/ingest/status", get(status))
+        .route("/api/v1/openapi.json", get(openapi::document))
         .with_state(ingest)
 }
 
 /// Per source: connections, received, sent, rejected, dropped, in flight; and the breaker.
+#[utoipa::path(get, path = "/api/v1/ingest/status", tag = "ingest",
+    responses((status = 200, description = "Per source: connections, received, sent, rejected, dropped, in flight; the Kafka circuit breaker", body = answers::IngestStatus)))]
 async fn status(
     axum::extract::State(ingest): axum::extract::State<Arc<Ingest>>,
 ) -> Json<serde_json::Value> {

@@ -5,6 +5,8 @@
 use logstream_core::ingest::shipper_json::{self, Defaults};
 use logstream_core::ingest::text_line::{self, LineFormat};
 use logstream_core::ingest::LineError;
+use std::collections::BTreeMap;
+
 use serde::Serialize;
 use serde_json::value::RawValue;
 
@@ -57,13 +59,17 @@ impl BodyKind {
 }
 
 /// One line that was not accepted, as the answer lists it.
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, PartialEq, Eq, utoipa::ToSchema)]
 pub struct Rejection {
+    /// The line's number in the body, from 1 (an array's element's).
     pub line: usize,
     pub error: String,
+    /// The field at fault, when one is.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>)]
     pub field: Option<&'static str>,
     #[serde(skip)]
+    #[schema(ignore)]
     pub reason: &'static str,
 }
 
@@ -72,27 +78,59 @@ pub struct Rejection {
 pub struct Parsed {
     /// Events received (accepted or rejected).
     pub received: usize,
-    pub accepted: Vec<Encoded>,
+    /// The accepted events with their line numbers.
+    pub accepted: Vec<(usize, Encoded)>,
+    /// The first [`MAX_LISTED`] rejections.
     pub rejected: Vec<Rejection>,
+    /// All rejections, by reason.
+    pub rejected_by_reason: BTreeMap<&'static str, u64>,
 }
 
-/// The whole body could not be read as its kind says.
+impl Parsed {
+    /// Keeps a rejection (listed while there are fewer than [`MAX_LISTED`]).
+    pub fn reject(&mut self, rejection: Rejection) {
+        *self.rejected_by_reason.entry(rejection.reason).or_default() += 1;
+        if self.rejected.len() < MAX_LISTED {
+            self.rejected.push(rejection);
+        }
+    }
+}
+
+/// Rejections an answer lists at most (the count is always whole).
+pub const MAX_LISTED: usize = 1000;
+
+/// The whole body cannot be taken.
 #[derive(Debug, thiserror::Error)]
-#[error("the body is not a JSON array of objects: {0}")]
-pub struct NotAnArray(String);
+pub enum BodyRefused {
+    #[error("the body is not a JSON array of objects: {0}")]
+    NotAnArray(String),
+    #[error("the body holds more than {0} events; send it in smaller batches")]
+    TooManyEvents(usize),
+}
+
+/// Limits on one body.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    pub max_line: usize,
+    pub max_events: usize,
+}
 
 /// Takes `body` apart into events (encoded for Kafka) and rejections.
 pub fn parse(
     kind: BodyKind,
     body: &[u8],
     defaults: Defaults<'_>,
-    max_line: usize,
-) -> Result<Parsed, NotAnArray> {
+    limits: Limits,
+) -> Result<Parsed, BodyRefused> {
     let mut parsed = Parsed::default();
+    let max_line = limits.max_line;
     let mut take =
         |line: usize,
          bytes: &[u8],
          read: &dyn Fn(&[u8]) -> Result<logstream_core::LogEvent, LineError>| {
+            if parsed.received >= limits.max_events {
+                return Err(BodyRefused::TooManyEvents(limits.max_events));
+            }
             parsed.received += 1;
             let outcome = if bytes.len() > max_line {
                 Err(LineError::new(
@@ -111,23 +149,24 @@ pub fn parse(
                 })
             };
             match outcome {
-                Ok(encoded) => parsed.accepted.push(encoded),
-                Err(e) => parsed.rejected.push(Rejection {
+                Ok(encoded) => parsed.accepted.push((line, encoded)),
+                Err(e) => parsed.reject(Rejection {
                     line,
                     error: e.error,
                     field: e.field,
                     reason: e.reason,
                 }),
             }
+            Ok(())
         };
     match kind {
         BodyKind::JsonArray => {
             let elements: Vec<&RawValue> =
-                serde_json::from_slice(body).map_err(|e| NotAnArray(e.to_string()))?;
+                serde_json::from_slice(body).map_err(|e| BodyRefused::NotAnArray(e.to_string()))?;
             for (i, raw) in elements.iter().enumerate() {
                 take(i + 1, raw.get().as_bytes(), &|b| {
                     shipper_json::event_from_json(b, defaults)
-                });
+                })?;
             }
         }
         BodyKind::Ndjson | BodyKind::Lines(_) => {
@@ -139,8 +178,8 @@ pub fn parse(
                 match kind {
                     BodyKind::Lines(format) => take(i + 1, line, &|b| {
                         text_line::event_from_line(format, b, defaults.service, defaults.now_ms)
-                    }),
-                    _ => take(i + 1, line, &|b| shipper_json::event_from_json(b, defaults)),
+                    })?,
+                    _ => take(i + 1, line, &|b| shipper_json::event_from_json(b, defaults))?,
                 }
             }
         }
@@ -152,6 +191,13 @@ pub fn parse(
 mod tests {
     use super::*;
     use logstream_core::format::Format;
+
+    fn limits(max_line: usize) -> Limits {
+        Limits {
+            max_line,
+            max_events: 100,
+        }
+    }
 
     const DEFAULTS: Defaults<'static> = Defaults {
         service: "web",
@@ -196,7 +242,7 @@ mod tests {
     #[test]
     fn a_bad_line_is_rejected_alone_with_its_number() {
         let body = b"{\"msg\":\"one\"}\n\nnot json\r\n{\"msg\":\"three\",\"level\":\"LOUD\"}\n{\"msg\":\"four\"}";
-        let parsed = parse(BodyKind::Ndjson, body, DEFAULTS, 1000).expect("parsed");
+        let parsed = parse(BodyKind::Ndjson, body, DEFAULTS, limits(1000)).expect("parsed");
         assert_eq!((parsed.received, parsed.accepted.len()), (4, 2));
         let lines: Vec<(usize, &str, Option<&str>)> = parsed
             .rejected
@@ -218,27 +264,57 @@ mod tests {
             BodyKind::JsonArray,
             br#"[{"msg":"a"}, 5, {"msg":"b"}]"#,
             DEFAULTS,
-            1000,
+            limits(1000),
         )
         .expect("parsed");
         assert_eq!((parsed.received, parsed.accepted.len()), (3, 2));
         assert_eq!(parsed.rejected[0].line, 2);
-        assert!(parse(BodyKind::JsonArray, b"[{", DEFAULTS, 1000).is_err());
+        assert!(parse(BodyKind::JsonArray, b"[{", DEFAULTS, limits(1000)).is_err());
         let text = b"WARN a\nERROR b\n".to_vec();
-        let parsed =
-            parse(BodyKind::Lines(LineFormat::Auto), &text, DEFAULTS, 1000).expect("parsed");
+        let parsed = parse(
+            BodyKind::Lines(LineFormat::Auto),
+            &text,
+            DEFAULTS,
+            limits(1000),
+        )
+        .expect("parsed");
         assert_eq!((parsed.received, parsed.accepted.len()), (2, 2));
         let parsed = parse(
             BodyKind::Lines(LineFormat::Auto),
             b"short\nthis one is long",
             DEFAULTS,
-            8,
+            limits(8),
         )
         .expect("parsed");
         assert_eq!(parsed.rejected.len(), 1);
         assert_eq!(
             (parsed.rejected[0].line, parsed.rejected[0].reason),
             (2, "too_long")
+        );
+    }
+
+    #[test]
+    fn a_body_of_too_many_events_is_refused_and_rejections_are_listed_up_to_a_limit() {
+        let many = b"x\n".repeat(101);
+        let refused = parse(
+            BodyKind::Lines(LineFormat::Auto),
+            &many,
+            DEFAULTS,
+            limits(10),
+        );
+        assert!(matches!(refused, Err(BodyRefused::TooManyEvents(100))));
+        let bad = b"{\n".repeat(2000);
+        let limits = Limits {
+            max_line: 100,
+            max_events: 5000,
+        };
+        let parsed = parse(BodyKind::Ndjson, &bad, DEFAULTS, limits).expect("parsed");
+        assert_eq!(
+            (
+                parsed.rejected.len(),
+                parsed.rejected_by_reason.values().sum::<u64>()
+            ),
+            (MAX_LISTED, 2000)
         );
     }
 }

@@ -89,16 +89,20 @@ async fn connection(
     let mut framer = Framer::new(syslog.max_message_bytes);
     let mut buffer = vec![0u8; READ_BYTES];
     'reading: loop {
-        while !syslog.publisher.available() {
-            tokio::select! {
-                _ = shutdown.cancelled() => break 'reading,
-                _ = tokio::time::sleep(Duration::from_millis(100)) => {}
-            }
-        }
-        if acks.outstanding() > limits.in_flight {
-            tokio::select! {
-                _ = shutdown.cancelled() => break 'reading,
-                _ = acks.at_most(limits.in_flight / 2) => {}
+        // Read only while the breaker is closed and Kafka keeps up with this connection.
+        loop {
+            if !syslog.publisher.available() {
+                tokio::select! {
+                    _ = shutdown.cancelled() => break 'reading,
+                    _ = tokio::time::sleep(Duration::from_millis(100)) => {}
+                }
+            } else if acks.outstanding() > limits.in_flight {
+                tokio::select! {
+                    _ = shutdown.cancelled() => break 'reading,
+                    _ = acks.at_most(limits.in_flight / 2) => {}
+                }
+            } else {
+                break;
             }
         }
         let n = tokio::select! {
@@ -166,7 +170,7 @@ async fn take(
         },
     };
     if let Err(e) = syslog.publisher.send(&record, None, acks).await {
-        accounting.rejected(SOURCE, "kafka_refused");
+        syslog.publisher.refused(SOURCE, &e);
         tracing::warn!(%peer, error = %e, "kafka refused a syslog tcp message");
     }
 }

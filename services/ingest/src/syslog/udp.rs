@@ -23,8 +23,9 @@ pub fn bind(addr: SocketAddr, recv_buffer: usize) -> std::io::Result<UdpSocket> 
     if let Err(e) = socket.set_recv_buffer_size(recv_buffer) {
         tracing::warn!(error = %e, "cannot set the syslog udp receive buffer");
     }
-    let got = socket.recv_buffer_size().unwrap_or(0);
-    // Linux reports double the size asked for (bookkeeping included).
+    // Linux reports double the size it grants (bookkeeping included).
+    let doubled = if cfg!(target_os = "linux") { 2 } else { 1 };
+    let got = socket.recv_buffer_size().unwrap_or(0) / doubled;
     if got < recv_buffer {
         tracing::warn!(
             asked = recv_buffer,
@@ -84,7 +85,7 @@ fn take(syslog: &Syslog, datagram: &[u8], peer: SocketAddr, acks: &Arc<Acks>) {
         Ok(()) => {}
         Err(SendError::Full) => accounting.dropped(SOURCE, DropReason::Overflow, 1),
         Err(SendError::Refused(e)) => {
-            accounting.rejected(SOURCE, "kafka_refused");
+            syslog.publisher.refused(SOURCE, &e);
             tracing::warn!(%peer, error = %e, "kafka refused a syslog udp message");
         }
     }

@@ -1,0 +1,35 @@
+//! The OpenAPI 3 document of the ingest API, generated from the route annotations and types,
+//! served at `GET /api/v1/openapi.json`.
+
+use axum::Json;
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{Modify, OpenApi};
+
+use super::answers::{ErrorBody, FormatName, IngestAnswer, IngestStatus, Unavailable};
+use super::parse::Rejection;
+use crate::accounting::SourceStatus;
+
+struct BearerAuth;
+
+impl Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+        );
+    }
+}
+
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "logstream ingest", description = "Take logs (NDJSON, JSON, text lines) into logstream."),
+    paths(super::logs::post, super::status),
+    components(schemas(FormatName, ErrorBody, IngestAnswer, Unavailable, IngestStatus, SourceStatus, Rejection)),
+    modifiers(&BearerAuth)
+)]
+pub struct ApiDoc;
+
+pub async fn document() -> Json<utoipa::openapi::OpenApi> {
+    Json(ApiDoc::openapi())
+}
