@@ -20,6 +20,14 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 export STACK_PROMETHEUS="${STACK_PROMETHEUS:-1}"
 step() { printf '\n=== %s\n' "$*"; }
+# A fresh build needs about 6 GiB under target/; incremental state would add more and is of
+# no use to a one-off run.
+export CARGO_INCREMENTAL="${CARGO_INCREMENTAL:-0}"
+free_gib=$(df -Pk . | awk 'NR == 2 { print int($4 / 1048576) }')
+echo "disk: ${free_gib} GiB free under $ROOT"
+if [ "${free_gib:-0}" -lt 8 ]; then
+  echo "warning: under 8 GiB free; the build and the tests may run out of disk" >&2
+fi
 
 step "format and lint"
 cargo fmt --all -- --check
