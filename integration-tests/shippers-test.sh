@@ -10,7 +10,11 @@
 # lines, shippers' JSON, Java and plain lines, invalid UTF-8, a 20 KB line) goes through:
 #   logger (util-linux): UDP RFC 3164, TCP LF RFC 5424, TCP octet-counted RFC 3164;
 #   rsyslog: imfile -> omfwd TCP, octet-counted RFC 5424;
-#   syslog-ng: file() -> network() TCP (RFC 3164, LF) and file() -> http() NDJSON;
+#   syslog-ng: file() -> network() TCP (RFC 3164, LF), file() -> network() TLS (RFC 5425, the
+#     ingest service restarted with a self-signed certificate the client verifies), file() -> http() NDJSON, and
+#     file() -> elasticsearch-http() (Elasticsearch's bulk API, its default document);
+#   elasticsearch-py (PyPI, Elastic's official client, 8.x): info(), then helpers.bulk (with a
+#     delete among the items, which must be refused alone);
 #   curl: gzip NDJSON to POST /api/v1/logs (with a bad line, which must be rejected alone).
 # rsyslog and syslog-ng are Debian's packages, unpacked (not installed: the two conflict, and an
 # installed one would start as the system's logger) into .stack/shippers.
@@ -19,9 +23,15 @@ set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 SHIP="$("$ROOT/integration-tests/fetch-shippers.sh")"
 command -v logger >/dev/null || { echo "logger (bsdutils) is missing" >&2; exit 1; }
+ES_VENV="$ROOT/.stack/es-client-venv"
+ES_CLIENT_VERSION=8.19.3
+if ! "$ES_VENV/bin/python" -c "import elasticsearch, sys; sys.exit(elasticsearch.__versionstr__ != '$ES_CLIENT_VERSION')" 2>/dev/null; then
+  python3 -m venv "$ES_VENV"
+  "$ES_VENV/bin/pip" install -q "elasticsearch==$ES_CLIENT_VERSION"
+fi
 
-SHIP="$SHIP" PYTHONPATH="$ROOT/integration-tests" exec python3 - "$@" <<'PY'
-import argparse, gzip, json, os, re, subprocess, sys, tempfile, time, urllib.request
+ES_PYTHON="$ES_VENV/bin/python" SHIP="$SHIP" PYTHONPATH="$ROOT/integration-tests" exec python3 - "$@" <<'PY'
+import argparse, atexit, gzip, json, os, re, subprocess, sys, tempfile, time, urllib.request
 import stack_client as stack
 
 ap = argparse.ArgumentParser(prog="shippers-test.sh")
@@ -68,6 +78,31 @@ def service(name):
 N = args.lines
 runs = {}  # service -> lines sent
 
+# The ingest service with its TLS listener on: a self-signed certificate for 127.0.0.1.
+subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
+                "-keyout", f"{tmp}/tls.key", "-out", f"{tmp}/tls.crt", "-subj", "/CN=127.0.0.1",
+                "-addext", "subjectAltName=IP:127.0.0.1"], check=True, capture_output=True)
+stack.stack("stop", "ingest")
+os.environ["LOGSTREAM_SYSLOG_TLS_CERT"] = f"{tmp}/tls.crt"
+os.environ["LOGSTREAM_SYSLOG_TLS_KEY"] = f"{tmp}/tls.key"
+stack.stack("start", "ingest")
+say("ingest restarted with a TLS listener on 6514 (self-signed certificate)")
+
+restored = []
+
+def restore_ingest():
+    """The ingest service as the stack runs it (no TLS): at the end, or on the way out of a
+    failure (atexit), once."""
+    if restored:
+        return
+    restored.append(True)
+    for name in ("LOGSTREAM_SYSLOG_TLS_CERT", "LOGSTREAM_SYSLOG_TLS_KEY"):
+        os.environ.pop(name, None)
+    stack.stack("stop", "ingest")
+    stack.stack("start", "ingest")
+
+atexit.register(restore_ingest)
+
 def logger(name, *flags, long_ok=True):
     path = write_file(f"{name}.log", N, long_ok)
     svc = service(name)
@@ -111,13 +146,22 @@ rsyslog = subprocess.Popen(rsyslogd + ["-n", "-f", f"{tmp}/rsyslog.conf", "-i", 
 runs[svc] = N
 say(f"rsyslog imfile -> omfwd (TCP, octet-counted, RFC 5424): {N} lines as {svc}")
 
-# syslog-ng: file() -> network() TCP LF RFC 3164, and file() -> http() NDJSON.
-sng_tcp, sng_http = service("syslog-ng-tcp"), service("syslog-ng-http")
-tcp_src, http_src = write_file("sng-tcp.log", N), write_file("sng-http.log", N)
+# syslog-ng: file() -> network() TCP LF RFC 3164, file() -> http() NDJSON, and
+# file() -> elasticsearch-http() with its default document (format-json --scope rfc5424).
+sng_tcp, sng_http, sng_es = service("syslog-ng-tcp"), service("syslog-ng-http"), service("syslog-ng-es")
+tcp_src, http_src, es_src = write_file("sng-tcp.log", N), write_file("sng-http.log", N), write_file("sng-es.log", N)
+sng_tls, tls_src = service("syslog-ng-tls"), write_file("sng-tls.log", N)
 open(f"{tmp}/syslog-ng.conf", "w").write(f'''@version: 3.38
+@include "{SHIP}/usr/share/syslog-ng/include/scl/elasticsearch/elastic-http.conf"
 options {{ keep-hostname(yes); stats-freq(0); log-msg-size(65536); time-reopen(1); }};
 source s_tcp {{ file("{tcp_src}" flags(no-parse) program-override("{sng_tcp}") follow-freq(1)); }};
 source s_http {{ file("{http_src}" flags(no-parse) program-override("{sng_http}") follow-freq(1)); }};
+source s_es {{ file("{es_src}" flags(no-parse) program-override("{sng_es}") follow-freq(1)); }};
+source s_tls {{ file("{tls_src}" flags(no-parse) program-override("{sng_tls}") follow-freq(1)); }};
+destination d_tls {{
+  network("127.0.0.1" port(6514) transport("tls") persist-name("d_tls")
+          tls(peer-verify(required-trusted) ca-file("{tmp}/tls.crt")));
+}};
 destination d_tcp {{ network("127.0.0.1" port({PORT}) transport("tcp") persist-name("d_tcp")); }};
 destination d_http {{
   http(url("{INGEST}/api/v1/logs") method("POST")
@@ -125,8 +169,14 @@ destination d_http {{
        body("$(format-json timestamp=${{ISODATE}} level=${{LEVEL}} service=${{PROGRAM}} host=${{HOST}} message=${{MESSAGE}})")
        delimiter("\\n") batch-lines(100) batch-timeout(200) workers(1));
 }};
+destination d_es {{
+  elasticsearch-http(url("{INGEST}/_bulk") index("logs-${{YEAR}}.${{MONTH}}.${{DAY}}") type("")
+                     batch-lines(100) batch-timeout(200) workers(1));
+}};
 log {{ source(s_tcp); destination(d_tcp); }};
 log {{ source(s_http); destination(d_http); }};
+log {{ source(s_es); destination(d_es); }};
+log {{ source(s_tls); destination(d_tls); }};
 ''')
 sng = [f"{SHIP}/usr/sbin/syslog-ng", f"--module-path={SHIP}/usr/lib/syslog-ng/3.38", "--no-caps"]
 check = subprocess.run(sng + ["-s", "-f", f"{tmp}/syslog-ng.conf"], env=ENV, capture_output=True, text=True)
@@ -137,7 +187,38 @@ syslog_ng = subprocess.Popen(sng + ["-F", "-e", "-f", f"{tmp}/syslog-ng.conf", "
                              env=ENV, stdout=open(f"{tmp}/syslog-ng.out", "w"), stderr=subprocess.STDOUT)
 runs[sng_tcp] = N
 runs[sng_http] = N
-say(f"syslog-ng file -> network() (TCP, LF, RFC 3164) as {sng_tcp}; file -> http() NDJSON as {sng_http}: {N} lines each")
+runs[sng_es] = N
+runs[sng_tls] = N
+say(f"syslog-ng file -> network() (TCP, LF, RFC 3164) as {sng_tcp}; file -> network() TLS as {sng_tls}; "
+    f"file -> http() NDJSON as {sng_http}; file -> elasticsearch-http() as {sng_es}: {N} lines each")
+
+# elasticsearch-py: the official client checks the cluster (info) and sends bulk requests; one
+# delete among the items is refused alone (a 400 item), every document is acknowledged (201).
+svc = service("es-py")
+docs = [{"message": line(i).decode("utf-8", "replace"), "service.name": svc,
+         "@timestamp": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())} for i in range(N)]
+es_script = """
+import json, sys
+from elasticsearch import Elasticsearch, helpers
+url, docs = sys.argv[1], json.load(sys.stdin)
+es = Elasticsearch(url, request_timeout=60)
+version = es.info()["version"]["number"]
+actions = [{"_index": "logs", **d} for d in docs]
+actions.insert(len(actions) // 2, {"_op_type": "delete", "_index": "logs", "_id": "nope"})
+ok, errors = helpers.bulk(es, actions, chunk_size=100, raise_on_error=False)
+print(json.dumps({"version": version, "ok": ok, "errors": errors}))
+"""
+out = subprocess.run([os.environ["ES_PYTHON"], "-c", es_script, INGEST], input=json.dumps(docs).encode(),
+                     capture_output=True)
+if out.returncode != 0:
+    stack.fail("shippers", f"elasticsearch-py: {out.stderr.decode(errors='replace')[-2000:]}")
+es_answer = json.loads(out.stdout)
+es_errors = es_answer["errors"]
+if es_answer["ok"] != N or len(es_errors) != 1 or "delete" not in es_errors[0]:
+    stack.fail("shippers", f"elasticsearch-py bulk: ok {es_answer['ok']}, errors {es_errors}")
+runs[svc] = N
+say(f"elasticsearch-py (server seen as {es_answer['version']}): {N} documents acknowledged, "
+    f"the delete refused alone: {es_errors[0]['delete']['error']['reason']}")
 
 # curl: gzip NDJSON, one bad line among them, rejected alone.
 svc = service("curl")
@@ -168,6 +249,8 @@ finally:
         p.wait(timeout=30)
 time.sleep(2)  # anything doubled would have arrived by now
 got = stored()
+status = json.load(urllib.request.urlopen(f"{INGEST}/api/v1/ingest/status", timeout=10))
+restore_ingest()
 problems = []
 for s, n in sorted(runs.items()):
     count, distinct = got.get(s, (0, 0))
@@ -179,7 +262,6 @@ stats = stack.call("GET", "/api/v1/stats")["by_service"]
 for s, n in runs.items():
     if stats.get(s) != n:
         problems.append(f"{s}: /api/v1/stats says {stats.get(s)}, sent {n}")
-status = json.load(urllib.request.urlopen(f"{INGEST}/api/v1/ingest/status", timeout=10))
 for src in status["sources"]:
     balance = src["sent"] + src["rejected"] + src["dropped"]
     say(f"ingest {src['source']}: received {src['received']}, sent {src['sent']}, rejected {src['rejected']}, dropped {src['dropped']}")

@@ -10,6 +10,7 @@ import urllib.error
 import urllib.request
 
 GATEWAY = os.environ.get("GATEWAY_URL", "http://127.0.0.1:8090")
+INGEST = os.environ.get("INGEST_URL", "http://127.0.0.1:8082")
 COLLECTOR = os.environ.get("COLLECTOR_URL", "http://127.0.0.1:8081")
 DATABASE = os.environ.get("DATABASE_URL", "postgres://logstream:logstream@127.0.0.1:5432/logstream")
 
@@ -51,6 +52,106 @@ def sql(query):
 
 def instances():
     return {i["instance_id"]: i for i in call("GET", "/api/v1/generator/status")["instances"]}
+
+
+def ingest_instance(timeout=30):
+    """The ingest service's seq accounting in the generators' instance form, once nothing it
+    handed to Kafka is in flight: {instance_id: {generated_total (the last seq given),
+    sent_total (acknowledged), failed_total (failed or not handed), in_flight}}."""
+    def snapshot():
+        with urllib.request.urlopen(INGEST + "/api/v1/ingest/status", timeout=10) as r:
+            return json.load(r)
+
+    def settled(status):
+        streams = sum(src["connections"] for src in status["sources"])
+        return status["kafka"]["in_flight"] == 0 and streams == 0
+
+    # Settled: nothing in flight, no syslog connection still open (its last frames may not be
+    # read yet), and the last seq the same half a second later.
+    deadline = time.time() + timeout
+    status = snapshot()
+    while time.time() < deadline:
+        time.sleep(0.5)
+        again = snapshot()
+        if settled(status) and settled(again) and again["kafka"]["seq_last"] == status["kafka"]["seq_last"]:
+            break
+        status = again
+    k = status["kafka"]
+    return {status["instance_id"]: {"generated_total": k["seq_last"], "sent_total": k["acknowledged"],
+                                    "failed_total": k["failed"] + k["not_handed"],
+                                    "in_flight": k["in_flight"]}}
+
+
+class IngestLoad:
+    """Events into the ingest service at `rate` per second while running, as real senders would:
+    half over HTTP (NDJSON objects and text lines in the four formats, read with format=auto),
+    half over one syslog TCP connection (octet-counted RFC 5424)."""
+
+    def __init__(self, rate, tag):
+        import threading
+        self.rate, self.tag, self.stop_flag = rate, tag, threading.Event()
+        self.http_refused = 0
+        self.threads = [threading.Thread(target=self._http, daemon=True),
+                        threading.Thread(target=self._tcp, daemon=True)]
+
+    def start(self):
+        for t in self.threads:
+            t.start()
+
+    def stop(self):
+        self.stop_flag.set()
+        for t in self.threads:
+            t.join(timeout=60)
+        if any(t.is_alive() for t in self.threads):
+            raise StackError("the ingest load did not stop within 60 s")
+
+    def _ticks(self):
+        per_tick = max(1, self.rate // 20)  # each half, ten times a second
+        n = 0
+        while not self.stop_flag.is_set():
+            yield n, per_tick
+            n += per_tick
+            self.stop_flag.wait(0.1)
+
+    def _http(self):
+        now = lambda: time.strftime("%d/%b/%Y:%H:%M:%S +0000", time.gmtime())
+        for n, count in self._ticks():
+            lines = []
+            for i in range(n, n + count):
+                kind = i % 4
+                if kind == 0:
+                    lines.append(json.dumps({"message": f"{self.tag} http json {i}", "service": "ingest-load", "level": "info"}))
+                elif kind == 1:
+                    lines.append(f'10.1.0.{i % 250} - - [{now()}] "GET /load/{i} HTTP/1.1" 200 5 "-" "{self.tag}"')
+                elif kind == 2:
+                    lines.append(time.strftime("%b %d %H:%M:%S", time.gmtime()) + f" loadhost ingest-load[1]: {self.tag} bsd {i}")
+                else:
+                    lines.append(f"plain {self.tag} WARN line {i}")
+            # text/plain: each line read in whatever format it is (format=auto).
+            req = urllib.request.Request(INGEST + "/api/v1/logs", data="\n".join(lines).encode(), method="POST",
+                                         headers={"content-type": "text/plain"})
+            try:
+                urllib.request.urlopen(req, timeout=60).read()
+            except (urllib.error.HTTPError, OSError):
+                self.http_refused += 1
+
+    def _tcp(self):
+        import socket
+        sock = None
+        for n, count in self._ticks():
+            stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+            frames = []
+            for i in range(n, n + count):
+                msg = f"<14>1 {stamp} loadhost ingest-load - - - {self.tag} tcp {i}".encode()
+                frames.append(str(len(msg)).encode() + b" " + msg)
+            try:
+                if sock is None:
+                    sock = socket.create_connection(("127.0.0.1", int(os.environ.get("SYSLOG_PORT", "5514"))))
+                sock.sendall(b"".join(frames))
+            except OSError:
+                sock = None
+        if sock is not None:
+            sock.close()
 
 
 def run_accounting(before, after):

@@ -12,6 +12,7 @@
 #                                    [--kill-broker-at S --broker-down-for D]
 #                                    [--stop-redis-at S --redis-down-for D]
 #                                    [--formats '{"json": 70, "apache": 20, "syslog5424": 10}']
+#                                    [--ingest-rate N]
 #
 # After every run the window aggregates (10 s tumbling and 300 s sliding by 60 s) of the run's
 # time span must equal a recount of the stored events in log_events.
@@ -41,7 +42,11 @@
 # cap (global_rate_per_second = --rate): the generator's limiter must fall back to its local
 # share while Redis is down (status rate_limiter "local"), the gateway's to local windows
 # (gateway_rate_limiter_local 1), and both return to Redis after it is back.
-# Environment: GATEWAY_URL (http://127.0.0.1:8090), DATABASE_URL
+# --ingest-rate N also sends N events/s into the ingest service for the whole run (half over
+# HTTP, NDJSON and text lines in the four formats; half over syslog TCP): its instance is
+# checked like a generator's, from its seq accounting (GET /api/v1/ingest/status, `kafka`):
+# every seq Kafka acknowledged stored exactly once.
+# Environment: GATEWAY_URL (http://127.0.0.1:8090), INGEST_URL (http://127.0.0.1:8082), DATABASE_URL
 # (postgres://logstream:logstream@127.0.0.1:5432/logstream), CATCH_UP_SECONDS (180).
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -66,6 +71,7 @@ ap.add_argument("--broker-down-for", type=float, default=10)
 ap.add_argument("--stop-redis-at", type=float, default=None)
 ap.add_argument("--redis-down-for", type=float, default=20)
 ap.add_argument("--formats", type=json.loads, default=None)
+ap.add_argument("--ingest-rate", type=int, default=0)
 args = ap.parse_args(sys.argv[2:])
 catch_up = int(os.environ.get("CATCH_UP_SECONDS", "180"))
 def say(msg): print(f"[system-test] {msg}", flush=True)
@@ -91,6 +97,10 @@ try:
     zombie = None
     stack.call("POST", "/api/v1/generator/stop")  # a quiet start, whatever ran before
     before = stack.instances()
+    load = None
+    if args.ingest_rate:
+        before.update(stack.ingest_instance())
+        load = stack.IngestLoad(args.ingest_rate, f"system-test-{int(time.time())}")
     body = {"rate_per_second": args.rate}
     if args.formats:
         body["formats"] = args.formats
@@ -100,6 +110,9 @@ try:
     window_since = int(time.time()) // 60 * 60
     stack.call("POST", "/api/v1/generator/start", body)
     started = time.time()
+    if load is not None:
+        load.start()
+        say(f"ingest: {args.ingest_rate} events/s (HTTP and syslog TCP) for the whole run")
     collector_pid = lambda: stack.pid("collector")
     at = lambda t: time.sleep(max(0.0, t - (time.time() - started)))
     elapsed = lambda: time.time() - started
@@ -183,6 +196,10 @@ try:
             abort("the second collector never stored anything: no partitions moved to it")
     time.sleep(max(0.0, args.duration - (time.time() - started)))
     after = {i["instance_id"]: i for i in stack.call("POST", "/api/v1/generator/stop")["instances"]}
+    if load is not None:
+        load.stop()
+        after.update(stack.ingest_instance())
+        say(f"ingest load stopped ({load.http_refused} HTTP requests refused or failed)")
     say(f"stopped after {time.time() - started:.1f} s")
     runs = stack.run_accounting(before, after)
     if zombie is not None:

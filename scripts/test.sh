@@ -8,7 +8,8 @@
 #      the docker-compose check,
 #   4. real shippers (logger, rsyslog, syslog-ng, curl) into the ingest service, every line
 #      stored exactly once; hostile input into it (clear answers, bounded memory); schemathesis
-#      against the gateway's and the ingest service's OpenAPI documents,
+#      against the gateway's and the ingest service's OpenAPI documents; 110,000 distinct
+#      service names in, every service's metrics bounded,
 #   5. end-to-end runs on the real broker, each checking stored == sent per instance and seq and
 #      the windows against a recount: all four formats; PostgreSQL stopped for 30 s; the
 #      collector killed five times; a second collector joining and leaving twice; a second
@@ -53,18 +54,25 @@ integration-tests/shippers-test.sh
 step "hostile input into the ingest service: random bytes, 10 MiB lines, a gzip bomb, a slow client, 1,000 idle connections"
 integration-tests/ingest-hostile-test.sh
 
+step "the ingest service's per-client rate limit (Redis)"
+integration-tests/ingest-ratelimit-test.sh
+
 step "property-based API tests from the OpenAPI documents (schemathesis): gateway and ingest"
 integration-tests/schemathesis-test.sh
 
-step "system test: 2,000 events/s for 10 s in all four formats"
-integration-tests/system-test.sh --rate 2000 --duration 10 \
+step "bounded labels: 100,000 distinct service names in, at most 100 service label values out"
+integration-tests/label-bound-test.sh
+
+step "system test: 2,000 events/s for 10 s in all four formats, 1,000/s into the ingest service"
+integration-tests/system-test.sh --rate 2000 --duration 10 --ingest-rate 1000 \
   --formats '{"json": 55, "apache": 20, "syslog5424": 15, "syslog3164": 10}'
 
 step "PostgreSQL outage: 5,000 events/s for 45 s, PostgreSQL stopped from 5 s to 35 s"
 integration-tests/system-test.sh --rate 5000 --duration 45 --stop-postgres-at 5 --postgres-down-for 30
 
-step "crash: 20,000 events/s for 60 s, the collector killed (SIGKILL) and restarted five times"
-integration-tests/system-test.sh --rate 20000 --duration 60 --kill-collector-at 5,15,25,35,45
+step "crash: 20,000 events/s for 60 s and 2,000/s into the ingest service, the collector killed (SIGKILL) and restarted five times"
+integration-tests/system-test.sh --rate 20000 --duration 60 --kill-collector-at 5,15,25,35,45 \
+  --ingest-rate 2000
 
 step "rebalance: 5,000 events/s for 60 s, a second collector joining and leaving twice"
 integration-tests/system-test.sh --rate 5000 --duration 60 --cycle-second-collector 2

@@ -12,12 +12,16 @@
 //! - [`breaker`]: the circuit breaker around Kafka delivery of the services that produce events.
 //! - [`postgres`]: connection pool and database checks.
 //! - [`record_headers`]: the headers of a record on `logs.raw`.
+//! - [`ratelimit`] (feature `ratelimit`): per-client sliding windows in Redis, with a local
+//!   fallback.
 
 pub mod breaker;
 pub mod kafka;
 pub mod metrics;
 pub mod ops;
 pub mod postgres;
+#[cfg(feature = "ratelimit")]
+pub mod ratelimit;
 pub mod record_headers;
 pub mod retry;
 pub mod settings;

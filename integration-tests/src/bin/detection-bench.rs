@@ -16,9 +16,17 @@
 //! `monitoring/rules/detection.toml`):
 //!
 //!   cargo run --release -p logstream-integration-tests --bin detection-bench -- [--rate 5000]
+//!     [--keep-detectors]
+//!
+//! The detectors start fresh: the bench stops the stack's collector (`scripts/stack.sh stop
+//! collector`), deletes its detector snapshots and starts it again, so baselines learned from
+//! earlier traffic do not count. `--keep-detectors` skips that (a stack not run by
+//! `scripts/stack.sh`).
 //!
 //! Environment: LOGSTREAM_KAFKA_BROKERS (127.0.0.1:9092), LOGSTREAM_GENERATOR_URL
-//! (http://127.0.0.1:8080), LOGSTREAM_TOPIC_RAW (logs.raw), LOGSTREAM_TOPIC_ALERTS (logs.alerts).
+//! (http://127.0.0.1:8080), LOGSTREAM_TOPIC_RAW (logs.raw), LOGSTREAM_TOPIC_ALERTS (logs.alerts),
+//! LOGSTREAM_DATABASE_URL (postgres://logstream:logstream@127.0.0.1:5432/logstream),
+//! LOGSTREAM_COLLECTOR_URL (http://127.0.0.1:8081: the fast lane's step times are printed).
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -43,6 +51,39 @@ const LEVELS: &str = "TRACE:1,DEBUG:9,INFO:70,WARN:15,ERROR:5";
 /// The naive fixed threshold: errors per service and window (the error_rate floor).
 const FIXED_ERRORS: u64 = 20;
 const FIXED_WINDOW_MS: i64 = 10_000;
+
+fn usage() -> ! {
+    eprintln!("usage: detection-bench [--rate EVENTS_PER_SECOND] [--keep-detectors]");
+    std::process::exit(2);
+}
+
+/// Restarts the stack's collector without its detector snapshots, so every detector learns
+/// its baseline from this run.
+async fn fresh_detectors() {
+    let stack = concat!(env!("CARGO_MANIFEST_DIR"), "/../scripts/stack.sh");
+    let run = |what: &str| {
+        let ok = std::process::Command::new(stack)
+            .args([what, "collector"])
+            .status()
+            .is_ok_and(|s| s.success());
+        assert!(ok, "`scripts/stack.sh {what} collector` failed");
+    };
+    run("stop");
+    let url = env_or(
+        "LOGSTREAM_DATABASE_URL",
+        "postgres://logstream:logstream@127.0.0.1:5432/logstream",
+    );
+    let pool = sqlx::PgPool::connect(&url).await.expect("PostgreSQL");
+    let cleared = sqlx::query("DELETE FROM detector_snapshots")
+        .execute(&pool)
+        .await
+        .expect("clearing detector_snapshots");
+    println!(
+        "detectors fresh: {} snapshots deleted, collector restarted",
+        cleared.rows_affected()
+    );
+    run("start");
+}
 
 fn env_or(name: &str, default: &str) -> String {
     std::env::var(name).unwrap_or_else(|_| default.to_owned())
@@ -285,6 +326,43 @@ async fn run(generator: &str, rate: u64) {
     generator_call(&http, generator, "stop", &serde_json::json!({})).await;
 }
 
+/// The collector's fast-lane step times (`alerts_fast_lane_seconds`): per step, how many
+/// transitions fell in each bucket, so the slow ones show where their time went.
+async fn print_fast_lane(collector: &str) {
+    let text = match reqwest::get(format!("{collector}/metrics")).await {
+        Ok(answer) => answer.text().await.unwrap_or_default(),
+        Err(e) => {
+            println!("fast lane steps: collector metrics unreachable: {e}");
+            return;
+        }
+    };
+    let mut steps: BTreeMap<String, Vec<(String, u64)>> = BTreeMap::new();
+    for line in text.lines() {
+        let Some(rest) = line.strip_prefix("alerts_fast_lane_seconds_bucket{") else {
+            continue;
+        };
+        let field = |name: &str| {
+            rest.split(&format!("{name}=\""))
+                .nth(1)
+                .and_then(|v| v.split('"').next())
+                .map(str::to_owned)
+        };
+        let count = line
+            .rsplit(' ')
+            .next()
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or(0.0) as u64;
+        if let (Some(step), Some(le)) = (field("step"), field("le")) {
+            steps.entry(step).or_default().push((le, count));
+        }
+    }
+    println!("fast lane steps (cumulative count of transitions at or under each bound, seconds):");
+    for (step, buckets) in steps {
+        let cells: Vec<String> = buckets.iter().map(|(le, n)| format!("{le}:{n}")).collect();
+        println!("  {step:8} {}", cells.join(" "));
+    }
+}
+
 fn print_table(scores: &BTreeMap<String, logstream_integration_tests::detection_score::KindScore>) {
     let ratio = |v: Option<f64>| v.map_or("-".to_owned(), |v| format!("{v:.3}"));
     let ms = |v: Option<i64>| v.map_or("-".to_owned(), |v| v.to_string());
@@ -324,15 +402,20 @@ fn print_table(scores: &BTreeMap<String, logstream_integration_tests::detection_
 #[tokio::main]
 async fn main() {
     let mut rate: u64 = 5_000;
+    let mut fresh = true;
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
-        match (arg.as_str(), args.next()) {
-            ("--rate", Some(n)) => rate = n.parse().expect("--rate N"),
-            _ => {
-                eprintln!("usage: detection-bench [--rate EVENTS_PER_SECOND]");
-                std::process::exit(2);
-            }
+        match arg.as_str() {
+            "--keep-detectors" => fresh = false,
+            "--rate" => match args.next().and_then(|n| n.parse().ok()) {
+                Some(n) => rate = n,
+                None => usage(),
+            },
+            _ => usage(),
         }
+    }
+    if fresh {
+        fresh_detectors().await;
     }
     let brokers = env_or("LOGSTREAM_KAFKA_BROKERS", "127.0.0.1:9092");
     let generator = env_or("LOGSTREAM_GENERATOR_URL", "http://127.0.0.1:8080");
@@ -374,6 +457,7 @@ async fn main() {
     );
     let scores = score(&expected(&raw.labelled), &fired);
     print_table(&scores);
+    print_fast_lane(&env_or("LOGSTREAM_COLLECTOR_URL", "http://127.0.0.1:8081")).await;
 
     let ours = |kind: &str| scores.get(kind).map_or(0, |s| s.alerts) as u64;
     let error_alerts = ours("error_rate");

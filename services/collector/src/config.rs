@@ -145,6 +145,13 @@ pub struct Config {
           value_parser = clap::value_parser!(u64).range(1..=3_600))]
     pub detector_snapshot_seconds: u64,
 
+    /// Most services given a `service` label value of their own in the metrics; events of the
+    /// others count under `service="other"`, so any number of service names sent cannot grow
+    /// memory or Prometheus without bound.
+    #[arg(long, env = "LOGSTREAM_METRICS_MAX_SERVICES", default_value_t = 100,
+          value_parser = clap::value_parser!(u64).range(1..=10_000))]
+    pub metrics_max_services: u64,
+
     #[command(flatten)]
     pub kafka: KafkaSettings,
 

@@ -4,7 +4,9 @@ use logstream_core::detect::episodes::Kind;
 use logstream_core::format::decode;
 use logstream_service::metrics::Registrar;
 use logstream_service::sync::lock;
-use prometheus::{Histogram, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Registry};
+use prometheus::{
+    Histogram, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Registry,
+};
 
 use crate::messages::{EMPTY_PAYLOAD, STORAGE_REJECTED};
 
@@ -15,6 +17,8 @@ pub struct Metrics {
     pub stored_by_level: IntCounterVec,
     /// Services given their own label value so far (the rest count as "other").
     labelled_services: std::sync::Arc<std::sync::Mutex<std::collections::HashSet<String>>>,
+    /// Most services given their own label value (`LOGSTREAM_METRICS_MAX_SERVICES`).
+    max_services: usize,
     pub dlq: IntCounterVec,
     pub aggregates_written: IntCounter,
     pub lag: IntGaugeVec,
@@ -43,6 +47,10 @@ pub struct Alerting {
     /// Critical transitions sent by the fast lane, and those it could not send.
     pub fast_published: IntCounter,
     pub fast_failed: IntCounter,
+    /// Time a fast transition spends in each step: queued (from reading the event to the lane
+    /// taking it), acquire (a database connection), claim (the outbox insert), send (until
+    /// Kafka acknowledged it).
+    pub fast_steps: HistogramVec,
     pub notifications_failed: IntCounterVec,
     pub notifications_dropped: IntCounter,
 }
@@ -64,17 +72,20 @@ pub struct Faults {
 }
 
 impl Metrics {
-    pub fn register(registry: &Registry) -> prometheus::Result<Self> {
+    /// The collector's metrics; at most `max_services` services get a `service` label value of
+    /// their own, the rest count as "other".
+    pub fn register(registry: &Registry, max_services: usize) -> prometheus::Result<Self> {
         let r = Registrar(registry);
         let m = Self {
             consumed: r.counter("log_events_consumed_total", "Records received from Kafka")?,
             stored: r.counter("log_events_stored_total", "Events committed to PostgreSQL")?,
             stored_by_level: r.counter_vec(
                 "log_events_stored_by_level_total",
-                "Events committed to PostgreSQL, by service and level (services past the first 100 count as \"other\")",
+                "Events committed to PostgreSQL, by service and level (services past the first LOGSTREAM_METRICS_MAX_SERVICES count as \"other\")",
                 &["service", "level"],
             )?,
             labelled_services: Default::default(),
+            max_services,
             dlq: r.counter_vec(
                 "log_events_dlq_total",
                 "Records sent to the dead-letter topic, by reason",
@@ -140,7 +151,7 @@ impl Metrics {
         let mut known = lock(&self.labelled_services);
         let label = if known.contains(service) {
             service
-        } else if known.len() < MAX_SERVICE_LABELS {
+        } else if known.len() < self.max_services {
             known.insert(service.to_owned());
             service
         } else {
@@ -176,6 +187,12 @@ impl Alerting {
         fast_failed: r.counter(
             "alerts_fast_failed_total",
             "Critical alert transitions the fast lane could not send or dropped (the publisher sends them once their batch is stored)",
+        )?,
+        fast_steps: r.histogram_vec(
+            "alerts_fast_lane_seconds",
+            "Time a critical alert transition spends in each step of the fast lane: queued (event read to lane), acquire (a database connection), claim (outbox insert), send (until Kafka acknowledged it)",
+            &[0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5],
+            &["step"],
         )?,
         notifications_failed: r.counter_vec(
             "alert_notifications_failed_total",
@@ -237,9 +254,6 @@ impl Faults {
         })
     }
 }
-
-/// Most distinct `service` label values exported.
-const MAX_SERVICE_LABELS: usize = 100;
 
 /// Every `reason` label of `log_events_dlq_total`.
 pub fn dlq_reasons() -> impl Iterator<Item = &'static str> {

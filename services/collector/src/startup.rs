@@ -54,7 +54,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let pool = postgres::lazy_pool(&config.database)?;
     let parts = Parts {
         shutdown: shutdown::on_signal(),
-        metrics: Metrics::register(&registry)?,
+        metrics: Metrics::register(&registry, config.metrics_max_services as usize)?,
         store: Arc::new(Store::new(
             pool.clone(),
             config.consumer_group.clone(),

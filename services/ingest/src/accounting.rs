@@ -19,10 +19,20 @@ pub enum Source {
     SyslogTcp,
     /// Syslog over UDP.
     SyslogUdp,
+    /// Syslog over TLS (RFC 5425).
+    SyslogTls,
 }
 
+/// How many sources there are.
+const SOURCES: usize = 4;
+
 impl Source {
-    pub const ALL: [Source; 3] = [Source::Http, Source::SyslogTcp, Source::SyslogUdp];
+    pub const ALL: [Source; SOURCES] = [
+        Source::Http,
+        Source::SyslogTcp,
+        Source::SyslogUdp,
+        Source::SyslogTls,
+    ];
 
     /// The `source` label value.
     pub fn label(self) -> &'static str {
@@ -30,6 +40,7 @@ impl Source {
             Source::Http => "http",
             Source::SyslogTcp => "syslog_tcp",
             Source::SyslogUdp => "syslog_udp",
+            Source::SyslogTls => "syslog_tls",
         }
     }
 
@@ -75,16 +86,16 @@ struct Counts {
 /// The counters of every source.
 pub struct Accounting {
     metrics: Metrics,
-    counts: [Counts; 3],
+    counts: [Counts; SOURCES],
     /// Each source's received and sent series, looked up once (they count every event).
-    received: [IntCounter; 3],
-    sent: [IntCounter; 3],
+    received: [IntCounter; SOURCES],
+    sent: [IntCounter; SOURCES],
 }
 
 /// One source's numbers, as the status endpoint shows them.
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct SourceStatus {
-    /// `http`, `syslog_tcp` or `syslog_udp`.
+    /// `http`, `syslog_tcp`, `syslog_udp` or `syslog_tls`.
     #[schema(value_type = String)]
     pub source: &'static str,
     pub connections: u64,

@@ -27,6 +27,21 @@ pub struct Config {
           value_parser = parse_listen)]
     pub syslog_udp_listen: Listen,
 
+    /// Address the syslog TLS listener binds (RFC 5425, framed as over TCP), used when a
+    /// certificate and key are set; `off` disables it.
+    #[arg(long, env = "LOGSTREAM_SYSLOG_TLS_LISTEN", default_value = "0.0.0.0:6514",
+          value_parser = parse_listen)]
+    pub syslog_tls_listen: Listen,
+
+    /// PEM file of the syslog TLS listener's certificate chain (server certificate first).
+    /// With LOGSTREAM_SYSLOG_TLS_KEY, turns the TLS listener on.
+    #[arg(long, env = "LOGSTREAM_SYSLOG_TLS_CERT")]
+    pub syslog_tls_cert: Option<std::path::PathBuf>,
+
+    /// PEM file of the syslog TLS listener's private key (PKCS#8, PKCS#1 or SEC1).
+    #[arg(long, env = "LOGSTREAM_SYSLOG_TLS_KEY")]
+    pub syslog_tls_key: Option<std::path::PathBuf>,
+
     /// Receive buffer of the syslog UDP socket (SO_RCVBUF): datagrams arriving faster than they
     /// are read wait here; what overflows it the kernel drops (counted as dropped, reason
     /// `receive_buffer`). The kernel caps it at net.core.rmem_max.
@@ -59,6 +74,21 @@ pub struct Config {
     #[arg(long, env = "LOGSTREAM_INGEST_MAX_CONCURRENT_REQUESTS", default_value_t = 8,
           value_parser = clap::value_parser!(u32).range(1..=10_000))]
     pub max_concurrent_requests: u32,
+
+    /// Requests to the event endpoints (`/api/v1/logs`, `/_bulk`) one client may make per
+    /// minute, counted in Redis (shared by every ingest instance; a local count while Redis is
+    /// unreachable); the client is its IP address. 0: no limit.
+    #[arg(long, env = "LOGSTREAM_INGEST_RATE_LIMIT_PER_MINUTE", default_value_t = 0,
+          value_parser = clap::value_parser!(u32).range(0..=100_000_000))]
+    pub rate_limit_per_minute: u32,
+
+    /// Redis of the per-client rate limit (used only when the limit is set).
+    #[arg(
+        long,
+        env = "LOGSTREAM_REDIS_URL",
+        default_value = "redis://127.0.0.1:6379"
+    )]
+    pub redis_url: String,
 
     /// Service of events that name none (a plain line, an object without `service`), unless
     /// the request names one (`?service=`).
@@ -153,6 +183,11 @@ impl Config {
             .is_some_and(|t| t.trim().is_empty())
         {
             anyhow::bail!("LOGSTREAM_INGEST_TOKEN is set but empty");
+        }
+        if self.syslog_tls_cert.is_some() != self.syslog_tls_key.is_some() {
+            anyhow::bail!(
+                "LOGSTREAM_SYSLOG_TLS_CERT and LOGSTREAM_SYSLOG_TLS_KEY go together: set both or neither"
+            );
         }
         self.breaker.settings().map_err(anyhow::Error::msg)?;
         Ok(())

@@ -17,6 +17,8 @@ pub struct Metrics {
     pub connections_refused: IntCounterVec,
     pub breaker_state: IntGauge,
     pub ack_seconds: HistogramVec,
+    pub rate_limited: IntCounter,
+    pub limiter_local: IntGauge,
 }
 
 impl Metrics {
@@ -54,12 +56,12 @@ impl Metrics {
             )?,
             connections: r.gauge_vec(
                 "ingest_connections",
-                "Open connections, by source (syslog_tcp)",
+                "Open connections, by source (syslog_tcp, syslog_tls)",
                 &["source"],
             )?,
             connections_refused: r.counter_vec(
                 "ingest_connections_refused_total",
-                "Connections refused at the connection limit, by source",
+                "Connections refused, by source: at the connection limit, or (syslog_tls) a TLS handshake that failed or took over 10 s",
                 &["source"],
             )?,
             breaker_state: r.gauge(
@@ -71,6 +73,14 @@ impl Metrics {
                 "Time from a request's body read to Kafka's acknowledgement of all its events, by source",
                 &[0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0],
                 &["source"],
+            )?,
+            rate_limited: r.counter(
+                "ingest_rate_limited_total",
+                "Requests refused (429) by the per-client rate limit; their events were not read",
+            )?,
+            limiter_local: r.gauge(
+                "ingest_rate_limiter_local",
+                "1 while the rate limit is counted in this process because Redis is unreachable",
             )?,
         })
     }

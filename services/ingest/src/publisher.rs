@@ -135,7 +135,27 @@ pub struct Publisher {
     accounting: Arc<Accounting>,
     topic: String,
     instance_id: String,
+    /// The last `seq` given to a record.
     seq: AtomicU64,
+    /// Seq values given to records the producer did not take (a full queue UDP cannot wait
+    /// for, a record Kafka refused at once): so seq_last == acknowledged + failed + in flight +
+    /// not handed, and stored seq values can be checked against it.
+    not_handed: AtomicU64,
+}
+
+/// Where the records of this instance are, by seq (`GET /api/v1/ingest/status`, `kafka`).
+#[derive(Debug, Clone, Copy, serde::Serialize, utoipa::ToSchema)]
+pub struct SeqStatus {
+    /// The last seq given (records carry 1..=seq_last in their `seq` header).
+    pub seq_last: u64,
+    /// Acknowledged by Kafka.
+    pub acknowledged: u64,
+    /// Kafka did not acknowledge them (message timeout).
+    pub failed: u64,
+    /// Handed over, not reported on yet.
+    pub in_flight: u64,
+    /// Given a seq, not taken by the producer.
+    pub not_handed: u64,
 }
 
 impl Publisher {
@@ -177,7 +197,20 @@ impl Publisher {
             topic: config.kafka.topic_raw.clone(),
             instance_id,
             seq: AtomicU64::new(0),
+            not_handed: AtomicU64::new(0),
         })
+    }
+
+    /// The seq accounting of this instance.
+    pub fn seq_status(&self) -> SeqStatus {
+        let metrics = self.accounting.metrics();
+        SeqStatus {
+            seq_last: self.seq.load(Ordering::Acquire),
+            acknowledged: metrics.kafka_sent.get(),
+            failed: metrics.kafka_failed.get(),
+            in_flight: metrics.in_flight.get().max(0) as u64,
+            not_handed: self.not_handed.load(Ordering::Acquire),
+        }
     }
 
     /// Counts an event Kafka refused to take: too large for it is the event's own fault
@@ -233,7 +266,26 @@ impl Publisher {
         traceparent: Option<&str>,
         acks: &Arc<Acks>,
     ) -> Result<(), SendError> {
-        let seq = self.seq.fetch_add(1, Ordering::AcqRel) + 1;
+        let seq = self.next_seq();
+        let sent = self.try_send_as(seq, record, traceparent, acks);
+        if sent.is_err() {
+            self.not_handed.fetch_add(1, Ordering::AcqRel);
+        }
+        sent
+    }
+
+    fn next_seq(&self) -> u64 {
+        self.seq.fetch_add(1, Ordering::AcqRel) + 1
+    }
+
+    /// Hands one record with the given seq to the producer.
+    fn try_send_as(
+        &self,
+        seq: u64,
+        record: &Encoded,
+        traceparent: Option<&str>,
+        acks: &Arc<Acks>,
+    ) -> Result<(), SendError> {
         let headers = RecordHeaders {
             content_type: record.content_type,
             instance_id: &self.instance_id,
@@ -247,12 +299,12 @@ impl Publisher {
             .key(record.key.as_str())
             .payload(record.payload.as_slice())
             .headers(headers);
+        // Counted in flight before the producer has it: its report may come at once.
+        self.accounting.metrics().in_flight.inc();
         match self.producer.send(base) {
-            Ok(()) => {
-                self.accounting.metrics().in_flight.inc();
-                Ok(())
-            }
+            Ok(()) => Ok(()),
             Err((e, _)) => {
+                self.accounting.metrics().in_flight.dec();
                 acks.outstanding.fetch_sub(1, Ordering::AcqRel);
                 match e {
                     KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull) => {
@@ -271,11 +323,16 @@ impl Publisher {
         traceparent: Option<&str>,
         acks: &Arc<Acks>,
     ) -> Result<(), KafkaError> {
+        // One seq for the record, however many times the full queue makes it wait.
+        let seq = self.next_seq();
         loop {
-            match self.try_send(record, traceparent, acks) {
+            match self.try_send_as(seq, record, traceparent, acks) {
                 Ok(()) => return Ok(()),
                 Err(SendError::Full) => tokio::time::sleep(Duration::from_millis(1)).await,
-                Err(SendError::Refused(e)) => return Err(e),
+                Err(SendError::Refused(e)) => {
+                    self.not_handed.fetch_add(1, Ordering::AcqRel);
+                    return Err(e);
+                }
             }
         }
     }

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use logstream_service::breaker::Breaker;
 use logstream_service::ops::{self, Check};
+use logstream_service::ratelimit::SlidingWindows;
 use logstream_service::{kafka, shutdown};
 use tokio::net::TcpListener;
 use tokio::task::JoinSet;
@@ -71,8 +72,9 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         },
         instance_id,
     });
+    let limiter = rate_limiter(&config, &metrics)?;
     let app = ops::with_json_errors(
-        http::router(ingest).merge(ops::router(registry, readiness(&publisher, &config))),
+        http::router(ingest, limiter).merge(ops::router(registry, readiness(&publisher, &config))),
     );
     ops::serve(
         config.listen,
@@ -92,6 +94,23 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The per-client rate limit of the event endpoints, when one is set.
+fn rate_limiter(
+    config: &Config,
+    metrics: &Metrics,
+) -> anyhow::Result<Option<Arc<http::ratelimit::Limiter>>> {
+    if config.rate_limit_per_minute == 0 {
+        return Ok(None);
+    }
+    let redis = redis::Client::open(config.redis_url.as_str())
+        .map_err(|e| anyhow::anyhow!("invalid LOGSTREAM_REDIS_URL / --redis-url: {e}"))?;
+    Ok(Some(Arc::new(http::ratelimit::Limiter {
+        windows: SlidingWindows::new(redis, metrics.limiter_local.clone()),
+        per_minute: config.rate_limit_per_minute,
+        refused: metrics.rate_limited.clone(),
+    })))
+}
+
 /// Binds the syslog listeners that are not `off` and runs them until `shutdown`.
 async fn listen_syslog(
     config: &Config,
@@ -100,20 +119,36 @@ async fn listen_syslog(
     shutdown: &CancellationToken,
 ) -> anyhow::Result<JoinSet<()>> {
     let mut listeners = JoinSet::new();
+    let limits = tcp_limits(config, ack_timeout);
+    let permits = syslog_in::tcp::connection_permits(&limits);
     if let Some(addr) = config.syslog_tcp_listen.0 {
         let listener = TcpListener::bind(addr).await.map_err(|e| {
             anyhow::anyhow!("cannot listen on {addr} (LOGSTREAM_SYSLOG_TCP_LISTEN): {e}")
         })?;
         tracing::info!(%addr, "syslog tcp listening");
-        let limits = TcpLimits {
-            max_connections: config.syslog_max_connections as usize,
-            in_flight: config.syslog_tcp_in_flight as usize,
-            ack_timeout,
-        };
         listeners.spawn(syslog_in::tcp::serve(
             listener,
             syslog.clone(),
-            limits,
+            (limits, permits.clone()),
+            None,
+            shutdown.clone(),
+        ));
+    }
+    if let (Some(addr), Some(cert), Some(key)) = (
+        config.syslog_tls_listen.0,
+        &config.syslog_tls_cert,
+        &config.syslog_tls_key,
+    ) {
+        let acceptor = syslog_in::tls::acceptor(cert, key)?;
+        let listener = TcpListener::bind(addr).await.map_err(|e| {
+            anyhow::anyhow!("cannot listen on {addr} (LOGSTREAM_SYSLOG_TLS_LISTEN): {e}")
+        })?;
+        tracing::info!(%addr, "syslog tls listening");
+        listeners.spawn(syslog_in::tcp::serve(
+            listener,
+            syslog.clone(),
+            (limits, permits.clone()),
+            Some(acceptor),
             shutdown.clone(),
         ));
     }
@@ -130,6 +165,14 @@ async fn listen_syslog(
         ));
     }
     Ok(listeners)
+}
+
+fn tcp_limits(config: &Config, ack_timeout: Duration) -> TcpLimits {
+    TcpLimits {
+        max_connections: config.syslog_max_connections as usize,
+        in_flight: config.syslog_tcp_in_flight as usize,
+        ack_timeout,
+    }
 }
 
 /// Readiness: the topic exists on the brokers the producer talks to, and the breaker is not

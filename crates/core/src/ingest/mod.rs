@@ -5,9 +5,11 @@
 //! - [`text_line`]: a text line in a named format, or in whatever format it is (`auto`), into the
 //!   event, as the collector would read it.
 //! - [`framing`]: syslog frames out of a byte stream (RFC 6587, both framings).
+//! - [`es_bulk`]: the items of an Elasticsearch bulk body (action lines and their documents).
 //!
 //! Every rejection is a [`LineError`]: a stable reason, what exactly, and the field at fault.
 
+pub mod es_bulk;
 pub mod framing;
 pub mod shipper_json;
 pub mod text_line;

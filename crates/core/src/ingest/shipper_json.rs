@@ -4,7 +4,9 @@
 //! milliseconds, microseconds or nanoseconds since the epoch, told apart by size); `msg`, `log`
 //! for the message; `severity`, `log.level`, `lvl` for the level (a name, or a syslog severity
 //! number 0-7); `host.name`, `hostname` for the host; `service.name` for the service; `trace.id`,
-//! `span.id`. A dotted name is read as a key of its own (`"log.level"`) or nested
+//! `span.id`; and the names of syslog-ng's `format-json --scope rfc5424` (the default document of
+//! its `elasticsearch-http()`): `MESSAGE`, `PRIORITY`, `PROGRAM` (the service), `HOST`. A dotted
+//! name is read as a key of its own (`"log.level"`) or nested
 //! (`"log": {"level": ...}`), as ECS writes it. Every other field is kept in `attributes`.
 //! What is missing: the time is the receiver's clock, the level the message's markers (else
 //! INFO), the service the sender's default.
@@ -28,10 +30,10 @@ pub struct Defaults<'a> {
 }
 
 const TIMESTAMP: [&str; 4] = ["timestamp", "@timestamp", "time", "ts"];
-const MESSAGE: [&str; 3] = ["message", "msg", "log"];
-const LEVEL: [&str; 4] = ["level", "severity", "log.level", "lvl"];
-const SERVICE: [&str; 2] = ["service", "service.name"];
-const HOST: [&str; 3] = ["host", "host.name", "hostname"];
+const MESSAGE: [&str; 4] = ["message", "msg", "log", "MESSAGE"];
+const LEVEL: [&str; 5] = ["level", "severity", "log.level", "lvl", "PRIORITY"];
+const SERVICE: [&str; 3] = ["service", "service.name", "PROGRAM"];
+const HOST: [&str; 4] = ["host", "host.name", "hostname", "HOST"];
 
 /// The event one JSON object (one NDJSON line, or one element of an array) stands for.
 pub fn event_from_json(bytes: &[u8], defaults: Defaults<'_>) -> Result<LogEvent, LineError> {
@@ -259,6 +261,26 @@ mod tests {
 
     fn event(line: &str) -> Result<LogEvent, LineError> {
         event_from_json(line.as_bytes(), DEFAULTS)
+    }
+
+    #[test]
+    fn syslog_ng_rfc5424_scope_names_are_read() {
+        let e = event(
+            r#"{"PROGRAM":"sshd","PRIORITY":"err","PID":"42","MESSAGE":"Failed password","HOST":"box","ISODATE":"2026-10-10T13:55:36+00:00","@timestamp":"2026-10-10T13:55:36+00:00"}"#,
+        )
+        .expect("event");
+        assert_eq!(
+            (
+                e.service.as_str(),
+                e.level,
+                e.host.as_deref(),
+                e.message.as_str()
+            ),
+            ("sshd", Level::Error, Some("box"), "Failed password")
+        );
+        assert_eq!(e.timestamp_ms, 1_791_640_536_000);
+        let attributes = e.attributes.expect("attributes");
+        assert!(attributes.contains("\"PID\":\"42\""), "{attributes}");
     }
 
     #[test]

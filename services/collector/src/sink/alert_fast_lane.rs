@@ -16,7 +16,7 @@
 //! publisher sends the transition once its batch commits) and counts it; storage never waits.
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use logstream_service::retry::Backoff;
 use rdkafka::producer::FutureProducer;
@@ -90,6 +90,20 @@ impl FastLane {
         let (Some(kind), Some(payload)) = (row.kinds.first(), row.payloads.first()) else {
             return Ok(()); // not a transition
         };
+        if let Some(read_ms) = change.change.read_ms {
+            let queued = chrono::Utc::now()
+                .timestamp_millis()
+                .saturating_sub(read_ms);
+            self.observe("queued", Duration::from_millis(queued.max(0) as u64));
+        }
+        let started = Instant::now();
+        let mut connection = self
+            .pool
+            .acquire()
+            .await
+            .map_err(|e| format!("cannot claim the transition: {e}"))?;
+        self.observe("acquire", started.elapsed());
+        let started = Instant::now();
         let claimed: Option<i64> = sqlx::query_scalar(
             "INSERT INTO alert_outbox
                  (kind, key, first_seen, source_partition, transition, payload, fast_claimed_at)
@@ -103,9 +117,11 @@ impl FastLane {
         .bind(row.partitions[0])
         .bind(row.transitions[0])
         .bind(payload)
-        .fetch_optional(&self.pool)
+        .fetch_optional(&mut *connection)
         .await
         .map_err(|e| format!("cannot claim the transition: {e}"))?;
+        drop(connection);
+        self.observe("claim", started.elapsed());
         let Some(id) = claimed else {
             return Ok(()); // stored by its batch already, or a replay
         };
@@ -128,15 +144,25 @@ impl FastLane {
         Ok(())
     }
 
+    fn observe(&self, step: &str, took: Duration) {
+        self.metrics
+            .alerts
+            .fast_steps
+            .with_label_values(&[step])
+            .observe(took.as_secs_f64());
+    }
+
     /// Sends the claimed row `id` and notes it sent; false when the publisher took the claim
     /// over meanwhile (it then checks the topic for this record before sending it).
     async fn send(&self, id: i64, key: &str, payload: &str) -> Result<bool, String> {
         let id_text = id.to_string();
         let record = alert_record(&self.topic, key, payload, &id_text);
+        let started = Instant::now();
         self.producer
             .send(record, Duration::from_secs(5))
             .await
             .map_err(|(e, _)| format!("cannot send the transition: {e}"))?;
+        self.observe("send", started.elapsed());
         let mut backoff = Backoff::new(Duration::from_millis(50), Duration::from_secs(1));
         loop {
             let noted = sqlx::query_scalar::<_, i64>(

@@ -53,4 +53,6 @@ pub struct IngestStatus {
     /// `closed`, `half_open` or `open`.
     pub circuit_breaker_state: String,
     pub sources: Vec<SourceStatus>,
+    /// This instance's records by seq: seq_last == acknowledged + failed + in_flight + not_handed.
+    pub kafka: crate::publisher::SeqStatus,
 }

@@ -6,7 +6,7 @@
 //! everything in time (the sender retries the body).
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use axum::body::Body;
 use axum::extract::{RawQuery, State};
@@ -18,11 +18,9 @@ use logstream_core::ingest::text_line::LineFormat;
 use logstream_service::ops::json_error;
 use serde_json::json;
 
-use super::body::{self, BodyError};
+use super::body;
 use super::parse::{self, BodyKind, BodyRefused, Parsed};
-use super::Ingest;
-use crate::accounting::{DropReason, Source};
-use crate::publisher::{Acks, Encoded};
+use super::{intake, send, Ingest};
 
 /// The query of a request: `format` and `service` (the first of each, when repeated).
 #[derive(Debug, Default)]
@@ -69,6 +67,7 @@ impl LogsQuery {
         (status = 408, description = "The body took longer than 30 s to arrive", body = super::answers::ErrorBody),
         (status = 413, description = "The body is larger than LOGSTREAM_INGEST_MAX_BODY_BYTES, as sent or decompressed", body = super::answers::ErrorBody),
         (status = 415, description = "A Content-Encoding other than gzip, zstd or identity", body = super::answers::ErrorBody),
+        (status = 429, description = "The client's rate limit (LOGSTREAM_INGEST_RATE_LIMIT_PER_MINUTE) is used up; nothing was read; Retry-After says when", body = super::answers::ErrorBody),
         (status = 503, description = "Kafka is unavailable (nothing sent), or did not acknowledge every event in time (send the body again); Retry-After says when", body = super::answers::Unavailable),
     ))]
 pub async fn post(
@@ -88,22 +87,12 @@ pub async fn post(
         Ok(q) => q,
         Err(refused) => return refused,
     };
-    // Bounded memory: at most this many bodies are read and taken apart at once.
-    let Ok(_permit) = ingest.requests.acquire().await else {
-        return json_error(StatusCode::SERVICE_UNAVAILABLE, "shutting down", None);
-    };
-    let settings = &ingest.settings;
-    let raw = match body::read(body, settings.max_body_bytes, settings.body_timeout).await {
-        Ok(raw) => raw,
-        Err(e) => return body_error(e),
-    };
-    let encoding = body::encoding(&headers);
     let content_type = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .map(str::to_owned);
-    let (max_body, limits) = (settings.max_body_bytes, settings.limits);
-    let parsed = tokio::task::spawn_blocking(move || {
+    let (max_body, limits) = (ingest.settings.max_body_bytes, ingest.settings.limits);
+    let taken = intake::take_body(&ingest, &headers, body, move |raw, encoding| {
         let request = Request {
             content_type,
             format,
@@ -114,22 +103,12 @@ pub async fn post(
         take_apart(raw, encoding.as_deref(), &request)
     })
     .await;
-    let parsed = match parsed {
-        Ok(Ok(parsed)) => parsed,
-        Ok(Err(refused)) => return *refused,
-        Err(e) => return json_error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string(), None),
+    let (parsed, _permit) = match taken {
+        Ok(taken) => taken,
+        Err(refused) => return refused,
     };
-    let traceparent = headers
-        .get("traceparent")
-        .and_then(|v| v.to_str().ok())
-        .filter(|v| logstream_service::trace_context::parse_traceparent(v).is_some())
-        .map(str::to_owned);
-    // On a task of its own: a client that goes away does not stop the sending half-way (the
-    // events received are all sent, rejected or dropped, and counted).
-    let publishing = tokio::spawn(publish(ingest.clone(), parsed, traceparent));
-    publishing
-        .await
-        .unwrap_or_else(|e| json_error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string(), None))
+    let traceparent = intake::traceparent(&headers);
+    intake::detached(publish(ingest.clone(), parsed, traceparent)).await
 }
 
 /// What a request says about its body.
@@ -152,8 +131,8 @@ fn take_apart(
         let why = "no body: send NDJSON, a JSON array or text lines";
         return Err(Box::new(json_error(StatusCode::BAD_REQUEST, why, None)));
     }
-    let bytes =
-        body::decode(raw, encoding, request.max_body).map_err(|e| Box::new(body_error(e)))?;
+    let bytes = body::decode(raw, encoding, request.max_body)
+        .map_err(|e| Box::new(intake::body_error(e)))?;
     let kind = BodyKind::of(request.content_type.as_deref(), request.format, &bytes);
     let defaults = Defaults {
         service: &request.service,
@@ -195,84 +174,20 @@ fn read_query(query: LogsQuery, default_service: &str) -> Result<(LineFormat, St
     Ok((format, service))
 }
 
-/// Counts the body's events, sends the accepted ones and answers when Kafka has them.
+/// Sends the body's accepted events and answers once Kafka has them all.
 async fn publish(ingest: Arc<Ingest>, mut parsed: Parsed, traceparent: Option<String>) -> Response {
-    let accounting = &ingest.accounting;
-    accounting.received(Source::Http, parsed.received as u64);
-    for (reason, n) in &parsed.rejected_by_reason {
-        accounting.rejected_n(Source::Http, reason, *n);
-    }
-    let accepted = std::mem::take(&mut parsed.accepted);
-    if !accepted.is_empty() && !ingest.publisher.available() {
-        accounting.dropped(Source::Http, DropReason::Unavailable, accepted.len() as u64);
-        let why = "Kafka is unavailable (circuit breaker open): nothing was sent";
-        return unavailable(why, 0, 0);
-    }
-    let started = Instant::now();
-    let acks = Acks::new(Source::Http);
-    let (handed, refused) = hand_over(
-        &ingest,
-        &accepted,
-        traceparent.as_deref(),
-        &acks,
-        &mut parsed,
-    )
-    .await;
-    let waited = tokio::time::timeout(ingest.settings.ack_timeout, acks.at_most(0)).await;
-    accounting
-        .metrics()
-        .ack_seconds
-        .with_label_values(&[Source::Http.label()])
-        .observe(started.elapsed().as_secs_f64());
-    let failed = acks.failed() + refused;
-    if waited.is_err() || failed > 0 {
-        let unacknowledged = failed + acks.outstanding();
-        let why = if waited.is_err() {
-            "did not acknowledge in time"
-        } else {
-            "failed to take"
-        };
-        let sent = handed + refused;
-        return unavailable(
-            &format!("Kafka {why} {unacknowledged} of {sent} events; send the body again"),
-            sent.saturating_sub(unacknowledged),
-            unacknowledged,
-        );
-    }
-    let rejected_count: u64 = parsed.rejected_by_reason.values().sum();
-    let answer = json!({
-        "accepted": handed,
-        "rejected": parsed.rejected,
-        "rejected_count": rejected_count,
-    });
-    (StatusCode::OK, Json(answer)).into_response()
-}
-
-/// Hands the accepted events to Kafka; how many were handed, and how many Kafka refused for
-/// its own reasons (those it refused for theirs, too large, are rejections of `parsed`).
-async fn hand_over(
-    ingest: &Ingest,
-    accepted: &[(usize, Encoded)],
-    traceparent: Option<&str>,
-    acks: &Arc<Acks>,
-    parsed: &mut Parsed,
-) -> (usize, usize) {
-    let (mut handed, mut refused) = (0, 0);
-    for (line, record) in accepted {
-        match ingest.publisher.send(record, traceparent, acks).await {
-            Ok(()) => handed += 1,
-            Err(e) if ingest.publisher.refused(Source::Http, &e) => {
-                parsed.reject(parse::Rejection {
-                    line: *line,
-                    error: format!("Kafka refused the event: {e}"),
-                    field: None,
-                    reason: "too_large_for_kafka",
-                });
-            }
-            Err(_) => refused += 1,
+    match send::send(&ingest, &mut parsed, traceparent.as_deref()).await {
+        Err(unsent) => unavailable(&unsent.error, unsent.accepted, unsent.failed),
+        Ok(handed) => {
+            let rejected_count: u64 = parsed.rejected_by_reason.values().sum();
+            let answer = json!({
+                "accepted": handed,
+                "rejected": parsed.rejected,
+                "rejected_count": rejected_count,
+            });
+            (StatusCode::OK, Json(answer)).into_response()
         }
     }
-    (handed, refused)
 }
 
 fn unavailable(error: &str, accepted: usize, failed: usize) -> Response {
@@ -282,16 +197,6 @@ fn unavailable(error: &str, accepted: usize, failed: usize) -> Response {
         Json(json!({ "error": error, "accepted": accepted, "failed": failed })),
     )
         .into_response()
-}
-
-fn body_error(e: BodyError) -> Response {
-    let status = match e {
-        BodyError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
-        BodyError::TooSlow(_) => StatusCode::REQUEST_TIMEOUT,
-        BodyError::UnsupportedEncoding(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-        BodyError::Broken(_) | BodyError::BadCompression(..) => StatusCode::BAD_REQUEST,
-    };
-    json_error(status, e.to_string(), None)
 }
 
 /// How long the answer waits for Kafka: the message timeout and a margin.

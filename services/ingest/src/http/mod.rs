@@ -1,11 +1,18 @@
 //! The HTTP surface: `POST /api/v1/logs` (events in), `GET /api/v1/ingest/status` (per-source
-//! accounting), `GET /api/v1/openapi.json` (their description), beside the ops endpoints (`/metrics`, `/healthz`, `/readyz`).
+//! accounting), `GET /api/v1/openapi.json` (their description); Elasticsearch's bulk API
+//! (`POST /_bulk`, `/{index}/_bulk`, with `GET /` and `GET /_license`) for the shippers that
+//! speak it; beside the ops endpoints (`/metrics`, `/healthz`, `/readyz`).
 
 mod answers;
 mod body;
+mod bulk;
+mod es_info;
+mod intake;
 mod logs;
 mod openapi;
 pub mod parse;
+pub mod ratelimit;
+mod send;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -50,7 +57,9 @@ pub struct Ingest {
 }
 
 impl Ingest {
-    /// Ok when no token is set or the request carries it (`Authorization: Bearer <token>`).
+    /// Ok when no token is set or the request carries it: `Authorization: Bearer <token>`, or
+    /// as Elasticsearch's clients send credentials, `ApiKey <token>` or `Basic` with the token as
+    /// the password (any user name).
     #[allow(clippy::result_large_err)]
     fn authorize(&self, headers: &HeaderMap) -> Result<(), Response> {
         let Some(token) = &self.settings.token else {
@@ -59,9 +68,8 @@ impl Ingest {
         let given = headers
             .get(header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "))
-            .map(str::trim);
-        match given {
+            .and_then(given_token);
+        match given.as_deref() {
             Some(given) if constant_time_eq(given.as_bytes(), token.as_bytes()) => Ok(()),
             Some(_) => Err(json_error(
                 StatusCode::UNAUTHORIZED,
@@ -77,19 +85,63 @@ impl Ingest {
     }
 }
 
+/// The token of an `Authorization` header's value.
+fn given_token(value: &str) -> Option<String> {
+    use base64::Engine;
+    let (scheme, rest) = value.trim().split_once(' ')?;
+    let rest = rest.trim();
+    match scheme.to_ascii_lowercase().as_str() {
+        "bearer" | "apikey" => Some(rest.to_owned()),
+        "basic" => {
+            let decoded = base64::engine::general_purpose::STANDARD
+                .decode(rest)
+                .ok()?;
+            let decoded = String::from_utf8(decoded).ok()?;
+            decoded
+                .split_once(':')
+                .map(|(_, password)| password.to_owned())
+        }
+        _ => None,
+    }
+}
+
 fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
-pub fn router(ingest: Arc<Ingest>) -> Router {
+/// The routes; the event endpoints behind the per-client rate limit when one is set.
+pub fn router(ingest: Arc<Ingest>, limiter: Option<Arc<ratelimit::Limiter>>) -> Router {
+    let limited = |routes: Router<Arc<Ingest>>| match &limiter {
+        Some(limiter) => routes.route_layer(axum::middleware::from_fn_with_state(
+            limiter.clone(),
+            ratelimit::enforce,
+        )),
+        None => routes,
+    };
+    let logs = limited(Router::new().route("/api/v1/logs", post(logs::post)));
+    let bulk = limited(
+        Router::new()
+            .route("/_bulk", post(bulk::post).put(bulk::post))
+            .route(
+                "/{index}/_bulk",
+                post(bulk::post_to_index).put(bulk::post_to_index),
+            ),
+    );
+    let elasticsearch = Router::new()
+        .route("/", get(es_info::root))
+        .route("/_license", get(es_info::license))
+        .merge(bulk)
+        .layer(axum::middleware::map_response(es_info::product_header));
     Router::new()
-        .route("/api/v1/logs", post(logs::post))
+        .merge(logs)
         .route("/api/v1/ingest/status", get(status))
         .route("/api/v1/openapi.json", get(openapi::document))
+        .merge(elasticsearch)
         .with_state(ingest)
 }
 
-/// Per source: connections, received, sent, rejected, dropped, in flight; and the breaker.
+/// Per source: connections, received, sent, rejected, dropped, in flight; the breaker; where the
+/// records of this instance are, by seq.
 #[utoipa::path(get, path = "/api/v1/ingest/status", tag = "ingest",
     responses((status = 200, description = "Per source: connections, received, sent, rejected, dropped, in flight; the Kafka circuit breaker", body = answers::IngestStatus)))]
 async fn status(
@@ -99,5 +151,25 @@ async fn status(
         "instance_id": ingest.instance_id,
         "circuit_breaker_state": ingest.publisher.breaker().state(),
         "sources": ingest.accounting.status(),
+        "kafka": ingest.publisher.seq_status(),
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::given_token;
+
+    #[test]
+    fn the_token_comes_as_bearer_api_key_or_basic_password() {
+        assert_eq!(given_token("Bearer s3cret").as_deref(), Some("s3cret"));
+        assert_eq!(given_token("ApiKey s3cret").as_deref(), Some("s3cret"));
+        // "elastic:s3cret"
+        assert_eq!(
+            given_token("Basic ZWxhc3RpYzpzM2NyZXQ=").as_deref(),
+            Some("s3cret")
+        );
+        assert_eq!(given_token("Basic !!!"), None);
+        assert_eq!(given_token("Digest x"), None);
+        assert_eq!(given_token("Bearer"), None);
+    }
 }

@@ -23,9 +23,10 @@ impl Modify for BearerAuth {
 
 #[derive(OpenApi)]
 #[openapi(
-    info(title = "logstream ingest", description = "Take logs (NDJSON, JSON, text lines) into logstream."),
-    paths(super::logs::post, super::status),
-    components(schemas(FormatName, ErrorBody, IngestAnswer, Unavailable, IngestStatus, SourceStatus, Rejection)),
+    info(title = "logstream ingest", description = "Take logs (NDJSON, JSON, text lines; Elasticsearch's bulk API) into logstream."),
+    paths(super::logs::post, super::status, super::bulk::post, super::bulk::post_to_index,
+        super::es_info::root, super::es_info::license),
+    components(schemas(FormatName, ErrorBody, IngestAnswer, Unavailable, IngestStatus, SourceStatus, Rejection, crate::publisher::SeqStatus)),
     modifiers(&BearerAuth)
 )]
 pub struct ApiDoc;

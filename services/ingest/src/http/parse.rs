@@ -84,15 +84,59 @@ pub struct Parsed {
     pub rejected: Vec<Rejection>,
     /// All rejections, by reason.
     pub rejected_by_reason: BTreeMap<&'static str, u64>,
+    /// List every rejection, not only the first [`MAX_LISTED`] (an answer that has one item per
+    /// event, as the bulk API's, needs them all; the event limit bounds them).
+    pub list_all: bool,
 }
 
 impl Parsed {
     /// Keeps a rejection (listed while there are fewer than [`MAX_LISTED`]).
     pub fn reject(&mut self, rejection: Rejection) {
         *self.rejected_by_reason.entry(rejection.reason).or_default() += 1;
-        if self.rejected.len() < MAX_LISTED {
+        if self.list_all || self.rejected.len() < MAX_LISTED {
             self.rejected.push(rejection);
         }
+    }
+
+    /// Takes one line (number `line`) read by `read`: accepted (encoded for Kafka), or
+    /// rejected with why; the whole body is refused past the event limit.
+    pub fn take(
+        &mut self,
+        limits: Limits,
+        line: usize,
+        bytes: &[u8],
+        read: impl FnOnce(&[u8]) -> Result<logstream_core::LogEvent, LineError>,
+    ) -> Result<(), BodyRefused> {
+        if self.received >= limits.max_events {
+            return Err(BodyRefused::TooManyEvents(limits.max_events));
+        }
+        self.received += 1;
+        let outcome = if bytes.len() > limits.max_line {
+            Err(LineError::new(
+                "too_long",
+                format!(
+                    "{} bytes is more than the line limit of {}",
+                    bytes.len(),
+                    limits.max_line
+                ),
+                None,
+            ))
+        } else {
+            read(bytes).and_then(|event| {
+                Publisher::encode(&event)
+                    .map_err(|e| LineError::new("invalid_field", e.to_string(), Some("attributes")))
+            })
+        };
+        match outcome {
+            Ok(encoded) => self.accepted.push((line, encoded)),
+            Err(e) => self.reject(Rejection {
+                line,
+                error: e.error,
+                field: e.field,
+                reason: e.reason,
+            }),
+        }
+        Ok(())
     }
 }
 
@@ -123,48 +167,12 @@ pub fn parse(
     limits: Limits,
 ) -> Result<Parsed, BodyRefused> {
     let mut parsed = Parsed::default();
-    let max_line = limits.max_line;
-    let mut take =
-        |line: usize,
-         bytes: &[u8],
-         read: &dyn Fn(&[u8]) -> Result<logstream_core::LogEvent, LineError>| {
-            if parsed.received >= limits.max_events {
-                return Err(BodyRefused::TooManyEvents(limits.max_events));
-            }
-            parsed.received += 1;
-            let outcome = if bytes.len() > max_line {
-                Err(LineError::new(
-                    "too_long",
-                    format!(
-                        "{} bytes is more than the line limit of {max_line}",
-                        bytes.len()
-                    ),
-                    None,
-                ))
-            } else {
-                read(bytes).and_then(|event| {
-                    Publisher::encode(&event).map_err(|e| {
-                        LineError::new("invalid_field", e.to_string(), Some("attributes"))
-                    })
-                })
-            };
-            match outcome {
-                Ok(encoded) => parsed.accepted.push((line, encoded)),
-                Err(e) => parsed.reject(Rejection {
-                    line,
-                    error: e.error,
-                    field: e.field,
-                    reason: e.reason,
-                }),
-            }
-            Ok(())
-        };
     match kind {
         BodyKind::JsonArray => {
             let elements: Vec<&RawValue> =
                 serde_json::from_slice(body).map_err(|e| BodyRefused::NotAnArray(e.to_string()))?;
             for (i, raw) in elements.iter().enumerate() {
-                take(i + 1, raw.get().as_bytes(), &|b| {
+                parsed.take(limits, i + 1, raw.get().as_bytes(), |b| {
                     shipper_json::event_from_json(b, defaults)
                 })?;
             }
@@ -176,10 +184,12 @@ pub fn parse(
                     continue;
                 }
                 match kind {
-                    BodyKind::Lines(format) => take(i + 1, line, &|b| {
+                    BodyKind::Lines(format) => parsed.take(limits, i + 1, line, |b| {
                         text_line::event_from_line(format, b, defaults.service, defaults.now_ms)
                     })?,
-                    _ => take(i + 1, line, &|b| shipper_json::event_from_json(b, defaults))?,
+                    _ => parsed.take(limits, i + 1, line, |b| {
+                        shipper_json::event_from_json(b, defaults)
+                    })?,
                 }
             }
         }

@@ -1,9 +1,11 @@
-//! Syslog in: UDP (one message per datagram, `udp`) and TCP (RFC 6587 framing, `tcp`). A
+//! Syslog in: UDP (one message per datagram, `udp`), TCP (RFC 6587 framing, `tcp`) and TLS
+//! (RFC 5425: TCP's framing inside TLS, `tls` reads the certificate). A
 //! message is read as the collector reads a record without a `content-type` (RFC 5424, RFC 3164
 //! with or without `<PRI>`, else a plain message): service from the app-name (or tag), host from
 //! the hostname, else the sender's address.
 
 pub mod tcp;
+pub mod tls;
 pub mod udp;
 
 use std::net::SocketAddr;
