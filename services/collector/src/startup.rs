@@ -342,8 +342,11 @@ fn alerts(parts: &Parts, fast: mpsc::Receiver<AlertChange>) -> anyhow::Result<()
     } else {
         None
     };
+    // A connection of its own: a critical alert never waits for one the batches hold.
+    let mut lane_database = config.database.clone();
+    lane_database.database_max_connections = 1;
     let lane = FastLane::new(
-        parts.pool.clone(),
+        postgres::lazy_pool(&lane_database)?,
         &config.kafka.kafka_brokers,
         config.kafka.topic_alerts.clone(),
         parts.metrics.clone(),

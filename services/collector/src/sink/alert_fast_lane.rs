@@ -12,7 +12,8 @@
 //!   it publishes it unless the topic's tail holds it already; rows after a claimed one wait for
 //!   it, so transitions stay in order.
 //!
-//! One lane per collector, fed through a bounded queue: a full queue drops the fast send (the
+//! One lane per collector, with a PostgreSQL connection of its own (it never waits for one the
+//! batches hold), fed through a bounded queue: a full queue drops the fast send (the
 //! publisher sends the transition once its batch commits) and counts it; storage never waits.
 
 use std::sync::Arc;
