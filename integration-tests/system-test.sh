@@ -173,7 +173,7 @@ try:
         stack.stack("start", "collector")
         say(f"collector restarted and ready at {time.time() - started:.1f} s")
     if args.cycle_second_collector:
-        env = collector_env(LOGSTREAM_COLLECTOR_LISTEN="127.0.0.1:8082")
+        env = collector_env(LOGSTREAM_COLLECTOR_LISTEN="127.0.0.1:8084")
         env.pop("LOGSTREAM_GROUP_INSTANCE_ID", None)
         slot = args.duration / (args.cycle_second_collector * 2 + 1)
         second_stored_total = 0
@@ -184,7 +184,7 @@ try:
             say(f"second collector started (pid {second.pid}) at {time.time() - started:.1f} s")
             time.sleep(slot)
             try:
-                second_stored = stack.metric("log_events_stored_total", base="http://127.0.0.1:8082")
+                second_stored = stack.metric("log_events_stored_total", base="http://127.0.0.1:8084")
             except OSError as e:
                 abort(f"second collector's metrics unreachable: {e}")
             second.send_signal(signal.SIGTERM)
