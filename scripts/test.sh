@@ -57,6 +57,12 @@ integration-tests/ingest-hostile-test.sh
 step "the ingest service's per-client rate limit (Redis)"
 integration-tests/ingest-ratelimit-test.sh
 
+step "file source: 200,000 events at 5,000/s into a file rotated three times (rename twice, copytruncate once), the ingest service SIGKILLed twice"
+integration-tests/file-tail-test.sh
+
+step "WebSocket fan-in: three generator streams and five hostile upstreams (garbage, 5 MiB frames, a stall, a flapping server, a flood)"
+integration-tests/ws-fanin-test.sh
+
 step "property-based API tests from the OpenAPI documents (schemathesis): gateway and ingest"
 integration-tests/schemathesis-test.sh
 

@@ -10,14 +10,21 @@
 //!   octet-counted RFC 5424 messages as fast as they are read; done when the topic's end
 //!   offsets have grown by the events sent (durable in Kafka): events/s from the first byte.
 //!
-//! The syslog runs alternate, rsyslog first, `--rounds` times each; the medians are compared.
+//! - files, with `--file-dir` and `--rsyslog-file-dir`: a file of `--events` lines (the same
+//!   RFC 5424 lines, as a daemon writing its own log file would) is moved into the directory the
+//!   ingest service tails, and another into the one rsyslog's `imfile` watches (`omkafka` into
+//!   the same topic): events/s from the move until the ingest service reports the whole file
+//!   committed (its Kafka transaction done), and until the topic's end offsets have grown by the
+//!   events for rsyslog.
+//!
+//! The runs alternate, rsyslog first, `--rounds` times each; the medians are compared.
 //! With `--ingest-pid` and `--rsyslog-pid`, each run also prints the CPU time (user + system)
 //! the shipper's process spent per million events: the broker shares the machine, so the rates
 //! can meet its ceiling, while the CPU time is the shipper's own cost.
 //!
 //! Usage: ingest-bench [--events N] [--batch N] [--concurrency N] [--connections N] [--rounds N]
 //!        [--ingest http://127.0.0.1:8082] [--syslog 127.0.0.1:5514] [--rsyslog 127.0.0.1:5515]
-//!        [--brokers 127.0.0.1:9092] [--topic logs.raw]
+//!        [--brokers 127.0.0.1:9092] [--topic logs.raw] [--file-dir D --rsyslog-file-dir D]
 
 use std::time::{Duration, Instant};
 
@@ -37,6 +44,8 @@ struct Args {
     rounds: usize,
     ingest_pid: Option<u32>,
     rsyslog_pid: Option<u32>,
+    file_dir: Option<String>,
+    rsyslog_file_dir: Option<String>,
 }
 
 fn args() -> Args {
@@ -55,6 +64,8 @@ fn args() -> Args {
         rounds: 3,
         ingest_pid: None,
         rsyslog_pid: None,
+        file_dir: None,
+        rsyslog_file_dir: None,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -79,6 +90,8 @@ fn args() -> Args {
             "--rounds" => a.rounds = number().max(1),
             "--ingest-pid" => a.ingest_pid = Some(number() as u32),
             "--rsyslog-pid" => a.rsyslog_pid = Some(number() as u32),
+            "--file-dir" => a.file_dir = Some(value),
+            "--rsyslog-file-dir" => a.rsyslog_file_dir = Some(value),
             _ => usage(&format!("unknown flag {flag}")),
         }
     }
@@ -86,7 +99,7 @@ fn args() -> Args {
 }
 
 fn usage(problem: &str) -> ! {
-    eprintln!("ingest-bench: {problem}\nusage: ingest-bench [--events N] [--batch N] [--concurrency N] [--connections N] [--rounds N] [--ingest-pid P] [--rsyslog-pid P] [--ingest URL] [--syslog HOST:PORT] [--rsyslog HOST:PORT] [--brokers B] [--topic T]");
+    eprintln!("ingest-bench: {problem}\nusage: ingest-bench [--events N] [--batch N] [--concurrency N] [--connections N] [--rounds N] [--ingest-pid P] [--rsyslog-pid P] [--ingest URL] [--syslog HOST:PORT] [--rsyslog HOST:PORT] [--brokers B] [--topic T] [--file-dir D --rsyslog-file-dir D]");
     std::process::exit(2)
 }
 
@@ -242,6 +255,74 @@ async fn syslog_tcp(
     }
 }
 
+/// Who reads the file, and how the run knows it is all in Kafka.
+enum FileReader<'a> {
+    /// The ingest service: its status says the file is committed up to its size.
+    Ingest { status_url: String },
+    /// rsyslog: the topic's end offsets have grown by the lines.
+    Rsyslog { consumer: &'a BaseConsumer },
+}
+
+/// Writes a file of `a.events` lines beside `dir`, moves it into `dir` (where the reader finds
+/// it) and waits until its lines are in Kafka.
+async fn file_run(a: &Args, dir: &str, reader: FileReader<'_>, pid: Option<u32>, run: &str) -> Run {
+    let staged = format!("{dir}.staged-{run}.log");
+    let mut text = String::with_capacity(a.events * 160);
+    for i in 0..a.events {
+        text.push_str(&message(run, i));
+        text.push('\n');
+    }
+    std::fs::write(&staged, &text)
+        .unwrap_or_else(|e| usage(&format!("cannot write {staged}: {e}")));
+    let size = text.len() as u64;
+    drop(text);
+    let path = format!("{dir}/{run}.log");
+    let before = match &reader {
+        FileReader::Rsyslog { consumer } => end_offsets(consumer, &a.topic),
+        FileReader::Ingest { .. } => 0,
+    };
+    let cpu_before = pid.and_then(cpu_seconds);
+    let started = Instant::now();
+    std::fs::rename(&staged, &path)
+        .unwrap_or_else(|e| usage(&format!("cannot move the file into {dir}: {e}")));
+    let took = match reader {
+        FileReader::Rsyslog { consumer } => {
+            durable_after(consumer, &a.topic, before + a.events as i64, started)
+        }
+        FileReader::Ingest { status_url } => {
+            let http = reqwest::Client::new();
+            let deadline = Instant::now() + Duration::from_secs(300);
+            loop {
+                let status: serde_json::Value = match http.get(&status_url).send().await {
+                    Ok(r) => r.json().await.unwrap_or_default(),
+                    Err(_) => serde_json::Value::Null,
+                };
+                let done = status["files"].as_array().is_some_and(|files| {
+                    files.iter().any(|f| {
+                        f["path"].as_str() == Some(path.as_str())
+                            && f["committed_offset"].as_u64() == Some(size)
+                    })
+                });
+                if done {
+                    break started.elapsed();
+                }
+                if Instant::now() > deadline {
+                    usage("the file was not committed within 300 s");
+                }
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        }
+    };
+    let cpu_after = pid.and_then(cpu_seconds);
+    let _ = std::fs::remove_file(&path);
+    Run {
+        rate: a.events as f64 / took.as_secs_f64(),
+        cpu_per_million: cpu_before
+            .zip(cpu_after)
+            .map(|(b, e)| (e - b) * 1e6 / a.events as f64),
+    }
+}
+
 fn show(name: &str, run: &Run) {
     let cpu = run.cpu_per_million.map_or(String::new(), |c| {
         format!("   {c:.2} CPU s per million events")
@@ -301,6 +382,37 @@ async fn main() {
         show("ingest syslog TCP", &run);
         ours.push(run);
     }
+    let (mut files_ours, mut files_theirs) = (Vec::new(), Vec::new());
+    if let (Some(ours_dir), Some(theirs_dir)) = (&a.file_dir, &a.rsyslog_file_dir) {
+        for round in 0..a.rounds {
+            let reader = FileReader::Rsyslog {
+                consumer: &consumer,
+            };
+            let r = file_run(
+                &a,
+                theirs_dir,
+                reader,
+                a.rsyslog_pid,
+                &format!("{run}fr{round}"),
+            )
+            .await;
+            show("rsyslog imfile -> omkafka", &r);
+            files_theirs.push(r);
+            let reader = FileReader::Ingest {
+                status_url: format!("{}/api/v1/ingest/status", a.ingest),
+            };
+            let r = file_run(
+                &a,
+                ours_dir,
+                reader,
+                a.ingest_pid,
+                &format!("{run}fi{round}"),
+            )
+            .await;
+            show("ingest file source", &r);
+            files_ours.push(r);
+        }
+    }
     let median = |runs: &[Run], of: fn(&Run) -> Option<f64>| {
         let mut v: Vec<f64> = runs.iter().filter_map(of).collect();
         v.sort_by(f64::total_cmp);
@@ -319,17 +431,34 @@ async fn main() {
             median(runs, rate).unwrap_or(0.0)
         );
     };
-    line("ingest syslog TCP", &ours);
-    if !theirs.is_empty() {
-        line("rsyslog imtcp -> omkafka", &theirs);
-        if let (Some(o), Some(t)) = (median(&ours, rate), median(&theirs, rate)) {
-            println!("  ratio ingest / rsyslog: rate {:.2}", o / t);
+    let compare = |ours_name: &str, ours: &[Run], theirs_name: &str, theirs: &[Run]| {
+        line(ours_name, ours);
+        if theirs.is_empty() {
+            return;
         }
-        if let (Some(o), Some(t)) = (median(&ours, cpu), median(&theirs, cpu)) {
+        line(theirs_name, theirs);
+        if let (Some(o), Some(t)) = (median(ours, rate), median(theirs, rate)) {
+            println!("  ratio {ours_name} / {theirs_name}: rate {:.2}", o / t);
+        }
+        if let (Some(o), Some(t)) = (median(ours, cpu), median(theirs, cpu)) {
             println!(
-                "  ratio rsyslog / ingest: CPU per event {:.2} (above 1: ingest spends less)",
+                "  ratio {theirs_name} / {ours_name}: CPU per event {:.2} (above 1: ingest spends less)",
                 t / o
             );
         }
+    };
+    compare(
+        "ingest syslog TCP",
+        &ours,
+        "rsyslog imtcp -> omkafka",
+        &theirs,
+    );
+    if !files_ours.is_empty() {
+        compare(
+            "ingest file source",
+            &files_ours,
+            "rsyslog imfile -> omkafka",
+            &files_theirs,
+        );
     }
 }

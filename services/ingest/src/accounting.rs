@@ -21,10 +21,14 @@ pub enum Source {
     SyslogUdp,
     /// Syslog over TLS (RFC 5425).
     SyslogTls,
+    /// Files tailed (`LOGSTREAM_FILE_PATHS`).
+    File,
+    /// WebSocket upstreams fanned in (`LOGSTREAM_WS_SOURCES`).
+    Websocket,
 }
 
 /// How many sources there are.
-const SOURCES: usize = 4;
+const SOURCES: usize = 6;
 
 impl Source {
     pub const ALL: [Source; SOURCES] = [
@@ -32,6 +36,8 @@ impl Source {
         Source::SyslogTcp,
         Source::SyslogUdp,
         Source::SyslogTls,
+        Source::File,
+        Source::Websocket,
     ];
 
     /// The `source` label value.
@@ -41,6 +47,8 @@ impl Source {
             Source::SyslogTcp => "syslog_tcp",
             Source::SyslogUdp => "syslog_udp",
             Source::SyslogTls => "syslog_tls",
+            Source::File => "file",
+            Source::Websocket => "websocket",
         }
     }
 
@@ -95,7 +103,7 @@ pub struct Accounting {
 /// One source's numbers, as the status endpoint shows them.
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct SourceStatus {
-    /// `http`, `syslog_tcp`, `syslog_udp` or `syslog_tls`.
+    /// `http`, `syslog_tcp`, `syslog_udp`, `syslog_tls`, `file` or `websocket`.
     #[schema(value_type = String)]
     pub source: &'static str,
     pub connections: u64,
@@ -166,6 +174,15 @@ impl Accounting {
         self.counts[source.index()]
             .sent
             .fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Records committed to Kafka in a transaction (the file source's; not this instance's
+    /// seq accounting, which is the publisher's).
+    pub fn committed(&self, source: Source, n: u64) {
+        self.sent[source.index()].inc_by(n);
+        self.counts[source.index()]
+            .sent
+            .fetch_add(n, Ordering::Relaxed);
     }
 
     /// One record Kafka did not acknowledge (the delivery callback).

@@ -133,6 +133,12 @@ pub struct Config {
     pub kafka_message_timeout_ms: u64,
 
     #[command(flatten)]
+    pub files: crate::file::FileArgs,
+
+    #[command(flatten)]
+    pub websocket: crate::websocket::WsArgs,
+
+    #[command(flatten)]
     pub breaker: BreakerArgs,
 
     #[command(flatten)]
@@ -190,6 +196,8 @@ impl Config {
             );
         }
         self.breaker.settings().map_err(anyhow::Error::msg)?;
+        self.websocket.validate()?;
+        self.files.validate(self.max_line_bytes as usize)?;
         Ok(())
     }
 }

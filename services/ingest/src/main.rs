@@ -10,11 +10,13 @@
 
 mod accounting;
 mod config;
+mod file;
 mod http;
 mod metrics;
 mod publisher;
 mod startup;
 mod syslog;
+mod websocket;
 
 use clap::Parser;
 

@@ -37,7 +37,7 @@ impl Metrics {
             )?,
             dropped: r.counter_vec(
                 "ingest_events_dropped_total",
-                "Valid events not sent, by source and reason: unavailable (Kafka circuit breaker open), overflow (producer queue full, UDP), kafka_failed (Kafka did not acknowledge), receive_buffer (the kernel dropped UDP datagrams: the socket's buffer was full)",
+                "Valid events not sent, by source and reason: unavailable (Kafka circuit breaker open), overflow (producer queue full: UDP, websocket; websocket also a frame beyond its upstream's queue share), kafka_failed (Kafka did not acknowledge), receive_buffer (the kernel dropped UDP datagrams: the socket's buffer was full)",
                 &["source", "reason"],
             )?,
             sent: r.counter_vec(
@@ -56,7 +56,7 @@ impl Metrics {
             )?,
             connections: r.gauge_vec(
                 "ingest_connections",
-                "Open connections, by source (syslog_tcp, syslog_tls)",
+                "Open connections, by source (syslog_tcp, syslog_tls, websocket)",
                 &["source"],
             )?,
             connections_refused: r.counter_vec(

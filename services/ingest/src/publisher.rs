@@ -115,9 +115,9 @@ impl ProducerContext for Deliveries {
 
 /// An event ready to be handed to Kafka.
 pub struct Encoded {
-    key: String,
-    payload: Vec<u8>,
-    content_type: &'static str,
+    pub(crate) key: String,
+    pub(crate) payload: Vec<u8>,
+    pub(crate) content_type: &'static str,
 }
 
 /// Why an event was not handed to Kafka.

@@ -20,6 +20,7 @@ use crate::metrics::Metrics;
 use crate::publisher::Publisher;
 use crate::syslog::tcp::TcpLimits;
 use crate::syslog::{self as syslog_in, Syslog};
+use crate::{file, websocket};
 
 pub async fn run(config: Config) -> anyhow::Result<()> {
     config.validate()?;
@@ -54,6 +55,8 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         max_message_bytes: config.max_line_bytes as usize,
     });
     let mut listeners = listen_syslog(&config, syslog, ack_timeout, &shutdown).await?;
+    let (files, upstreams, mut streams) =
+        start_streams(&config, &registry, &publisher, &accounting, &shutdown)?;
 
     let ingest = Arc::new(Ingest {
         publisher: publisher.clone(),
@@ -71,6 +74,8 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
             ack_timeout,
         },
         instance_id,
+        files,
+        upstreams,
     });
     let limiter = rate_limiter(&config, &metrics)?;
     let app = ops::with_json_errors(
@@ -84,6 +89,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     )
     .await?;
     while listeners.join_next().await.is_some() {}
+    while streams.join_next().await.is_some() {}
 
     let deadline = Duration::from_secs(config.common.shutdown_timeout_seconds);
     let draining = publisher.clone();
@@ -92,6 +98,39 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         _ => tracing::warn!("some events were not acknowledged before shutdown"),
     }
     Ok(())
+}
+
+/// The sources that read on their own (tailed files, WebSocket upstreams): their state, and
+/// their tasks, which end after `shutdown` once what they read is in Kafka.
+fn start_streams(
+    config: &Config,
+    registry: &prometheus::Registry,
+    publisher: &Arc<Publisher>,
+    accounting: &Arc<Accounting>,
+    shutdown: &CancellationToken,
+) -> anyhow::Result<(Arc<file::Files>, Arc<websocket::Upstreams>, JoinSet<()>)> {
+    let files = Arc::new(file::Files::new(registry)?);
+    let context = file::Context {
+        kafka: config.kafka.clone(),
+        compression: config.kafka_compression.clone(),
+        max_line: config.max_line_bytes as usize,
+        accounting: accounting.clone(),
+        files: files.clone(),
+    };
+    let file_source = file::start(&config.files, context, shutdown.clone())?;
+    let fan_in = websocket::FanIn {
+        publisher: publisher.clone(),
+        accounting: accounting.clone(),
+        default_service: config.default_service.clone(),
+        max_line_bytes: config.max_line_bytes as usize,
+    };
+    let (upstreams, mut tasks) = websocket::start(&config.websocket, fan_in, shutdown.clone())?;
+    if let Some(file_source) = file_source {
+        tasks.spawn(async move {
+            file_source.await.ok();
+        });
+    }
+    Ok((files, upstreams, tasks))
 }
 
 /// The per-client rate limit of the event endpoints, when one is set.

@@ -6,11 +6,13 @@
 //!   event, as the collector would read it.
 //! - [`framing`]: syslog frames out of a byte stream (RFC 6587, both framings).
 //! - [`es_bulk`]: the items of an Elasticsearch bulk body (action lines and their documents).
+//! - [`multiline`]: lines of a file into events (stack traces joined to the line they follow).
 //!
 //! Every rejection is a [`LineError`]: a stable reason, what exactly, and the field at fault.
 
 pub mod es_bulk;
 pub mod framing;
+pub mod multiline;
 pub mod shipper_json;
 pub mod text_line;
 

@@ -55,4 +55,9 @@ pub struct IngestStatus {
     pub sources: Vec<SourceStatus>,
     /// This instance's records by seq: seq_last == acknowledged + failed + in_flight + not_handed.
     pub kafka: crate::publisher::SeqStatus,
+    /// Each tailed file (`LOGSTREAM_FILE_PATHS`).
+    pub files: Vec<crate::file::FileStatus>,
+    /// Each WebSocket upstream (`LOGSTREAM_WS_SOURCES`): connected, last error, received,
+    /// rejected, dropped.
+    pub websocket: Vec<crate::websocket::UpstreamStatus>,
 }

@@ -54,6 +54,10 @@ pub struct Ingest {
     pub accounting: Arc<Accounting>,
     pub settings: HttpSettings,
     pub instance_id: String,
+    /// The tailed files' state.
+    pub files: Arc<crate::file::Files>,
+    /// The WebSocket upstreams' state.
+    pub upstreams: Arc<crate::websocket::Upstreams>,
 }
 
 impl Ingest {
@@ -135,6 +139,7 @@ pub fn router(ingest: Arc<Ingest>, limiter: Option<Arc<ratelimit::Limiter>>) -> 
     Router::new()
         .merge(logs)
         .route("/api/v1/ingest/status", get(status))
+        .route("/stats", get(status))
         .route("/api/v1/openapi.json", get(openapi::document))
         .merge(elasticsearch)
         .with_state(ingest)
@@ -152,6 +157,8 @@ async fn status(
         "circuit_breaker_state": ingest.publisher.breaker().state(),
         "sources": ingest.accounting.status(),
         "kafka": ingest.publisher.seq_status(),
+        "files": ingest.files.status(),
+        "websocket": ingest.upstreams.status(),
     }))
 }
 

@@ -26,7 +26,7 @@ impl Modify for BearerAuth {
     info(title = "logstream ingest", description = "Take logs (NDJSON, JSON, text lines; Elasticsearch's bulk API) into logstream."),
     paths(super::logs::post, super::status, super::bulk::post, super::bulk::post_to_index,
         super::es_info::root, super::es_info::license),
-    components(schemas(FormatName, ErrorBody, IngestAnswer, Unavailable, IngestStatus, SourceStatus, Rejection, crate::publisher::SeqStatus)),
+    components(schemas(FormatName, ErrorBody, IngestAnswer, Unavailable, IngestStatus, SourceStatus, Rejection, crate::publisher::SeqStatus, crate::file::FileStatus, crate::websocket::UpstreamStatus)),
     modifiers(&BearerAuth)
 )]
 pub struct ApiDoc;

@@ -1,0 +1,184 @@
+//! One tailed file: its open handle (kept across renames, and after a deletion until it is read
+//! to its end), how far it is read, turned into events and committed, and its lines joined into
+//! events.
+
+use std::fs::File;
+use std::io::{Read, Seek, SeekFrom};
+use std::os::unix::fs::MetadataExt;
+use std::path::PathBuf;
+use std::time::Instant;
+
+use logstream_core::ingest::multiline::{Assembled, Multiline};
+
+use super::fingerprint::Fingerprint;
+
+/// Most bytes read from one file in one go (so one busy file does not starve the others).
+const CHUNK: usize = 1 << 20;
+
+/// Device and inode: which file a handle is, while it is not renamed over.
+pub type FileId = (u64, u64);
+
+pub fn file_id(meta: &std::fs::Metadata) -> FileId {
+    (meta.dev(), meta.ino())
+}
+
+pub struct Tracked {
+    pub fingerprint: Fingerprint,
+    pub path: PathBuf,
+    pub file: Option<File>,
+    pub id: Option<FileId>,
+    /// Lines before this are read (it is the start of the next line).
+    pub read_offset: u64,
+    /// Events up to here are taken (in the batch being built, or committed).
+    pub taken_offset: u64,
+    /// Events up to here are committed to Kafka.
+    pub committed_offset: u64,
+    pub multiline: Multiline,
+    /// When the patterns last named this file (an open file they no longer name was renamed
+    /// away or deleted: it is closed once read to its end).
+    pub seen: Instant,
+    /// Unix seconds of `seen`, for the checkpoint.
+    pub seen_unix: i64,
+    /// The file as it was before it was truncated (copytruncate): a copy with this fingerprint
+    /// continues it, the truncated file itself does not.
+    pub truncated_id: Option<FileId>,
+    pub size: u64,
+    pub events: u64,
+    pub last_warning: Option<String>,
+    pub warned_utf8: bool,
+    /// In the middle of a line longer than the limit: its rest is skipped.
+    pub skipping_long: bool,
+}
+
+/// What reading a file found.
+pub enum Found {
+    /// Complete lines, each with the offset just past it (its `\n`).
+    Lines(Vec<(Vec<u8>, u64)>),
+    /// Nothing new.
+    AtEnd,
+    /// The file is shorter than what was read of it: truncated.
+    Truncated { size: u64 },
+}
+
+impl Tracked {
+    pub fn new(fingerprint: Fingerprint, path: PathBuf, offset: u64, multiline: Multiline) -> Self {
+        Self {
+            fingerprint,
+            path,
+            file: None,
+            id: None,
+            read_offset: offset,
+            taken_offset: offset,
+            committed_offset: offset,
+            multiline,
+            seen: Instant::now(),
+            seen_unix: chrono::Utc::now().timestamp(),
+            truncated_id: None,
+            size: 0,
+            events: 0,
+            last_warning: None,
+            warned_utf8: false,
+            skipping_long: false,
+        }
+    }
+
+    /// Reads the complete lines after `read_offset` (at most [`CHUNK`] bytes; a line longer than
+    /// `max_line` is cut there, so a file without newlines cannot stall its reader).
+    pub fn read_lines(&mut self, max_line: usize) -> std::io::Result<Found> {
+        let Some(file) = self.file.as_mut() else {
+            return Ok(Found::AtEnd);
+        };
+        let size = file.metadata()?.len();
+        self.size = size;
+        if size < self.read_offset {
+            return Ok(Found::Truncated { size });
+        }
+        if size == self.read_offset {
+            return Ok(Found::AtEnd);
+        }
+        let want = ((size - self.read_offset) as usize).min(CHUNK);
+        let mut buffer = vec![0u8; want];
+        file.seek(SeekFrom::Start(self.read_offset))?;
+        let mut got = 0;
+        while got < want {
+            match file.read(&mut buffer[got..])? {
+                0 => break,
+                n => got += n,
+            }
+        }
+        buffer.truncate(got);
+        let mut lines = Vec::new();
+        let mut start = 0;
+        while start < buffer.len() {
+            let rest = &buffer[start..];
+            let newline = rest.iter().position(|&b| b == b'\n');
+            if self.skipping_long {
+                // The rest of a line over the limit, up to its end.
+                match newline {
+                    Some(end) => {
+                        start += end + 1;
+                        self.skipping_long = false;
+                    }
+                    None => start = buffer.len(),
+                }
+                continue;
+            }
+            let (line, used) = match newline {
+                Some(end) if end <= max_line => (&rest[..end], end + 1),
+                // Over the limit: its first max_line + 1 bytes stand for it (and are refused as
+                // too long); the rest is skipped.
+                _ if rest.len() > max_line => {
+                    self.skipping_long = true;
+                    (&rest[..=max_line], max_line + 1)
+                }
+                // An incomplete last line: read again once its newline is written.
+                _ => break,
+            };
+            start += used;
+            lines.push((line.to_vec(), self.read_offset + start as u64));
+        }
+        self.read_offset += start as u64;
+        if lines.is_empty() {
+            Ok(Found::AtEnd)
+        } else {
+            Ok(Found::Lines(lines))
+        }
+    }
+
+    /// Goes back to the last commit: what follows it is read again.
+    pub fn rewind(&mut self) {
+        self.read_offset = self.committed_offset;
+        self.taken_offset = self.committed_offset;
+        self.multiline.clear();
+        self.skipping_long = false;
+    }
+
+    /// Lines read but not yet an event are forgotten, to be read again (from a copy, or from
+    /// this file once it is open again).
+    pub fn forget_unread(&mut self) {
+        self.read_offset = self.taken_offset;
+        self.multiline.clear();
+        self.skipping_long = false;
+    }
+
+    /// The file ended for good (gone and read to its end): its last event is complete.
+    pub fn finish(&mut self) -> Option<Assembled> {
+        self.file = None;
+        self.id = None;
+        self.multiline.flush()
+    }
+
+    /// Takes `handle` (identified as `id`) as this file's content from `read_offset` on.
+    pub fn attach(&mut self, handle: File, id: FileId, path: PathBuf) {
+        self.file = Some(handle);
+        self.id = Some(id);
+        self.path = path;
+        self.seen = Instant::now();
+        self.seen_unix = chrono::Utc::now().timestamp();
+    }
+
+    pub fn warn(&mut self, warning: String) {
+        tracing::warn!(path = %self.path.display(), fingerprint = %self.fingerprint, "{warning}");
+        self.last_warning = Some(warning);
+    }
+}
