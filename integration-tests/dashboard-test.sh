@@ -4,7 +4,8 @@
 # STACK_PROMETHEUS=1) after real traffic (steady, then the `attack` scenario, so alerts fire),
 # every PromQL expression of every panel of every dashboard under monitoring/grafana/dashboards
 # returns at least one series (the alert and ingest panels: one above zero; ingest gets syslog and
-# NDJSON traffic, with a bad line), and every SQL panel (the
+# NDJSON traffic, with a bad line, and is restarted for the run to tail a file being written and
+# to read the generator's WebSocket stream), and every SQL panel (the
 # PostgreSQL datasource) at least one row (psql against DATABASE_URL).
 #
 #   integration-tests/dashboard-test.sh            (PROMETHEUS_URL, default http://127.0.0.1:9090)
@@ -34,6 +35,22 @@ def sql_rows(sql):
         raise stack.StackError(out.stderr.strip())
     return [line for line in out.stdout.splitlines() if line.strip()]
 
+# The ingest service with its file source and a WebSocket upstream, for the run (restored after).
+FILES = os.path.join(stack.ROOT, ".stack", "dashboard-files")
+os.makedirs(FILES, exist_ok=True)
+STREAM = "ws://127.0.0.1:8080/ws/logs?interval_ms=100&service=dashboard-ws"
+stack.stack("stop", "ingest")
+os.environ.update(LOGSTREAM_FILE_PATHS=f"{FILES}/*.log", LOGSTREAM_WS_SOURCES=STREAM,
+                  LOGSTREAM_FILE_SOURCE_ID=f"dashboard-{int(time.time())}")
+stack.stack("start", "ingest")
+
+def restore_ingest():
+    for name in ("LOGSTREAM_FILE_PATHS", "LOGSTREAM_WS_SOURCES", "LOGSTREAM_FILE_SOURCE_ID"):
+        os.environ.pop(name, None)
+    stack.stack("stop", "ingest")
+    stack.stack("start", "ingest")
+__import__("atexit").register(restore_ingest)
+
 held = None
 def ingest_traffic(second):
     """Real traffic into the ingest service: syslog over UDP and TCP (and one TCP connection held
@@ -49,6 +66,9 @@ def ingest_traffic(second):
     req = urllib.request.Request(f"{ingest}/api/v1/logs", data=body, method="POST",
                                  headers={"content-type": "application/x-ndjson"})
     urllib.request.urlopen(req, timeout=30).read()
+    with open(os.path.join(FILES, "app.log"), "a") as f:
+        for i in range(50):
+            f.write(f"WARN dashboard file line {second}.{i}\n")
 
 try:
     deadline = time.time() + 60

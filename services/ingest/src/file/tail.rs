@@ -46,8 +46,9 @@ pub struct Tracked {
     pub events: u64,
     pub last_warning: Option<String>,
     pub warned_utf8: bool,
-    /// In the middle of a line longer than the limit: its rest is skipped.
-    pub skipping_long: bool,
+    /// In the middle of a line longer than the limit: its first bytes (which stand for it, and
+    /// are refused as too long), given out once its end is found, with the offset past it.
+    pub long_head: Option<Vec<u8>>,
 }
 
 /// What reading a file found.
@@ -78,7 +79,7 @@ impl Tracked {
             events: 0,
             last_warning: None,
             warned_utf8: false,
-            skipping_long: false,
+            long_head: None,
         }
     }
 
@@ -112,30 +113,32 @@ impl Tracked {
         while start < buffer.len() {
             let rest = &buffer[start..];
             let newline = rest.iter().position(|&b| b == b'\n');
-            if self.skipping_long {
+            if self.long_head.is_some() {
                 // The rest of a line over the limit, up to its end.
                 match newline {
                     Some(end) => {
                         start += end + 1;
-                        self.skipping_long = false;
+                        let head = self.long_head.take().unwrap_or_default();
+                        lines.push((head, self.read_offset + start as u64));
                     }
                     None => start = buffer.len(),
                 }
                 continue;
             }
-            let (line, used) = match newline {
-                Some(end) if end <= max_line => (&rest[..end], end + 1),
+            match newline {
+                Some(end) if end <= max_line => {
+                    start += end + 1;
+                    lines.push((rest[..end].to_vec(), self.read_offset + start as u64));
+                }
                 // Over the limit: its first max_line + 1 bytes stand for it (and are refused as
-                // too long); the rest is skipped.
+                // too long) once its end is found; the rest is skipped.
                 _ if rest.len() > max_line => {
-                    self.skipping_long = true;
-                    (&rest[..=max_line], max_line + 1)
+                    self.long_head = Some(rest[..=max_line].to_vec());
+                    start += max_line + 1;
                 }
                 // An incomplete last line: read again once its newline is written.
                 _ => break,
-            };
-            start += used;
-            lines.push((line.to_vec(), self.read_offset + start as u64));
+            }
         }
         self.read_offset += start as u64;
         if lines.is_empty() {
@@ -150,7 +153,7 @@ impl Tracked {
         self.read_offset = self.committed_offset;
         self.taken_offset = self.committed_offset;
         self.multiline.clear();
-        self.skipping_long = false;
+        self.long_head = None;
     }
 
     /// Lines read but not yet an event are forgotten, to be read again (from a copy, or from
@@ -158,7 +161,7 @@ impl Tracked {
     pub fn forget_unread(&mut self) {
         self.read_offset = self.taken_offset;
         self.multiline.clear();
-        self.skipping_long = false;
+        self.long_head = None;
     }
 
     /// The file ended for good (gone and read to its end): its last event is complete.
@@ -180,5 +183,35 @@ impl Tracked {
     pub fn warn(&mut self, warning: String) {
         tracing::warn!(path = %self.path.display(), fingerprint = %self.fingerprint, "{warning}");
         self.last_warning = Some(warning);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use logstream_core::ingest::multiline::StartRule;
+
+    #[test]
+    fn a_line_over_the_limit_is_one_line_ending_where_it_ends() {
+        let path = std::env::temp_dir().join(format!("logstream-tail-{}.log", std::process::id()));
+        let long = "L".repeat(50);
+        std::fs::write(&path, format!("a\n{long}\nb\npartial")).expect("write");
+        let mut tracked = Tracked::new(
+            Fingerprint(1),
+            path.clone(),
+            0,
+            Multiline::new(StartRule::NotIndented, 10),
+        );
+        let handle = File::open(&path).expect("open");
+        let id = file_id(&handle.metadata().expect("metadata"));
+        tracked.attach(handle, id, path.clone());
+        let Ok(Found::Lines(lines)) = tracked.read_lines(10) else {
+            panic!("lines expected");
+        };
+        let ends: Vec<u64> = lines.iter().map(|(_, end)| *end).collect();
+        assert_eq!(ends, [2, 53, 55]);
+        assert_eq!(lines[1].0.len(), 11);
+        assert_eq!(tracked.read_offset, 55, "the partial last line waits");
+        std::fs::remove_file(&path).ok();
     }
 }
