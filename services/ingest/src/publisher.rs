@@ -9,7 +9,8 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use logstream_core::format::Format;
+use logstream_core::format::decode::Rejected;
+use logstream_core::format::{lenient, Format};
 use logstream_core::json;
 use logstream_core::LogEvent;
 use logstream_service::breaker::Breaker;
@@ -257,6 +258,23 @@ impl Publisher {
             payload: line,
             content_type: format.content_type(),
         }
+    }
+
+    /// A text line (not JSON) as the collector reads a record without a `content-type`: a
+    /// syslog line it reads exactly as read here (a host of its own, nothing replaced) goes as it
+    /// came (`text/syslog-*`: less to encode and to send); anything else comes back as its
+    /// event, for the caller to complete and encode.
+    pub fn line_as_is(
+        line: Vec<u8>,
+        service: &str,
+        now_ms: i64,
+    ) -> Result<Result<Encoded, LogEvent>, Rejected> {
+        let decoded = lenient::decode_record(None, &line, Some(service.as_bytes()), now_ms)?;
+        let syslog = matches!(decoded.format, Format::Syslog5424 | Format::Syslog3164);
+        if syslog && !decoded.plain && !decoded.replaced_utf8 && decoded.event.host.is_some() {
+            return Ok(Ok(Self::as_is(decoded.format, decoded.event.service, line)));
+        }
+        Ok(Err(decoded.event))
     }
 
     /// Hands one record to the producer, counted in `acks` until Kafka reports on it.

@@ -7,10 +7,12 @@
 //! - [`discover`]: which files the patterns name now.
 //! - [`fingerprint`]: a file's identity by its first line.
 //! - [`tail`]: one file's handle, offsets and multi-line state.
-//! - [`source`]: the loop (look, read, join, commit).
+//! - [`source`]: the reader (look, read, join, hand batches over).
+//! - [`committer`]: each batch as one transaction, while the reader reads on.
 //! - [`transaction`]: the transactional producer.
 
 mod checkpoint;
+mod committer;
 mod discover;
 mod fingerprint;
 mod source;
@@ -79,10 +81,18 @@ pub struct FileArgs {
           value_parser = clap::value_parser!(u64).range(10..=60_000))]
     pub file_commit_ms: u64,
 
-    /// Most events in one transaction.
-    #[arg(long, env = "LOGSTREAM_FILE_MAX_BATCH", default_value_t = 20_000,
+    /// Most events in one transaction. A commit costs about 100 ms however small it is (the
+    /// broker's transaction round trips), so big batches are what carries a high rate; one batch
+    /// is read while the one before commits.
+    #[arg(long, env = "LOGSTREAM_FILE_MAX_BATCH", default_value_t = 100_000,
           value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
     pub file_max_batch: u64,
+
+    /// Most bytes of records in one transaction. At most three batches are held: one being
+    /// read, one handed over and waiting, one committing.
+    #[arg(long, env = "LOGSTREAM_FILE_MAX_BATCH_BYTES", default_value_t = 32 * 1024 * 1024,
+          value_parser = clap::value_parser!(u64).range(65_536..=1024 * 1024 * 1024))]
+    pub file_max_batch_bytes: u64,
 
     /// Where files found with no checkpoint at the first look are read from: `beginning` or
     /// `end`. Files that appear later are always read from their beginning.
@@ -181,6 +191,7 @@ impl FileArgs {
             poll: Duration::from_millis(self.file_poll_ms),
             commit_interval: Duration::from_millis(self.file_commit_ms),
             max_batch: self.file_max_batch as usize,
+            max_batch_bytes: self.file_max_batch_bytes as usize,
             start_at_end: self.file_start_at == "end",
             service: self.file_service.clone(),
             forget_after: Duration::from_secs(self.file_forget_after_seconds),

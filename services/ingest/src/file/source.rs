@@ -1,26 +1,29 @@
-//! The file source's loop, on a thread of its own: find the files, read their new lines, join
-//! them into events, and every commit interval send the events and the checkpoint in one Kafka
-//! transaction. A transaction that fails is aborted and its lines are read again from the last
-//! checkpoint, so Kafka holds every line once, whatever happens to Kafka or to this process.
+//! The file source's reader, on a thread of its own: find the files, read their new lines, join
+//! them into events, and every commit interval hand the batch and the checkpoint that ends it to
+//! the [`committer`](super::committer) (one Kafka transaction each), reading on meanwhile. A
+//! batch that fails is aborted and every file goes back to the last committed checkpoint, so
+//! Kafka holds every line once, whatever happens to Kafka or to this process.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::path::{Path, PathBuf};
+use std::sync::mpsc::{SyncSender, TrySendError};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use logstream_core::ingest::multiline::{Assembled, Multiline, StartRule};
 use logstream_core::ingest::text_line::{self, LineFormat};
+use logstream_core::ingest::LineError;
 use tokio_util::sync::CancellationToken;
 
 use super::checkpoint::{Checkpoint, FileCheckpoint};
+use super::committer::{self, Handoff, Outcome};
 use super::discover::Patterns;
 use super::fingerprint::{self, Fingerprint};
 use super::tail::{file_id, FileId, Found, Tracked};
-use super::transaction::{Target, Transactions, TxnError};
+use super::transaction::{Target, Transactions};
 use super::Files;
 use crate::accounting::{Accounting, Source};
-use crate::publisher::Publisher;
-use rdkafka::error::KafkaError;
+use crate::publisher::{Encoded, Publisher};
 
 /// How the source reads.
 #[derive(Debug, Clone)]
@@ -33,6 +36,7 @@ pub struct Settings {
     pub poll: Duration,
     pub commit_interval: Duration,
     pub max_batch: usize,
+    pub max_batch_bytes: usize,
     /// Files first seen with no checkpoint at all are read from their end, not their start.
     pub start_at_end: bool,
     /// The service of events that name none; `None`: the file's name up to its first dot.
@@ -41,83 +45,84 @@ pub struct Settings {
     pub forget_after: Duration,
 }
 
-/// The transaction being built: its records are handed to the producer as they are read.
+/// The batch being read: its records, and its events' counts.
 #[derive(Default)]
 struct Batch {
-    /// Whether the transaction is begun.
-    open: bool,
-    /// The seq of the first record (the one after the last committed).
-    first_seq: u64,
-    /// Records handed to the producer.
-    sent: u64,
-    /// Refused by the producer for their size.
-    too_large: u64,
+    records: Vec<Encoded>,
+    /// The records' payload bytes.
+    bytes: usize,
     rejected: BTreeMap<&'static str, u64>,
     /// Events per file fingerprint (for the status).
     events: HashMap<Fingerprint, u64>,
-    /// The first error of the producer: the transaction is aborted.
-    failed: Option<KafkaError>,
 }
 
 impl Batch {
     fn events(&self) -> usize {
-        (self.sent + self.too_large + self.rejected.values().sum::<u64>()) as usize
+        self.records.len() + self.rejected.values().sum::<u64>() as usize
+    }
+
+    fn full(&self, settings: &Settings) -> bool {
+        self.events() >= settings.max_batch || self.bytes >= settings.max_batch_bytes
     }
 }
 
-/// Where a complete event goes: the producer (in the open transaction) and the batch's counts.
-struct Sink<'a> {
-    producer: &'a Transactions,
-    batch: &'a mut Batch,
+/// A batch handed to the committer, waiting for its outcome.
+struct Pending {
+    /// The last seq of its records.
+    seq_after: u64,
+    /// Where each file's committed events end once it commits.
+    offsets: Vec<(Fingerprint, u64)>,
+    records: u64,
+    rejected: BTreeMap<&'static str, u64>,
+    events: HashMap<Fingerprint, u64>,
+}
+
+/// One complete event of `tracked` into the batch: encoded, or counted as rejected.
+fn take(
+    settings: &Settings,
+    batch: &mut Batch,
+    tracked: &mut Tracked,
+    event: Assembled,
     now_ms: i64,
+) {
+    let service = service_of(settings, &tracked.path);
+    let service = service.as_str();
+    tracked.taken_offset = event.end_offset;
+    *batch.events.entry(tracked.fingerprint).or_default() += 1;
+    if event.text.len() > settings.max_line {
+        *batch.rejected.entry("too_long").or_default() += 1;
+        return;
+    }
+    match encode(settings.format, event.text, service, now_ms) {
+        Ok(encoded) => {
+            batch.bytes += encoded.payload.len();
+            batch.records.push(encoded);
+        }
+        Err(reason) => *batch.rejected.entry(reason).or_default() += 1,
+    }
 }
 
-impl Sink<'_> {
-    /// One complete event of `tracked`: handed to the producer, or counted as rejected.
-    fn take(
-        &mut self,
-        settings: &Settings,
-        service: &str,
-        tracked: &mut Tracked,
-        event: Assembled,
-    ) {
-        tracked.taken_offset = event.end_offset;
-        let batch = &mut *self.batch;
-        *batch.events.entry(tracked.fingerprint).or_default() += 1;
-        if event.text.len() > settings.max_line {
-            *batch.rejected.entry("too_long").or_default() += 1;
-            return;
+/// The record an event becomes: a syslog line the collector reads as this source reads it goes
+/// as it is (`text/syslog-*`, as the syslog listeners send them: less to encode and to send);
+/// anything else as the event's JSON.
+fn encode(
+    format: LineFormat,
+    text: Vec<u8>,
+    service: &str,
+    now_ms: i64,
+) -> Result<Encoded, &'static str> {
+    let plain_text = format == LineFormat::Auto
+        && !text.contains(&b'\n')
+        && !text.trim_ascii_start().starts_with(b"{");
+    let event = if plain_text {
+        match Publisher::line_as_is(text, service, now_ms).map_err(|e| LineError::from(e).reason)? {
+            Ok(as_is) => return Ok(as_is),
+            Err(event) => event,
         }
-        let read = text_line::event_from_line(settings.format, &event.text, service, self.now_ms);
-        let encoded = match read.map(|e| Publisher::encode(&e)) {
-            Ok(Ok(encoded)) => encoded,
-            Ok(Err(_)) => {
-                *batch.rejected.entry("invalid_field").or_default() += 1;
-                return;
-            }
-            Err(e) => {
-                *batch.rejected.entry(e.reason).or_default() += 1;
-                return;
-            }
-        };
-        if batch.failed.is_some() {
-            return;
-        }
-        if !batch.open {
-            if let Err(e) = self.producer.begin() {
-                batch.failed = Some(match e {
-                    TxnError::Aborted(e) | TxnError::Fatal(e) => e,
-                });
-                return;
-            }
-            batch.open = true;
-        }
-        match self.producer.send(&encoded, batch.first_seq + batch.sent) {
-            Ok(true) => batch.sent += 1,
-            Ok(false) => batch.too_large += 1,
-            Err(e) => batch.failed = Some(e),
-        }
-    }
+    } else {
+        text_line::event_from_line(format, &text, service, now_ms).map_err(|e| e.reason)?
+    };
+    Publisher::encode(&event).map_err(|_| "invalid_field")
 }
 
 pub struct FileSource {
@@ -129,9 +134,14 @@ pub struct FileSource {
     by_id: HashMap<FileId, Fingerprint>,
     /// Paths already warned about (unreadable), so a warning is logged once.
     warned: HashSet<PathBuf>,
-    /// The last seq committed, and the last given.
+    /// The last seq committed, and the next to give.
     committed_seq: u64,
-    seq: u64,
+    next_seq: u64,
+    batch: Batch,
+    /// Batches handed over, in order, waiting for their outcomes.
+    pending: VecDeque<Pending>,
+    /// Goes up after each failed batch: outcomes of older ones are no longer waited for.
+    epoch: u64,
     /// Whether files were seen before (a checkpoint existed or a look was taken).
     started: bool,
     checkpoint_dirty: bool,
@@ -154,13 +164,16 @@ impl FileSource {
             by_id: HashMap::new(),
             warned: HashSet::new(),
             committed_seq: 0,
-            seq: 0,
+            next_seq: 1,
+            batch: Batch::default(),
+            pending: VecDeque::new(),
+            epoch: 0,
             started: checkpoint.is_some(),
             checkpoint_dirty: false,
         };
         if let Some(checkpoint) = checkpoint {
             source.committed_seq = checkpoint.seq;
-            source.seq = checkpoint.seq;
+            source.next_seq = checkpoint.seq + 1;
             for file in checkpoint.files {
                 let Ok(fingerprint) = file.fingerprint.parse::<Fingerprint>() else {
                     continue;
@@ -176,7 +189,7 @@ impl FileSource {
             }
             tracing::info!(
                 files = source.tracked.len(),
-                seq = source.seq,
+                seq = source.committed_seq,
                 "file source resumes from its checkpoint"
             );
         }
@@ -188,62 +201,161 @@ impl FileSource {
     }
 
     /// Runs until `shutdown`: the events taken by then are committed before it returns.
-    pub fn run(mut self, mut producer: Transactions, shutdown: CancellationToken) {
-        let mut batch = self.fresh_batch();
-        let mut last_commit = Instant::now();
+    pub fn run(mut self, producer: Transactions, shutdown: CancellationToken) {
+        let committer = match committer::spawn(
+            producer,
+            self.target.clone(),
+            self.status.metrics.commit_seconds.clone(),
+            shutdown.clone(),
+        ) {
+            Ok(committer) => committer,
+            Err(e) => {
+                tracing::error!(error = %e, "file source: cannot start its committer thread");
+                return;
+            }
+        };
+        let mut last_handoff = Instant::now();
         let mut last_look = Instant::now() - self.settings.poll;
-        let mut failures = 0u32;
         loop {
             let stopping = shutdown.is_cancelled();
             if last_look.elapsed() >= self.settings.poll || stopping {
                 self.look();
                 last_look = Instant::now();
             }
-            let mut sink = Sink {
-                producer: &producer,
-                batch: &mut batch,
-                now_ms: chrono::Utc::now().timestamp_millis(),
-            };
-            let read_any = self.read(&mut sink);
-            self.flush_idle(&mut sink);
-            let due = last_commit.elapsed() >= self.settings.commit_interval
-                || batch.events() >= self.settings.max_batch;
-            if (due || stopping) && (batch.events() > 0 || self.checkpoint_dirty) {
-                match self.commit(&producer, &mut batch) {
-                    Ok(()) => failures = 0,
-                    Err(e) => {
-                        failures += 1;
-                        tracing::warn!(error = %e, failures, "file source: transaction not committed; reading again from the last checkpoint");
-                        self.status.metrics.aborted.inc();
-                        self.rewind(&mut batch);
-                        if let TxnError::Fatal(_) = e {
-                            match Transactions::open(&self.target) {
-                                Ok(fresh) => producer = fresh,
-                                Err(e) => {
-                                    tracing::warn!(error = %e, "file source: cannot make a new transactional producer")
-                                }
-                            }
-                        }
-                        if stopping {
-                            tracing::warn!("file source stops with its last lines uncommitted; they are read again at the next start");
-                            return;
-                        }
-                        let wait = Duration::from_millis(100 << failures.min(8));
-                        std::thread::sleep(wait.min(Duration::from_secs(10)));
-                    }
+            let now_ms = chrono::Utc::now().timestamp_millis();
+            let read_any = self.read(now_ms);
+            self.flush_idle(now_ms);
+            while let Ok(outcome) = committer.outcomes.try_recv() {
+                self.apply(outcome);
+            }
+            let full = self.batch.full(&self.settings);
+            let due = last_handoff.elapsed() >= self.settings.commit_interval || full;
+            if (due || stopping) && (self.batch.events() > 0 || self.checkpoint_dirty) {
+                // A full batch (or the last) waits for the committer; another one grows on.
+                if self.hand_off(&committer.handoffs, full || stopping) {
+                    last_handoff = Instant::now();
                 }
-                last_commit = Instant::now();
             }
             if stopping {
-                tracing::info!(
-                    seq = self.committed_seq,
-                    "file source stopped; every line read is committed"
-                );
-                return;
+                break;
             }
             if !read_any {
                 std::thread::sleep(self.settings.poll.min(Duration::from_millis(50)));
             }
+        }
+        drop(committer.handoffs);
+        for outcome in committer.outcomes.iter() {
+            self.apply(outcome);
+        }
+        let _ = committer.thread.join();
+        if self.pending.is_empty() && self.batch.events() == 0 {
+            tracing::info!(
+                seq = self.committed_seq,
+                "file source stopped; every line read is committed"
+            );
+        } else {
+            tracing::warn!(seq = self.committed_seq, "file source stopped with lines not committed; they are read again at the next start");
+        }
+    }
+
+    /// Hands the batch and the checkpoint that ends it to the committer; false when it could
+    /// not take it now (`wait` false and one waiting already) or at all (it stopped).
+    fn hand_off(&mut self, handoffs: &SyncSender<Handoff>, wait: bool) -> bool {
+        let records = self.batch.records.len() as u64;
+        let seq_after = self.next_seq + records - 1;
+        let checkpoint = Checkpoint {
+            seq: seq_after,
+            files: self
+                .tracked
+                .values()
+                .map(|t| FileCheckpoint {
+                    fingerprint: t.fingerprint.to_string(),
+                    offset: t.taken_offset,
+                    path: t.path.display().to_string(),
+                    seen: t.seen_unix,
+                })
+                .collect(),
+        };
+        let handoff = Handoff {
+            epoch: self.epoch,
+            first_seq: self.next_seq,
+            records: std::mem::take(&mut self.batch.records),
+            checkpoint: serde_json::to_vec(&checkpoint).unwrap_or_default(),
+        };
+        let sent = if wait {
+            handoffs
+                .send(handoff)
+                .map_err(|e| TrySendError::Disconnected(e.0))
+        } else {
+            handoffs.try_send(handoff)
+        };
+        match sent {
+            Ok(()) => {}
+            Err(TrySendError::Full(back) | TrySendError::Disconnected(back)) => {
+                self.batch.records = back.records;
+                return false;
+            }
+        }
+        self.batch.bytes = 0;
+        self.pending.push_back(Pending {
+            seq_after,
+            offsets: self
+                .tracked
+                .values()
+                .map(|t| (t.fingerprint, t.taken_offset))
+                .collect(),
+            records,
+            rejected: std::mem::take(&mut self.batch.rejected),
+            events: std::mem::take(&mut self.batch.events),
+        });
+        self.next_seq = seq_after + 1;
+        self.checkpoint_dirty = false;
+        true
+    }
+
+    /// A batch's outcome: committed (counted, its offsets committed), or failed (every file
+    /// goes back to the last committed checkpoint, and what was read after it is read again).
+    fn apply(&mut self, outcome: Outcome) {
+        match outcome {
+            Outcome::Committed { epoch, too_large } if epoch == self.epoch => {
+                let Some(done) = self.pending.pop_front() else {
+                    return;
+                };
+                let source = Source::File;
+                let rejected: u64 = done.rejected.values().sum();
+                self.accounting.received(source, done.records + rejected);
+                for (reason, n) in &done.rejected {
+                    self.accounting.rejected_n(source, reason, *n);
+                }
+                if too_large > 0 {
+                    self.accounting
+                        .rejected_n(source, "too_large_for_kafka", too_large);
+                }
+                self.accounting.committed(source, done.records - too_large);
+                self.status.metrics.committed.inc();
+                for (fingerprint, offset) in done.offsets {
+                    if let Some(tracked) = self.tracked.get_mut(&fingerprint) {
+                        tracked.committed_offset = offset;
+                        tracked.events += done.events.get(&fingerprint).copied().unwrap_or(0);
+                    }
+                }
+                self.committed_seq = done.seq_after;
+                self.publish_status();
+            }
+            Outcome::Failed { epoch, error } if epoch == self.epoch => {
+                tracing::warn!(%error, "file source: transaction not committed; reading again from the last checkpoint");
+                self.status.metrics.aborted.inc();
+                self.epoch += 1;
+                self.pending.clear();
+                self.batch = Batch::default();
+                self.next_seq = self.committed_seq + 1;
+                self.checkpoint_dirty = true;
+                for tracked in self.tracked.values_mut() {
+                    tracked.rewind();
+                }
+            }
+            // Outcomes of batches given up on after a failure.
+            _ => {}
         }
     }
 
@@ -372,12 +484,11 @@ impl FileSource {
     }
 
     /// Reads every open file's new lines into events; whether anything was read.
-    fn read(&mut self, sink: &mut Sink<'_>) -> bool {
+    fn read(&mut self, now_ms: i64) -> bool {
         let mut read_any = false;
-        let now_ms = sink.now_ms;
         let fingerprints: Vec<Fingerprint> = self.tracked.keys().copied().collect();
         for fingerprint in fingerprints {
-            if sink.batch.events() >= self.settings.max_batch {
+            if self.batch.full(&self.settings) {
                 break;
             }
             let Some(tracked) = self.tracked.get_mut(&fingerprint) else {
@@ -404,23 +515,20 @@ impl FileSource {
                         }
                         done.extend(tracked.multiline.push(&line, end, now_ms));
                     }
-                    let service = service_of(&self.settings, &tracked.path);
                     for event in done {
-                        sink.take(&self.settings, &service, tracked, event);
+                        take(&self.settings, &mut self.batch, tracked, event, now_ms);
                     }
                 }
-                Ok(Found::AtEnd) => self.close_if_gone(fingerprint, sink),
+                Ok(Found::AtEnd) => self.close_if_gone(fingerprint, now_ms),
                 Ok(Found::Truncated { size }) => self.truncated(fingerprint, size),
                 Err(e) => {
                     self.status.metrics.warning("read_error");
                     tracked.warn(format!(
                         "read failed: {e}; closed, found again at the next look"
                     ));
-                    if let Some(id) = tracked.id {
+                    if let Some(id) = tracked.detach() {
                         self.by_id.remove(&id);
                     }
-                    tracked.file = None;
-                    tracked.id = None;
                     tracked.forget_unread();
                 }
             }
@@ -430,7 +538,7 @@ impl FileSource {
 
     /// A file read to its end that the patterns no longer name (deleted, or renamed out of
     /// them) for a while is closed: its last event is complete.
-    fn close_if_gone(&mut self, fingerprint: Fingerprint, sink: &mut Sink<'_>) {
+    fn close_if_gone(&mut self, fingerprint: Fingerprint, now_ms: i64) {
         let Some(tracked) = self.tracked.get_mut(&fingerprint) else {
             return;
         };
@@ -441,9 +549,8 @@ impl FileSource {
         if let Some(id) = tracked.id {
             self.by_id.remove(&id);
         }
-        let service = service_of(&self.settings, &tracked.path);
         if let Some(event) = tracked.finish() {
-            sink.take(&self.settings, &service, tracked, event);
+            take(&self.settings, &mut self.batch, tracked, event, now_ms);
         }
         self.checkpoint_dirty = true;
     }
@@ -459,100 +566,21 @@ impl FileSource {
             "truncated to {size} bytes after {} were read; reading on in a copy with the same first line if one appears (copytruncate), and from its start otherwise",
             tracked.read_offset
         ));
-        if let Some(id) = tracked.id {
+        if let Some(id) = tracked.detach() {
             self.by_id.remove(&id);
             tracked.truncated_id = Some(id);
         }
-        tracked.file = None;
-        tracked.id = None;
         // The lines read and not yet an event are read again from the copy.
         tracked.forget_unread();
     }
 
     /// Events whose next line has not come for the idle time are complete.
-    fn flush_idle(&mut self, sink: &mut Sink<'_>) {
+    fn flush_idle(&mut self, now_ms: i64) {
         let idle = self.settings.multiline_idle_ms;
         for tracked in self.tracked.values_mut() {
-            if let Some(event) = tracked.multiline.flush_idle(sink.now_ms, idle) {
-                let service = service_of(&self.settings, &tracked.path);
-                sink.take(&self.settings, &service, tracked, event);
+            if let Some(event) = tracked.multiline.flush_idle(now_ms, idle) {
+                take(&self.settings, &mut self.batch, tracked, event, now_ms);
             }
-        }
-    }
-
-    fn checkpoint(&self) -> Checkpoint {
-        Checkpoint {
-            seq: self.seq,
-            files: self
-                .tracked
-                .values()
-                .map(|t| FileCheckpoint {
-                    fingerprint: t.fingerprint.to_string(),
-                    offset: t.taken_offset,
-                    path: t.path.display().to_string(),
-                    seen: t.seen_unix,
-                })
-                .collect(),
-        }
-    }
-
-    fn fresh_batch(&self) -> Batch {
-        Batch {
-            first_seq: self.committed_seq + 1,
-            ..Batch::default()
-        }
-    }
-
-    /// Adds the checkpoint to the open transaction (its records are in the producer's hands
-    /// already) and commits it.
-    fn commit(&mut self, producer: &Transactions, batch: &mut Batch) -> Result<(), TxnError> {
-        if let Some(e) = batch.failed.take() {
-            return Err(if batch.open {
-                producer.abort(e)
-            } else {
-                TxnError::Aborted(e)
-            });
-        }
-        if !batch.open {
-            // Only the checkpoint changed (a file found or forgotten).
-            producer.begin()?;
-            batch.open = true;
-        }
-        self.seq = self.committed_seq + batch.sent;
-        let checkpoint = serde_json::to_vec(&self.checkpoint()).unwrap_or_default();
-        let timer = self.status.metrics.commit_seconds.start_timer();
-        producer.commit(&checkpoint)?;
-        timer.observe_duration();
-        let source = Source::File;
-        let rejected: u64 = batch.rejected.values().sum();
-        self.accounting
-            .received(source, batch.sent + batch.too_large + rejected);
-        for (reason, n) in &batch.rejected {
-            self.accounting.rejected_n(source, reason, *n);
-        }
-        if batch.too_large > 0 {
-            self.accounting
-                .rejected_n(source, "too_large_for_kafka", batch.too_large);
-        }
-        self.accounting.committed(source, batch.sent);
-        self.status.metrics.committed.inc();
-        for tracked in self.tracked.values_mut() {
-            tracked.committed_offset = tracked.taken_offset;
-            tracked.events += batch.events.get(&tracked.fingerprint).copied().unwrap_or(0);
-        }
-        self.committed_seq = self.seq;
-        self.checkpoint_dirty = false;
-        *batch = self.fresh_batch();
-        self.publish_status();
-        Ok(())
-    }
-
-    /// After an aborted transaction: every file goes back to its last committed offset.
-    fn rewind(&mut self, batch: &mut Batch) {
-        self.seq = self.committed_seq;
-        *batch = self.fresh_batch();
-        for tracked in self.tracked.values_mut() {
-            tracked.rewind();
         }
     }
 

@@ -166,9 +166,14 @@ impl Tracked {
 
     /// The file ended for good (gone and read to its end): its last event is complete.
     pub fn finish(&mut self) -> Option<Assembled> {
-        self.file = None;
-        self.id = None;
+        self.detach();
         self.multiline.flush()
+    }
+
+    /// Closes the handle; which file it was.
+    pub fn detach(&mut self) -> Option<FileId> {
+        self.file = None;
+        self.id.take()
     }
 
     /// Takes `handle` (identified as `id`) as this file's content from `read_offset` on.

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use logstream_service::record_headers::RecordHeaders;
 use rdkafka::error::KafkaError;
-use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
+use rdkafka::producer::{BaseProducer, BaseRecord, DefaultProducerContext, Producer};
 use rdkafka::types::RDKafkaErrorCode;
 
 use crate::publisher::Encoded;
@@ -24,7 +24,7 @@ pub enum TxnError {
 }
 
 pub struct Transactions {
-    producer: ThreadedProducer<DefaultProducerContext>,
+    producer: BaseProducer<DefaultProducerContext>,
     topic: String,
     checkpoint_topic: String,
     /// The checkpoint's key, and the producer's transactional id.
@@ -48,7 +48,7 @@ pub struct Target {
 impl Transactions {
     /// Blocking: makes the producer and starts its transactions (fencing an earlier instance).
     pub fn open(target: &Target) -> Result<Self, KafkaError> {
-        let producer: ThreadedProducer<DefaultProducerContext> =
+        let producer: BaseProducer<DefaultProducerContext> =
             logstream_service::kafka::base_config(&target.brokers, &target.instance_id)
                 .set(
                     "transactional.id",
@@ -121,7 +121,7 @@ impl Transactions {
                 Ok(()) => return Ok(()),
                 Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
                     record = back;
-                    std::thread::sleep(Duration::from_millis(1));
+                    self.producer.poll(Duration::from_millis(1));
                 }
                 Err((e, _)) => return Err(e),
             }

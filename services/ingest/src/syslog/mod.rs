@@ -11,7 +11,6 @@ pub mod udp;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use logstream_core::format::{lenient, Format};
 use logstream_core::ingest::text_line::{self, LineFormat};
 use logstream_core::ingest::LineError;
 
@@ -53,17 +52,10 @@ impl Syslog {
         let mut event = if message.trim_ascii_start().starts_with(b"{") {
             text_line::event_from_line(LineFormat::Auto, &message, &self.default_service, now_ms)?
         } else {
-            let key = Some(self.default_service.as_bytes());
-            let decoded = lenient::decode_record(None, &message, key, now_ms)?;
-            let syslog = matches!(decoded.format, Format::Syslog5424 | Format::Syslog3164);
-            if syslog && !decoded.plain && !decoded.replaced_utf8 && decoded.event.host.is_some() {
-                return Ok(Publisher::as_is(
-                    decoded.format,
-                    decoded.event.service,
-                    message,
-                ));
+            match Publisher::line_as_is(message, &self.default_service, now_ms)? {
+                Ok(as_is) => return Ok(as_is),
+                Err(event) => event,
             }
-            decoded.event
         };
         if event.host.is_none() {
             event.host = Some(peer.ip().to_string());
