@@ -7,7 +7,10 @@
 # once: per seq (1..N, no gap, no duplicate) and per line number in the message, and each stack
 # trace whole. The ingest service is restarted without the file source at the end.
 #
-#   integration-tests/file-tail-test.sh [--events 200000] [--rate 5000]
+# With --freeze-broker N, Kafka is also stopped (SIGSTOP) for N seconds from 80 % of the run:
+# commits wait, time out and are tried again, and the source catches up after SIGCONT.
+#
+#   integration-tests/file-tail-test.sh [--events 200000] [--rate 5000] [--freeze-broker 0]
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 PYTHONPATH="$ROOT/integration-tests" exec python3 - "$@" <<'PY'
@@ -17,6 +20,7 @@ import stack_client as stack
 parser = argparse.ArgumentParser()
 parser.add_argument("--events", type=int, default=200_000)
 parser.add_argument("--rate", type=int, default=5_000)
+parser.add_argument("--freeze-broker", type=int, default=0)
 args = parser.parse_args(sys.argv[1:])
 N, RATE = args.events, args.rate
 RUN = str(int(time.time()))
@@ -84,6 +88,8 @@ def writer():
             say(f"rotated by copytruncate at event {i}")
         if i in kill_at:
             kill_at[i] = True
+        if i == int(N * 0.8):
+            freeze_at[0] = True
         level = ("INFO", "WARN", "ERROR", "DEBUG")[i % 4]
         if i % TRACE_EVERY == 0:
             out.write(f"{level} {SERVICE} event {i} failed\n\tat a.b.C.run(C.java:{i})\n\tat a.b.D.call(D.java:7)\n")
@@ -100,6 +106,7 @@ def writer():
     written.append((lines, time.time() - start))
 
 written = []
+freeze_at = [False]
 stack.stack("stop", "ingest")
 start_ingest()
 say(f"ingest tails {LOG}* as {INSTANCE}; writing {N} events at {RATE}/s")
@@ -116,12 +123,21 @@ for at in KILLS:
     say(f"ingest SIGKILLed at event {at} (pid {pid}); starting it again in 2 s")
     time.sleep(2)
     start_ingest()
+if args.freeze_broker:
+    while not freeze_at[0] and not written:
+        time.sleep(0.05)
+    kafka = stack.pid("kafka")
+    os.kill(kafka, signal.SIGSTOP)
+    say(f"Kafka stopped (SIGSTOP) for {args.freeze_broker} s")
+    time.sleep(args.freeze_broker)
+    os.kill(kafka, signal.SIGCONT)
+    say("Kafka continued (SIGCONT)")
 thread.join()
 lines, took = written[0]
 say(f"writer done: {N} events in {lines} lines, {took:.1f} s ({N / took:.0f} events/s)")
 
 # Every open file read to its end and committed, then every event stored.
-deadline = time.time() + 120
+deadline = time.time() + 120 + 2 * args.freeze_broker
 while True:
     files = status()["files"]
     lagging = [f for f in files if f["open"] and f["committed_offset"] < f["size"]]

@@ -57,8 +57,8 @@ integration-tests/ingest-hostile-test.sh
 step "the ingest service's per-client rate limit (Redis)"
 integration-tests/ingest-ratelimit-test.sh
 
-step "file source: 200,000 events at 5,000/s into a file rotated three times (rename twice, copytruncate once), the ingest service SIGKILLed twice"
-integration-tests/file-tail-test.sh
+step "file source: 200,000 events at 5,000/s into a file rotated three times (rename twice, copytruncate once), the ingest service SIGKILLed twice, Kafka frozen 40 s"
+integration-tests/file-tail-test.sh --freeze-broker 40
 
 step "WebSocket fan-in: three generator streams and five hostile upstreams (garbage, 5 MiB frames, a stall, a flapping server, a flood)"
 integration-tests/ws-fanin-test.sh

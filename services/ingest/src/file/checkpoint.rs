@@ -88,7 +88,8 @@ pub fn load(
     let mut assignment = TopicPartitionList::new();
     assignment.add_partition_offset(topic, 0, Offset::Beginning)?;
     consumer.assign(&assignment)?;
-    let deadline = std::time::Instant::now() + timeout;
+    // The deadline moves while records come: a long topic is read to its end however long.
+    let mut deadline = std::time::Instant::now() + timeout;
     let mut last = None;
     while std::time::Instant::now() < deadline {
         match consumer.poll(Duration::from_millis(200)) {
@@ -99,6 +100,7 @@ pub fn load(
                 std::thread::sleep(Duration::from_millis(200));
             }
             Some(Ok(message)) => {
+                deadline = std::time::Instant::now() + timeout;
                 if message.key() != Some(key.as_bytes()) {
                     continue;
                 }

@@ -12,6 +12,7 @@ use std::time::Duration;
 use prometheus::Histogram;
 use tokio_util::sync::CancellationToken;
 
+use super::checkpoint::{self, Checkpoint};
 use super::transaction::{Target, Transactions, TxnError};
 use crate::publisher::Encoded;
 
@@ -29,8 +30,13 @@ pub struct Handoff {
 pub enum Outcome {
     /// Committed; `too_large` of its records were refused by Kafka for their size.
     Committed { epoch: u64, too_large: u64 },
-    /// Aborted: read again from the last committed checkpoint.
-    Failed { epoch: u64, error: String },
+    /// Aborted: read again from the last committed checkpoint; when the producer had to be made
+    /// again (a commit whose outcome was not known), that checkpoint as Kafka has it.
+    Failed {
+        epoch: u64,
+        error: String,
+        checkpoint: Option<Checkpoint>,
+    },
     /// Not tried: a batch before it failed.
     Skipped,
 }
@@ -98,17 +104,23 @@ fn run(
             Err(e) => {
                 failures += 1;
                 failed_epoch = Some(epoch);
-                let fatal = matches!(e, TxnError::Fatal(_));
-                let _ = report.send(Outcome::Failed {
-                    epoch,
-                    error: e.to_string(),
-                });
-                if fatal {
+                let mut checkpoint = None;
+                if let TxnError::Fatal(_) = e {
+                    // The new producer completes or aborts what the old one left open; then the
+                    // checkpoint in Kafka says what is committed.
                     match reopen(target, shutdown) {
-                        Some(fresh) => producer = fresh,
+                        Some((fresh, committed)) => {
+                            producer = fresh;
+                            checkpoint = Some(committed);
+                        }
                         None => return,
                     }
                 }
+                let _ = report.send(Outcome::Failed {
+                    epoch,
+                    error: e.to_string(),
+                    checkpoint,
+                });
                 let wait = Duration::from_millis(100 << failures.min(7));
                 std::thread::sleep(wait.min(Duration::from_secs(10)));
             }
@@ -131,12 +143,25 @@ fn commit(producer: &Transactions, handoff: &Handoff) -> Result<u64, TxnError> {
     Ok(too_large)
 }
 
-/// A new producer (fencing the broken one), retried until made or `shutdown`.
-fn reopen(target: &Target, shutdown: &CancellationToken) -> Option<Transactions> {
+/// A new producer (fencing the broken one) and the checkpoint committed last, retried until
+/// made or `shutdown`.
+fn reopen(target: &Target, shutdown: &CancellationToken) -> Option<(Transactions, Checkpoint)> {
     let mut wait = Duration::from_millis(500);
     loop {
-        match Transactions::open(target) {
-            Ok(producer) => return Some(producer),
+        let opened = Transactions::open(target)
+            .map_err(|e| e.to_string())
+            .and_then(|p| {
+                checkpoint::load(
+                    &target.brokers,
+                    &target.checkpoint_topic,
+                    &target.key,
+                    target.timeout,
+                )
+                .map(|c| (p, c.unwrap_or_default()))
+                .map_err(|e| e.to_string())
+            });
+        match opened {
+            Ok(ready) => return Some(ready),
             Err(e) if shutdown.is_cancelled() => {
                 tracing::warn!(error = %e, "file source: no transactional producer at shutdown; the last lines are read again at the next start");
                 return None;

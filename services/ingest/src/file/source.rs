@@ -134,6 +134,7 @@ pub struct FileSource {
     by_id: HashMap<FileId, Fingerprint>,
     /// Paths already warned about (unreadable), so a warning is logged once.
     warned: HashSet<PathBuf>,
+    warned_paths: HashSet<String>,
     /// The last seq committed, and the next to give.
     committed_seq: u64,
     next_seq: u64,
@@ -163,6 +164,7 @@ impl FileSource {
             tracked: BTreeMap::new(),
             by_id: HashMap::new(),
             warned: HashSet::new(),
+            warned_paths: HashSet::new(),
             committed_seq: 0,
             next_seq: 1,
             batch: Batch::default(),
@@ -215,7 +217,9 @@ impl FileSource {
             }
         };
         let mut last_handoff = Instant::now();
-        let mut last_look = Instant::now() - self.settings.poll;
+        let mut last_look = Instant::now()
+            .checked_sub(self.settings.poll)
+            .unwrap_or_else(Instant::now);
         loop {
             let stopping = shutdown.is_cancelled();
             if last_look.elapsed() >= self.settings.poll || stopping {
@@ -342,8 +346,15 @@ impl FileSource {
                 self.committed_seq = done.seq_after;
                 self.publish_status();
             }
-            Outcome::Failed { epoch, error } if epoch == self.epoch => {
+            Outcome::Failed {
+                epoch,
+                error,
+                checkpoint,
+            } if epoch == self.epoch => {
                 tracing::warn!(%error, "file source: transaction not committed; reading again from the last checkpoint");
+                if let Some(checkpoint) = checkpoint {
+                    self.committed_as_in(checkpoint);
+                }
                 self.status.metrics.aborted.inc();
                 self.epoch += 1;
                 self.pending.clear();
@@ -359,13 +370,43 @@ impl FileSource {
         }
     }
 
+    /// Takes the committed position from the checkpoint read back from Kafka (after a commit
+    /// whose outcome was not known): batches it holds beyond what was known are counted sent.
+    fn committed_as_in(&mut self, checkpoint: Checkpoint) {
+        if checkpoint.seq < self.committed_seq {
+            tracing::warn!(
+                kafka = checkpoint.seq,
+                known = self.committed_seq,
+                "file source: the checkpoint in Kafka is behind the last commit known; kept the known one"
+            );
+            return;
+        }
+        if checkpoint.seq > self.committed_seq {
+            let more = checkpoint.seq - self.committed_seq;
+            self.accounting.received(Source::File, more);
+            self.accounting.committed(Source::File, more);
+            self.pending.clear();
+        }
+        self.committed_seq = checkpoint.seq;
+        for file in checkpoint.files {
+            let Ok(fingerprint) = file.fingerprint.parse::<Fingerprint>() else {
+                continue;
+            };
+            if let Some(tracked) = self.tracked.get_mut(&fingerprint) {
+                tracked.committed_offset = file.offset;
+            }
+        }
+    }
+
     /// Finds the files the patterns name: known ones by inode (renamed or not), others by
     /// fingerprint (a copy of a known file continues it; anything else is new).
     fn look(&mut self) {
         let (paths, errors) = self.settings.patterns.expand();
         for error in errors {
-            self.status.metrics.warning("unreadable_path");
-            tracing::warn!(%error, "file source cannot look into a path");
+            if self.warned_paths.insert(error.clone()) {
+                self.status.metrics.warning("unreadable_path");
+                tracing::warn!(%error, "file source cannot look into a path");
+            }
         }
         let first_look = !self.started;
         self.started = true;
@@ -442,13 +483,16 @@ impl FileSource {
                 return;
             }
             if size < tracked.read_offset {
-                tracked.warn(format!(
-                    "{} has the fingerprint of a file read up to byte {}, but only {size} bytes: read from its start",
-                    path.display(),
-                    tracked.read_offset
-                ));
-                tracked.read_offset = 0;
-                tracked.taken_offset = 0;
+                // A copy made before the last lines read from the original (copytruncate), or a
+                // file rewritten with the same first line: nothing in it is new.
+                if self.warned.insert(path.clone()) {
+                    tracked.warn(format!(
+                        "{} has the fingerprint of a file read up to byte {}, but only {size} bytes: taken as a copy with nothing new, not read",
+                        path.display(),
+                        tracked.read_offset
+                    ));
+                }
+                return;
             }
             tracing::info!(path = %path.display(), fingerprint = %fingerprint, offset = tracked.read_offset, "file source reads on from its checkpoint");
             tracked.truncated_id = None;
@@ -462,10 +506,8 @@ impl FileSource {
             0
         };
         tracing::info!(path = %path.display(), fingerprint = %fingerprint, offset, "file source tails a new file");
-        let mut tracked = Tracked::new(fingerprint, path.clone(), 0, self.multiline());
         // Skipped bytes (start at the end) are as good as committed.
-        tracked.read_offset = offset;
-        tracked.taken_offset = offset;
+        let mut tracked = Tracked::new(fingerprint, path.clone(), offset, self.multiline());
         tracked.attach(handle, id, path);
         self.tracked.insert(fingerprint, tracked);
         self.by_id.insert(id, fingerprint);
@@ -537,7 +579,9 @@ impl FileSource {
     }
 
     /// A file read to its end that the patterns no longer name (deleted, or renamed out of
-    /// them) for a while is closed: its last event is complete.
+    /// them) for a while ended for good: its last line (even without a newline) and its last
+    /// event are complete. It is closed once they are committed (until then a failed
+    /// transaction reads them again from its handle).
     fn close_if_gone(&mut self, fingerprint: Fingerprint, now_ms: i64) {
         let Some(tracked) = self.tracked.get_mut(&fingerprint) else {
             return;
@@ -545,12 +589,20 @@ impl FileSource {
         if tracked.file.is_none() || tracked.seen.elapsed() < Duration::from_secs(5) {
             return;
         }
-        tracing::info!(path = %tracked.path.display(), "file gone and read to its end; closed");
-        if let Some(id) = tracked.id {
-            self.by_id.remove(&id);
+        let mut last = Vec::new();
+        if let Some((line, end)) = tracked.last_partial_line(self.settings.max_line) {
+            last.extend(tracked.multiline.push(&line, end, now_ms));
         }
-        if let Some(event) = tracked.finish() {
+        last.extend(tracked.multiline.flush());
+        for event in last {
             take(&self.settings, &mut self.batch, tracked, event, now_ms);
+        }
+        if tracked.committed_offset < tracked.read_offset {
+            return;
+        }
+        tracing::info!(path = %tracked.path.display(), "file gone, read to its end and committed; closed");
+        if let Some(id) = tracked.detach() {
+            self.by_id.remove(&id);
         }
         self.checkpoint_dirty = true;
     }

@@ -8,7 +8,7 @@ use std::os::unix::fs::MetadataExt;
 use std::path::PathBuf;
 use std::time::Instant;
 
-use logstream_core::ingest::multiline::{Assembled, Multiline};
+use logstream_core::ingest::multiline::Multiline;
 
 use super::fingerprint::Fingerprint;
 
@@ -97,6 +97,11 @@ impl Tracked {
         if size == self.read_offset {
             return Ok(Found::AtEnd);
         }
+        // Truncated and written again past where it was read, faster than it was looked at:
+        // its first line tells.
+        if super::fingerprint::of_file(file)?.is_some_and(|now| now != self.fingerprint) {
+            return Ok(Found::Truncated { size });
+        }
         let want = ((size - self.read_offset) as usize).min(CHUNK);
         let mut buffer = vec![0u8; want];
         file.seek(SeekFrom::Start(self.read_offset))?;
@@ -164,10 +169,20 @@ impl Tracked {
         self.long_head = None;
     }
 
-    /// The file ended for good (gone and read to its end): its last event is complete.
-    pub fn finish(&mut self) -> Option<Assembled> {
-        self.detach();
-        self.multiline.flush()
+    /// The bytes after the last newline, as a last line (the file ended for good without one),
+    /// with the offset past them; `None` when there are none, or too many to be a line.
+    pub fn last_partial_line(&mut self, max_line: usize) -> Option<(Vec<u8>, u64)> {
+        let file = self.file.as_mut()?;
+        let size = file.metadata().ok()?.len();
+        let rest = size.checked_sub(self.read_offset).filter(|&n| n > 0)? as usize;
+        if rest > max_line || self.long_head.is_some() {
+            return None;
+        }
+        let mut line = vec![0u8; rest];
+        file.seek(SeekFrom::Start(self.read_offset)).ok()?;
+        file.read_exact(&mut line).ok()?;
+        self.read_offset = size;
+        Some((line, size))
     }
 
     /// Closes the handle; which file it was.
@@ -201,8 +216,9 @@ mod tests {
         let path = std::env::temp_dir().join(format!("logstream-tail-{}.log", std::process::id()));
         let long = "L".repeat(50);
         std::fs::write(&path, format!("a\n{long}\nb\npartial")).expect("write");
+        let fingerprint = super::super::fingerprint::of_head(b"a\n").expect("fingerprint");
         let mut tracked = Tracked::new(
-            Fingerprint(1),
+            fingerprint,
             path.clone(),
             0,
             Multiline::new(StartRule::NotIndented, 10),

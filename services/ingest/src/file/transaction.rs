@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use logstream_service::record_headers::RecordHeaders;
 use rdkafka::error::KafkaError;
-use rdkafka::producer::{BaseProducer, BaseRecord, DefaultProducerContext, Producer};
+use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
 use rdkafka::types::RDKafkaErrorCode;
 
 use crate::publisher::Encoded;
@@ -17,14 +17,14 @@ pub enum TxnError {
     /// Aborted: the batch can be read and sent again with this producer.
     #[error("transaction aborted: {0}")]
     Aborted(KafkaError),
-    /// The producer cannot go on (fenced by another instance with the same id, or broken): a new
-    /// one must be made.
+    /// The producer cannot go on (fenced by another instance with the same id, or broken), or a
+    /// commit's outcome is unknown: a new one must be made, and the checkpoint read again.
     #[error("transactional producer failed: {0}")]
     Fatal(KafkaError),
 }
 
 pub struct Transactions {
-    producer: BaseProducer<DefaultProducerContext>,
+    producer: ThreadedProducer<DefaultProducerContext>,
     topic: String,
     checkpoint_topic: String,
     /// The checkpoint's key, and the producer's transactional id.
@@ -48,7 +48,7 @@ pub struct Target {
 impl Transactions {
     /// Blocking: makes the producer and starts its transactions (fencing an earlier instance).
     pub fn open(target: &Target) -> Result<Self, KafkaError> {
-        let producer: BaseProducer<DefaultProducerContext> =
+        let producer: ThreadedProducer<DefaultProducerContext> =
             logstream_service::kafka::base_config(&target.brokers, &target.instance_id)
                 .set(
                     "transactional.id",
@@ -109,9 +109,24 @@ impl Transactions {
         if let Err(e) = self.send_waiting(base) {
             return Err(self.abort(e));
         }
-        self.producer
-            .commit_transaction(self.timeout)
-            .map_err(|e| self.abort(e))
+        // A commit that timed out may still complete (it goes on in the background): it is
+        // tried again, never aborted, until it is done or fails for good.
+        let mut tries = 0;
+        loop {
+            match self.producer.commit_transaction(self.timeout) {
+                Ok(()) => return Ok(()),
+                Err(KafkaError::Transaction(e)) if e.is_retriable() && tries < 10 => {
+                    tries += 1;
+                    tracing::warn!(error = %e, tries, "file source: commit not done yet; trying again");
+                }
+                Err(e @ KafkaError::Transaction(_)) if is_retriable(&e) => {
+                    // Still not known whether it committed: the caller must make a new producer
+                    // (which completes or aborts it) and read the checkpoint again.
+                    return Err(TxnError::Fatal(e));
+                }
+                Err(e) => return Err(self.abort(e)),
+            }
+        }
     }
 
     /// Hands one record over, waiting while the producer's queue is full.
@@ -121,7 +136,7 @@ impl Transactions {
                 Ok(()) => return Ok(()),
                 Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
                     record = back;
-                    self.producer.poll(Duration::from_millis(1));
+                    std::thread::sleep(Duration::from_millis(1));
                 }
                 Err((e, _)) => return Err(e),
             }
@@ -143,6 +158,10 @@ impl Transactions {
             }
         }
     }
+}
+
+fn is_retriable(e: &KafkaError) -> bool {
+    matches!(e, KafkaError::Transaction(t) if t.is_retriable())
 }
 
 fn classify(e: KafkaError) -> TxnError {
