@@ -13,6 +13,7 @@ mod config;
 mod file;
 mod http;
 mod metrics;
+mod pem;
 mod publisher;
 mod startup;
 mod syslog;

@@ -9,6 +9,7 @@ use std::sync::mpsc::{channel, sync_channel, Receiver, Sender, SyncSender};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
+use logstream_service::retry::Backoff;
 use prometheus::Histogram;
 use tokio_util::sync::CancellationToken;
 
@@ -87,7 +88,7 @@ fn run(
     shutdown: &CancellationToken,
 ) {
     let mut failed_epoch: Option<u64> = None;
-    let mut failures = 0u32;
+    let mut backoff = Backoff::new(Duration::from_millis(200), Duration::from_secs(10));
     for handoff in incoming {
         let epoch = handoff.epoch;
         if failed_epoch.is_some_and(|failed| epoch <= failed) {
@@ -98,11 +99,10 @@ fn run(
         match commit(&producer, &handoff) {
             Ok(too_large) => {
                 timer.observe_duration();
-                failures = 0;
+                backoff.reset();
                 let _ = report.send(Outcome::Committed { epoch, too_large });
             }
             Err(e) => {
-                failures += 1;
                 failed_epoch = Some(epoch);
                 let mut checkpoint = None;
                 if let TxnError::Fatal(_) = e {
@@ -121,8 +121,7 @@ fn run(
                     error: e.to_string(),
                     checkpoint,
                 });
-                let wait = Duration::from_millis(100 << failures.min(7));
-                std::thread::sleep(wait.min(Duration::from_secs(10)));
+                std::thread::sleep(backoff.next_delay());
             }
         }
     }
@@ -146,7 +145,7 @@ fn commit(producer: &Transactions, handoff: &Handoff) -> Result<u64, TxnError> {
 /// A new producer (fencing the broken one) and the checkpoint committed last, retried until
 /// made or `shutdown`.
 fn reopen(target: &Target, shutdown: &CancellationToken) -> Option<(Transactions, Checkpoint)> {
-    let mut wait = Duration::from_millis(500);
+    let mut backoff = Backoff::new(Duration::from_millis(500), Duration::from_secs(10));
     loop {
         let opened = Transactions::open(target)
             .map_err(|e| e.to_string())
@@ -168,8 +167,7 @@ fn reopen(target: &Target, shutdown: &CancellationToken) -> Option<(Transactions
             }
             Err(e) => {
                 tracing::warn!(error = %e, "file source: cannot make a new transactional producer; trying again");
-                std::thread::sleep(wait);
-                wait = (wait * 2).min(Duration::from_secs(10));
+                std::thread::sleep(backoff.next_delay());
             }
         }
     }

@@ -128,7 +128,7 @@ pub struct FileArgs {
 
 impl FileArgs {
     fn enabled(&self) -> bool {
-        self.file_paths.iter().any(|p| !p.trim().is_empty())
+        !listed(&self.file_paths).is_empty()
     }
 
     fn source_id(&self) -> String {
@@ -139,21 +139,13 @@ impl FileArgs {
 
     /// The settings checked together; the error names the setting.
     fn settings(&self, max_line: usize) -> anyhow::Result<source::Settings> {
-        let include: Vec<String> = self
-            .file_paths
-            .iter()
-            .map(|p| p.trim().to_owned())
-            .filter(|p| !p.is_empty())
-            .collect();
-        let exclude: Vec<String> = self
-            .file_exclude
-            .iter()
-            .map(|p| p.trim().to_owned())
-            .filter(|p| !p.is_empty())
-            .collect();
-        let patterns = discover::Patterns::new(&include, &exclude).map_err(|e| {
-            anyhow::anyhow!("LOGSTREAM_FILE_PATHS / LOGSTREAM_FILE_EXCLUDE: bad pattern {e}")
-        })?;
+        let patterns =
+            discover::Patterns::new(&listed(&self.file_paths), &listed(&self.file_exclude))
+                .map_err(|e| {
+                    anyhow::anyhow!(
+                        "LOGSTREAM_FILE_PATHS / LOGSTREAM_FILE_EXCLUDE: bad pattern {e}"
+                    )
+                })?;
         let format = LineFormat::parse(&self.file_format).ok_or_else(|| {
             anyhow::anyhow!(
                 "LOGSTREAM_FILE_FORMAT: {:?} is not auto, json, apache, syslog5424 or syslog3164",
@@ -202,6 +194,15 @@ impl FileArgs {
     pub fn validate(&self, max_line: usize) -> anyhow::Result<()> {
         self.settings(max_line).map(|_| ())
     }
+}
+
+/// A comma-separated setting's items, trimmed, without empty ones.
+fn listed(items: &[String]) -> Vec<String> {
+    items
+        .iter()
+        .map(|p| p.trim().to_owned())
+        .filter(|p| !p.is_empty())
+        .collect()
 }
 
 /// One tailed file's state, as `GET /api/v1/ingest/status` shows it.

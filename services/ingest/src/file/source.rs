@@ -85,14 +85,15 @@ fn take(
     event: Assembled,
     now_ms: i64,
 ) {
-    let service = service_of(settings, &tracked.path);
-    let service = service.as_str();
     tracked.taken_offset = event.end_offset;
     *batch.events.entry(tracked.fingerprint).or_default() += 1;
     if event.text.len() > settings.max_line {
         *batch.rejected.entry("too_long").or_default() += 1;
         return;
     }
+    let service = tracked
+        .service
+        .get_or_insert_with(|| service_of(settings, &tracked.path));
     match encode(settings.format, event.text, service, now_ms) {
         Ok(encoded) => {
             batch.bytes += encoded.payload.len();
@@ -445,7 +446,7 @@ impl FileSource {
         if let Some(tracked) = self.by_id.get(&id).and_then(|fp| self.tracked.get_mut(fp)) {
             if tracked.path != path {
                 tracing::info!(from = %tracked.path.display(), to = %path.display(), "file renamed; reading on");
-                tracked.path = path;
+                tracked.set_path(path);
             }
             tracked.seen = Instant::now();
             tracked.seen_unix = chrono::Utc::now().timestamp();

@@ -25,6 +25,8 @@ pub fn file_id(meta: &std::fs::Metadata) -> FileId {
 pub struct Tracked {
     pub fingerprint: Fingerprint,
     pub path: PathBuf,
+    /// The default service of its events, from the path (worked out once per path).
+    pub service: Option<String>,
     pub file: Option<File>,
     pub id: Option<FileId>,
     /// Lines before this are read (it is the start of the next line).
@@ -66,6 +68,7 @@ impl Tracked {
         Self {
             fingerprint,
             path,
+            service: None,
             file: None,
             id: None,
             read_offset: offset,
@@ -195,9 +198,17 @@ impl Tracked {
     pub fn attach(&mut self, handle: File, id: FileId, path: PathBuf) {
         self.file = Some(handle);
         self.id = Some(id);
-        self.path = path;
+        self.set_path(path);
         self.seen = Instant::now();
         self.seen_unix = chrono::Utc::now().timestamp();
+    }
+
+    /// Where the file is now (its default service follows the name).
+    pub fn set_path(&mut self, path: PathBuf) {
+        if path != self.path {
+            self.service = None;
+        }
+        self.path = path;
     }
 
     pub fn warn(&mut self, warning: String) {

@@ -6,20 +6,13 @@ use std::path::Path;
 use std::sync::Arc;
 
 use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use rustls::pki_types::PrivateKeyDer;
 use tokio_rustls::TlsAcceptor;
 
 /// An acceptor presenting the certificate chain of `cert` with the key of `key` (TLS 1.2 and
 /// 1.3; no client certificates asked).
 pub fn acceptor(cert: &Path, key: &Path) -> anyhow::Result<TlsAcceptor> {
-    let chain = CertificateDer::pem_file_iter(cert)
-        .and_then(|certs| certs.collect::<Result<Vec<_>, _>>())
-        .map_err(|e| {
-            anyhow::anyhow!(
-                "LOGSTREAM_SYSLOG_TLS_CERT: cannot read {}: {e}",
-                cert.display()
-            )
-        })?;
+    let chain = crate::pem::certificates(cert, "LOGSTREAM_SYSLOG_TLS_CERT")?;
     if chain.is_empty() {
         anyhow::bail!(
             "LOGSTREAM_SYSLOG_TLS_CERT: {} holds no PEM certificate",

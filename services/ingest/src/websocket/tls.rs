@@ -6,8 +6,6 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::CertificateDer;
 use tokio_rustls::TlsConnector;
 
 /// Where systems keep their bundle of trusted certificates, looked at in this order.
@@ -29,11 +27,7 @@ pub fn connector(ca_file: Option<&Path>) -> anyhow::Result<TlsConnector> {
             )
         })?,
     };
-    let certificates = CertificateDer::pem_file_iter(&path)
-        .and_then(|certs| certs.collect::<Result<Vec<_>, _>>())
-        .map_err(|e| {
-            anyhow::anyhow!("LOGSTREAM_WS_CA_FILE: cannot read {}: {e}", path.display())
-        })?;
+    let certificates = crate::pem::certificates(&path, "LOGSTREAM_WS_CA_FILE")?;
     let mut roots = rustls::RootCertStore::empty();
     let (added, _unusable) = roots.add_parsable_certificates(certificates);
     if added == 0 {
