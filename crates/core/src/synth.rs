@@ -3,8 +3,6 @@
 //!
 //! Deterministic for a given seed, so tests and benchmarks are repeatable.
 
-use std::fmt::Write as _;
-
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 
@@ -198,9 +196,12 @@ impl Synthesizer {
     }
 
     fn hex(&mut self, bytes: usize) -> String {
+        const DIGITS: &[u8; 16] = b"0123456789abcdef";
         let mut s = String::with_capacity(bytes * 2);
         for _ in 0..bytes {
-            let _ = write!(s, "{:02x}", self.rng.random::<u8>());
+            let byte = self.rng.random::<u8>();
+            s.push(char::from(DIGITS[usize::from(byte >> 4)]));
+            s.push(char::from(DIGITS[usize::from(byte & 0xf)]));
         }
         s
     }

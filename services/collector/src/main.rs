@@ -33,6 +33,11 @@ mod upkeep;
 
 use clap::Parser;
 
+/// mimalloc: every record allocates its payload and headers, and glibc's allocator took a
+/// sixth of the collector's CPU time at 40,000 events/s.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let config = config::Config::parse();

@@ -23,6 +23,8 @@ pub struct Metrics {
     pub aggregates_written: IntCounter,
     pub lag: IntGaugeVec,
     pub batch_duration: Histogram,
+    /// From each stored event's time to the commit of its row.
+    pub event_latency: Histogram,
     pub batch_size: Histogram,
     pub late: IntCounter,
     /// By drop rule (its index in LOGSTREAM_FILTER_DROP).
@@ -104,6 +106,14 @@ impl Metrics {
                 "collector_batch_duration_seconds",
                 "Time to write one batch (dead letters and transaction)",
                 &[0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0],
+            )?,
+            event_latency: r.histogram(
+                "collector_event_latency_seconds",
+                "From an event's own time to the commit of its row (event-to-row latency)",
+                &[
+                    0.05, 0.1, 0.15, 0.2, 0.25, 0.3, 0.4, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 5.0, 10.0,
+                    30.0, 60.0, 300.0,
+                ],
             )?,
             batch_size: r.histogram(
                 "collector_batch_size_records",

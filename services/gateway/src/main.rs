@@ -20,6 +20,10 @@ mod stats;
 
 use clap::Parser;
 
+/// mimalloc: the same allocator as the other services.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let config = config::Config::parse();

@@ -18,6 +18,11 @@ mod startup;
 
 use clap::Parser;
 
+/// mimalloc: every event allocates its fields, its JSON and its Kafka headers on two generation
+/// threads, and glibc's allocator took a sixth of the generator's CPU time at 40,000 events/s.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let config = config::Config::parse();

@@ -56,8 +56,8 @@ impl Valve {
 
     /// Queues `record`, waiting up to `pause_after` for room.
     pub fn send(&self, tx: &Sender<Input>, record: Record) -> Sent {
-        let deadline = Instant::now() + self.pause_after;
         let mut input = Input::Record(record);
+        let mut deadline = None;
         loop {
             match tx.try_send(input) {
                 Ok(()) => return Sent::Yes,
@@ -66,7 +66,9 @@ impl Valve {
                     let Input::Record(record) = back else {
                         return Sent::Closed;
                     };
-                    if Instant::now() >= deadline {
+                    // The clock is read only once the queue is full.
+                    let now = Instant::now();
+                    if now >= *deadline.get_or_insert(now + self.pause_after) {
                         return Sent::Full(record);
                     }
                     input = Input::Record(record);

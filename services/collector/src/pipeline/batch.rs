@@ -59,6 +59,8 @@ pub struct Batch {
     /// its transaction.
     pub alerts: Vec<AlertChange>,
     pub snapshots: Vec<DetectorSnapshot>,
+    /// The event time of each stored event (ms), for the event-to-row latency.
+    pub event_times: Vec<i64>,
 }
 
 impl Batch {
@@ -84,6 +86,7 @@ impl Batch {
             kept: Vec::new(),
             alerts: Vec::new(),
             snapshots: Vec::new(),
+            event_times: Vec::new(),
         }
     }
 
@@ -145,6 +148,7 @@ impl Batch {
         self.kept.clear();
         self.alerts.clear();
         self.snapshots.clear();
+        self.event_times.clear();
     }
 
     /// Adds one record: a storable event, or a dead letter with its reason. `now_ms` dates
@@ -267,6 +271,7 @@ impl Batch {
             .add(event.timestamp_ms, &event.service, event.level, latency);
         self.count_level(&event);
         rows::push_row(&mut self.rows, &event, record);
+        self.event_times.push(event.timestamp_ms);
         self.stored += 1;
     }
 

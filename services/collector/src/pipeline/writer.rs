@@ -25,6 +25,9 @@ use crate::pipeline::handoff::{Job, Outcome, WriterEnds};
 use crate::shared::Committed;
 use crate::stored_offsets::StoredOffsets;
 
+/// Most messages of the consumer thread taken from the queue at once.
+const INPUT_CHUNK: usize = 512;
+
 /// Where the writer stands on one partition.
 #[derive(Debug, Clone, Copy, PartialEq)]
 enum Position {
@@ -103,11 +106,14 @@ impl Writer {
             in_flight: 0,
             detection: Detection::new(self.rules.clone(), self.snapshot_every),
         };
+        // Taken from the queue a chunk at a time: one wake-up and one timer per chunk, not per
+        // record.
+        let mut inputs = Vec::with_capacity(INPUT_CHUNK);
         loop {
             let due = s
                 .opened
                 .map(|at| tokio::time::Instant::from_std(at + self.max_wait));
-            let input = tokio::select! {
+            let received = tokio::select! {
                 biased;
                 Some(outcome) = s.outcomes.recv(), if s.in_flight > 0 => {
                     if let Some(conflicting) = self.take_outcome(&mut s, outcome) {
@@ -115,35 +121,44 @@ impl Writer {
                     }
                     continue;
                 }
-                input = rx.recv() => input,
+                received = rx.recv_many(&mut inputs, INPUT_CHUNK) => received,
                 _ = tokio::time::sleep_until(due.unwrap_or_else(tokio::time::Instant::now)), if due.is_some() => {
                     self.hand_off(&mut s).await;
                     continue;
                 }
             };
-            match input {
-                None => break,
-                Some(Input::Record(record)) => self.record(&mut s, record).await,
-                Some(Input::Assigned(partitions)) => self.assigned(&mut s, partitions),
-                Some(Input::Revoked(partitions, ack)) => {
-                    // Everything consumed from them is stored before they go.
-                    self.hand_off(&mut s).await;
-                    self.settle(&mut s, Vec::new()).await;
-                    let mut committed = lock(&self.committed);
-                    for partition in partitions {
-                        s.gaps.remove(&partition);
-                        s.positions.remove(&partition);
-                        s.detection.revoke(partition);
-                        committed.remove(&partition);
-                    }
-                    let _ = ack.send(());
-                }
-                Some(Input::Seeked(partition, offset)) => seeked(&mut s, partition, offset),
+            if received == 0 {
+                break;
+            }
+            for input in inputs.drain(..) {
+                self.input(&mut s, input).await;
             }
         }
         self.hand_off(&mut s).await;
         self.settle(&mut s, Vec::new()).await;
         tracing::info!("writer finished");
+    }
+
+    /// Takes one message of the consumer thread.
+    async fn input(&self, s: &mut State, input: Input) {
+        match input {
+            Input::Record(record) => self.record(s, record).await,
+            Input::Assigned(partitions) => self.assigned(s, partitions),
+            Input::Revoked(partitions, ack) => {
+                // Everything consumed from them is stored before they go.
+                self.hand_off(s).await;
+                self.settle(s, Vec::new()).await;
+                let mut committed = lock(&self.committed);
+                for partition in partitions {
+                    s.gaps.remove(&partition);
+                    s.positions.remove(&partition);
+                    s.detection.revoke(partition);
+                    committed.remove(&partition);
+                }
+                let _ = ack.send(());
+            }
+            Input::Seeked(partition, offset) => seeked(s, partition, offset),
+        }
     }
 
     /// Takes newly assigned partitions at what PostgreSQL holds for them.

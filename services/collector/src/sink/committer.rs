@@ -1,7 +1,9 @@
-//! The committer: writes the batches the writer hands it, one at a time and in order, while the
-//! writer builds the next one (decoding and aggregating overlap with PostgreSQL's work). Each
-//! batch's dead letters and routed copies go out first, then one transaction; a failed write is
-//! retried with the same batch, and the writer waits meanwhile (the hand-off channel holds one).
+//! The committer: writes the batches the writer hands it, in order, while the writer builds the
+//! next one (decoding and aggregating overlap with PostgreSQL's work). Two batches are written
+//! at once, each on its own connection: the later one copies its events while the earlier one
+//! finishes, and takes its `turn` for the rest, so they end in order. Each batch's dead letters
+//! and routed copies go out first, then one transaction; a failed write is retried with the same
+//! batch, and the writer waits meanwhile (the hand-off channel holds one more).
 
 use std::collections::{BTreeMap, VecDeque};
 use std::ops::Range;
@@ -23,6 +25,12 @@ use crate::shared::{Committed, Problem};
 use crate::sink::dlq::DlqSink;
 use crate::sink::routed::RouteSinks;
 use crate::sink::store::{Store, StoreError, Written as Stored};
+use crate::sink::turn::Turn;
+
+/// Batches written at once: one finishing, the next copying its events meanwhile (a second
+/// PostgreSQL backend; two `COPY` streams load this project's 2-core machine 1.5 times as fast
+/// as one).
+const IN_FLIGHT: usize = 2;
 
 pub struct Committer {
     pub store: Arc<Store>,
@@ -38,20 +46,34 @@ pub struct Committer {
 }
 
 impl Committer {
-    /// Commits jobs in the order received until the writer closes the channel.
+    /// Commits jobs in the order received, [`IN_FLIGHT`] at once, until the writer closes the
+    /// channel; their outcomes go back in the same order.
     pub async fn run(self, handoff: CommitterEnds) {
         let CommitterEnds { mut jobs, outcomes } = handoff;
+        let this = Arc::new(self);
+        let slots = Arc::new(tokio::sync::Semaphore::new(IN_FLIGHT));
+        let mut turn = Turn::first();
         while let Some(job) = jobs.recv().await {
-            let outcome = self.commit(job).await;
-            if outcomes.send(outcome).is_err() {
+            let Ok(slot) = slots.clone().acquire_owned().await else {
                 break;
-            }
+            };
+            let (done, next) = Turn::new_end();
+            let before = std::mem::replace(&mut turn, next);
+            let (this, outcomes) = (this.clone(), outcomes.clone());
+            tokio::spawn(async move {
+                let outcome = this.commit(job, &before).await;
+                before.wait().await;
+                let _ = outcomes.send(outcome);
+                done.finish();
+                drop(slot);
+            });
         }
+        turn.wait().await;
     }
 
     /// Writes the batch inside a span that continues the producers' traces: child of the first
     /// record's trace context, linked to the others.
-    async fn commit(&self, job: Job) -> Outcome {
+    async fn commit(&self, job: Job, turn: &Turn) -> Outcome {
         let batch = &job.batch;
         let span = tracing::info_span!(
             "collector_store_batch",
@@ -61,7 +83,7 @@ impl Committer {
             dead_letters = batch.dead_letters.len(),
         );
         trace_context::continue_traces(&span, batch.traces.iter().map(String::as_str));
-        let stored = self.write(&job).instrument(span).await;
+        let stored = self.write(&job, turn).instrument(span).await;
         let mut batch = job.batch;
         let partitions: Vec<i32> = batch.next_offsets.keys().copied().collect();
         batch.clear();
@@ -75,14 +97,14 @@ impl Committer {
     /// Writes the batch, retrying until it is stored (true) or found to belong to another
     /// member (false). When PostgreSQL refuses it for its data, the records responsible are
     /// found and dead-lettered, and the rest is stored.
-    async fn write(&self, job: &Job) -> bool {
+    async fn write(&self, job: &Job, turn: &Turn) -> bool {
         match self
-            .attempt(&job.batch, &job.expected, &job.watermark, false)
+            .attempt(&job.batch, &job.expected, &job.watermark, false, turn)
             .await
         {
             Written::Stored => true,
             Written::Conflict => false,
-            Written::Refused(error) => self.isolate(job, error).await,
+            Written::Refused(error) => self.isolate(job, error, turn).await,
         }
     }
 
@@ -94,6 +116,7 @@ impl Committer {
         expected: &BTreeMap<i32, Option<i64>>,
         watermark: &Watermark,
         delivered: bool,
+        turn: &Turn,
     ) -> Written {
         let mut backoff = Backoff::new(Duration::from_millis(100), Duration::from_secs(5));
         let mut delivery = Delivery {
@@ -104,7 +127,7 @@ impl Committer {
         let written = loop {
             let timer = self.metrics.batch_duration.start_timer();
             let result = match self.deliver(batch, &mut delivery).await {
-                Ok(()) => self.store.write(batch, expected, watermark).await,
+                Ok(()) => self.store.write(batch, expected, watermark, turn).await,
                 Err(e) => Err(StoreError::Delivery(e)),
             };
             let e = match result {
@@ -171,7 +194,7 @@ impl Committer {
     /// order, halving every refused part until single records remain; those are dead-lettered
     /// (`storage_rejected`, with the server's message) and their offsets passed. Dead letters
     /// and routed copies of the batch went out before the first attempt and are not sent again.
-    async fn isolate(&self, job: &Job, error: String) -> bool {
+    async fn isolate(&self, job: &Job, error: String, turn: &Turn) -> bool {
         self.metrics.faults.refused_batches.inc();
         let records = &job.batch.kept;
         tracing::warn!(%error, records = records.len(),
@@ -191,7 +214,7 @@ impl Committer {
             if last {
                 carry_detection(&job.batch, &mut batch);
             }
-            match self.attempt(&batch, &expected, &after, true).await {
+            match self.attempt(&batch, &expected, &after, true, turn).await {
                 Written::Stored => {
                     advance(&mut expected, &batch);
                     watermark = after;
@@ -205,7 +228,10 @@ impl Committer {
                     if last {
                         carry_detection(&job.batch, &mut rejected);
                     }
-                    match self.attempt(&rejected, &expected, &watermark, false).await {
+                    match self
+                        .attempt(&rejected, &expected, &watermark, false, turn)
+                        .await
+                    {
                         Written::Stored => advance(&mut expected, &rejected),
                         // A batch without rows is never refused (attempt retries it instead).
                         Written::Conflict | Written::Refused(_) => return false,
@@ -224,6 +250,13 @@ impl Committer {
     /// The metrics of a stored batch.
     fn count(&self, batch: &Batch, written: &Stored) {
         self.metrics.batch_size.observe(batch.records as f64);
+        let now_ms = chrono::Utc::now().timestamp_millis();
+        for at in &batch.event_times {
+            let latency_ms = (now_ms - at).max(0);
+            self.metrics
+                .event_latency
+                .observe(latency_ms as f64 / 1000.0);
+        }
         self.metrics.stored.inc_by(batch.stored);
         self.metrics.late.inc_by(batch.late);
         for (rule, n) in &batch.filtered {

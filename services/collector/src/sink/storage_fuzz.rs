@@ -25,6 +25,7 @@ use rand::{Rng, SeedableRng};
 use crate::messages::Record;
 use crate::pipeline::batch::{Batch, TimeBounds};
 use crate::sink::store::{Store, StoreError};
+use crate::sink::turn::Turn;
 
 /// Strings that have broken log pipelines, inserted into otherwise valid lines.
 const NASTY: &[&str] = &[
@@ -242,7 +243,10 @@ async fn storage_fuzz() {
             fence.insert(0, expected);
             let mut outage: Option<Instant> = None;
             let written = loop {
-                match store.write(&batch, &fence, &watermark).await {
+                match store
+                    .write(&batch, &fence, &watermark, &Turn::first())
+                    .await
+                {
                     // After a failure the commit may have gone through: the fence says so.
                     Err(StoreError::Conflict(_)) if outage.is_some() => {
                         break Ok(Default::default())

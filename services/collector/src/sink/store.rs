@@ -5,6 +5,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Mutex;
+use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use logstream_core::copy;
@@ -17,6 +18,13 @@ use crate::pipeline::aggregate_rows::AggregateColumns;
 use crate::pipeline::alert_rows;
 use crate::pipeline::batch::Batch;
 use crate::pipeline::event_rows::{COPY_COLUMNS, DAY_MS};
+use crate::sink::turn::Turn;
+
+/// Longest a batch whose events are copied holds its transaction open waiting for the batch
+/// before it to end. Past it, it lets go and copies again once that batch has ended: the batch
+/// before may be waiting for something this transaction holds (a new day's partition locks the
+/// table).
+const TURN_PATIENCE: Duration = Duration::from_secs(5);
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -28,6 +36,9 @@ pub enum StoreError {
     /// Dead letters or routed copies, which go out before the commit, were not delivered.
     #[error("{0}")]
     Delivery(String),
+    /// The batch before did not end within [`TURN_PATIENCE`]; the transaction was let go.
+    #[error("the batch before did not end within {TURN_PATIENCE:?}")]
+    TurnTimedOut,
 }
 
 impl StoreError {
@@ -124,18 +135,46 @@ impl Store {
     /// collector believes is stored (None: no row yet); windows that end at or before the
     /// watermark are marked closed, and each partition's highest event time is kept with its
     /// offset; alert episodes are upserted, their transitions queued, detector snapshots kept.
-    /// Returns the aggregate rows written and the kinds of the alerts newly fired.
+    /// Returns the aggregate rows written and the kinds of the alerts newly fired. The events
+    /// are copied at once; the rest waits for `turn`, the end of the batch before.
     pub async fn write(
         &self,
         batch: &Batch,
         expected: &BTreeMap<i32, Option<i64>>,
         watermark: &Watermark,
+        turn: &Turn,
+    ) -> Result<Written, StoreError> {
+        match self
+            .write_once(batch, expected, watermark, turn, true)
+            .await
+        {
+            Err(StoreError::TurnTimedOut) => {
+                turn.wait().await;
+                self.write_once(batch, expected, watermark, turn, false)
+                    .await
+            }
+            result => result,
+        }
+    }
+
+    async fn write_once(
+        &self,
+        batch: &Batch,
+        expected: &BTreeMap<i32, Option<i64>>,
+        watermark: &Watermark,
+        turn: &Turn,
+        patient: bool,
     ) -> Result<Written, StoreError> {
         self.ensure_partitions(batch.days.iter().copied()).await?;
         let mut tx = self.pool.begin().await?;
         if batch.stored > 0 {
             self.copy_events(&mut tx, &batch.rows).await?;
         }
+        if patient && !turn.wait_within(TURN_PATIENCE).await {
+            tx.rollback().await?;
+            return Err(StoreError::TurnTimedOut);
+        }
+        turn.wait().await;
         let written = upsert_aggregates(&mut tx, batch).await?;
         if let Some(closed_until) = watermark
             .current()
