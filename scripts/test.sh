@@ -95,4 +95,16 @@ integration-tests/system-test.sh --rate 5000 --duration 50 --kill-broker-at 10 -
 step "Redis outage: 2,000 events/s for 45 s under a global cap, Redis stopped from 10 s to 30 s"
 integration-tests/system-test.sh --rate 2000 --duration 45 --stop-redis-at 10 --redis-down-for 20
 
+step "sampling under lag: the collector 10 s behind with LOGSTREAM_SAMPLE_LAG_SECONDS=5, then keeping up; stored + sampled out == sent per instance and seq, windows count every event"
+integration-tests/sampling-test.sh
+
+step "load test: 2,000 then 20,000 events/s, 10 s each, with its report (table, timeline, chart)"
+report="$ROOT/.stack/load-test-report"
+rm -rf "$report"
+./load-test.sh --rates 2000,20000 --step-seconds 10 --report-dir "$report"
+for f in report.md timeline.csv chart.svg; do
+  [ -s "$report/$f" ] || { echo "load-test wrote no $f"; exit 1; }
+done
+grep -q '<polyline' "$report/chart.svg" || { echo "chart.svg has no lines"; exit 1; }
+
 step "all tests passed"

@@ -9,6 +9,7 @@
 //!   syslog framing) before publishing it.
 //! - [`json`]: the JSON wire form of an event (encode for the generator, decode for the collector).
 //! - [`route`]: filter (drop) and route rules over events, from configuration.
+//! - [`sample`]: sampling of raw storage while the collector is far behind.
 //! - [`scenario`]: anomalies scheduled into a run (spike, error burst, attack), with labels.
 //! - [`synth`]: realistic synthetic events for the generator.
 //! - [`weighted`]: a weighted choice (the mixes of services, levels, formats).
@@ -24,6 +25,7 @@ pub mod format;
 pub mod ingest;
 pub mod json;
 pub mod route;
+pub mod sample;
 pub mod scenario;
 pub mod sketch;
 pub mod storable;

@@ -3,7 +3,9 @@
 use std::net::SocketAddr;
 
 use clap::Parser;
+use logstream_core::sample::SampleRule;
 use logstream_core::window::WindowSpec;
+use logstream_core::Level;
 use logstream_service::settings::{CommonSettings, DatabaseSettings, KafkaSettings, RulesSettings};
 
 #[derive(Debug, Clone, Parser)]
@@ -152,6 +154,26 @@ pub struct Config {
           value_parser = clap::value_parser!(u64).range(1..=10_000))]
     pub metrics_max_services: u64,
 
+    /// Sampling of raw storage under sustained lag: once the records being read are older than
+    /// this many seconds (their Kafka timestamp against the clock), only a share
+    /// (LOGSTREAM_SAMPLE_KEEP_RATIO) of the raw rows of events at or below
+    /// LOGSTREAM_SAMPLE_MAX_LEVEL is stored, until the lag is below half of it. Windows, stats
+    /// and detection still count every event; the others count in
+    /// log_events_sampled_out_total and the log_events_sampled_out table. Unset: never (default).
+    #[arg(long, env = "LOGSTREAM_SAMPLE_LAG_SECONDS",
+          value_parser = clap::value_parser!(u64).range(1..=86_400))]
+    pub sample_lag_seconds: Option<u64>,
+
+    /// Share of the sampled events' raw rows stored while sampling (0 < ratio <= 1).
+    #[arg(long, env = "LOGSTREAM_SAMPLE_KEEP_RATIO", default_value_t = 0.1,
+          value_parser = parse_ratio)]
+    pub sample_keep_ratio: f64,
+
+    /// Highest level sampled (events above it are always stored).
+    #[arg(long, env = "LOGSTREAM_SAMPLE_MAX_LEVEL", default_value = "INFO",
+          value_parser = clap::value_parser!(Level))]
+    pub sample_max_level: Level,
+
     #[command(flatten)]
     pub kafka: KafkaSettings,
 
@@ -163,6 +185,15 @@ pub struct Config {
 }
 
 impl Config {
+    /// The sampling rule (None: sampling off).
+    pub fn sample_rule(&self) -> Option<SampleRule> {
+        self.sample_lag_seconds.map(|seconds| SampleRule {
+            lag_ms: seconds as i64 * 1000,
+            keep_per_million: (self.sample_keep_ratio * 1e6).round() as u32,
+            max_level: self.sample_max_level,
+        })
+    }
+
     /// Every window shape to aggregate: the tumbling sizes, then the sliding windows; fails with
     /// a message naming the setting.
     pub fn window_specs(&self) -> Result<Vec<WindowSpec>, String> {
@@ -189,6 +220,16 @@ impl Config {
             }
         }
         Ok(specs)
+    }
+}
+
+/// A share in (0, 1] (LOGSTREAM_SAMPLE_KEEP_RATIO).
+fn parse_ratio(text: &str) -> Result<f64, String> {
+    match text.trim().parse::<f64>() {
+        Ok(r) if r > 0.0 && r <= 1.0 => Ok(r),
+        _ => Err(format!(
+            "{text:?} is not a ratio above 0 and at most 1 (e.g. 0.1)"
+        )),
     }
 }
 

@@ -20,6 +20,8 @@ pub struct Record {
     pub traceparent: Option<String>,
     /// The `content-type` header (the format); detected from the bytes when absent.
     pub content_type: Option<String>,
+    /// Kafka's timestamp of the record (ms; the producer's or the broker's), for the lag.
+    pub timestamp_ms: Option<i64>,
 }
 
 /// What PostgreSQL holds for one partition.

@@ -16,9 +16,11 @@ pub struct Metrics {
     pub stored: IntCounter,
     pub stored_by_level: IntCounterVec,
     /// Services given their own label value so far (the rest count as "other").
-    labelled_services: std::sync::Arc<std::sync::Mutex<std::collections::HashSet<String>>>,
-    /// Most services given their own label value (`LOGSTREAM_METRICS_MAX_SERVICES`).
+    labelled_services: LabelSet,
+    /// Most services (and instances) given their own label value
+    /// (`LOGSTREAM_METRICS_MAX_SERVICES`).
     max_services: usize,
+    pub sampling: Sampling,
     pub dlq: IntCounterVec,
     pub aggregates_written: IntCounter,
     pub lag: IntGaugeVec,
@@ -67,6 +69,7 @@ pub struct Faults {
     pub sanitized: IntCounterVec,
     pub offset_conflicts: IntCounter,
     pub duplicates_skipped: IntCounter,
+    pub replayed: IntCounter,
     pub offset_gaps: IntCounter,
     pub gap_offsets_confirmed: IntCounter,
     pub rejoins: IntCounter,
@@ -88,6 +91,7 @@ impl Metrics {
             )?,
             labelled_services: Default::default(),
             max_services,
+            sampling: Sampling::register(&r)?,
             dlq: r.counter_vec(
                 "log_events_dlq_total",
                 "Records sent to the dead-letter topic, by reason",
@@ -158,18 +162,62 @@ impl Metrics {
 
     /// Counts stored events of one service and level, keeping the service label set bounded.
     pub fn count_stored(&self, service: &str, level: &str, n: u64) {
-        let mut known = lock(&self.labelled_services);
-        let label = if known.contains(service) {
-            service
-        } else if known.len() < self.max_services {
-            known.insert(service.to_owned());
-            service
-        } else {
-            "other"
-        };
+        let label = bounded(&self.labelled_services, self.max_services, service);
         self.stored_by_level
             .with_label_values(&[label, level])
             .inc_by(n);
+    }
+
+    /// Counts events of one instance sampled out, keeping the instance label set bounded.
+    pub fn count_sampled_out(&self, instance: &str, n: u64) {
+        let label = bounded(&self.sampling.labelled, self.max_services, instance);
+        self.sampling
+            .sampled_out
+            .with_label_values(&[label])
+            .inc_by(n);
+    }
+}
+
+/// Sampling of raw storage under lag (`LOGSTREAM_SAMPLE_LAG_SECONDS`).
+#[derive(Clone)]
+pub struct Sampling {
+    /// Events whose raw row was sampled out, by instance (bounded like services).
+    pub sampled_out: IntCounterVec,
+    labelled: LabelSet,
+    /// 1 while raw storage is sampled.
+    pub active: IntGauge,
+}
+
+impl Sampling {
+    fn register(r: &Registrar<'_>) -> prometheus::Result<Self> {
+        Ok(Self {
+            sampled_out: r.counter_vec(
+                "log_events_sampled_out_total",
+                "Events counted in windows, stats and detection whose raw row was not stored because the collector sampled under lag, by instance-id (past the first LOGSTREAM_METRICS_MAX_SERVICES: \"other\")",
+                &["instance"],
+            )?,
+            labelled: Default::default(),
+            active: r.gauge(
+                "collector_sampling_active",
+                "1 while raw storage of low-level events is sampled because the collector is behind (LOGSTREAM_SAMPLE_LAG_SECONDS)",
+            )?,
+        })
+    }
+}
+
+/// Label values given out so far.
+type LabelSet = std::sync::Arc<std::sync::Mutex<std::collections::HashSet<String>>>;
+
+/// `value` as a label value while fewer than `max` were given out, else "other".
+fn bounded<'a>(known: &LabelSet, max: usize, value: &'a str) -> &'a str {
+    let mut known = lock(known);
+    if known.contains(value) {
+        value
+    } else if known.len() < max {
+        known.insert(value.to_owned());
+        value
+    } else {
+        "other"
     }
 }
 
@@ -244,6 +292,10 @@ impl Faults {
         duplicates_skipped: r.counter(
             "collector_duplicates_skipped_total",
             "Redelivered records skipped because their offset was already stored",
+        )?,
+        replayed: r.counter(
+            "collector_records_replayed_total",
+            "Stored records read again after a start or a rebalance only to rebuild the detectors' state from their last snapshot (not stored again)",
         )?,
         offset_gaps: r.counter(
             "collector_offset_gaps_total",

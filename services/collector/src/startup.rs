@@ -272,6 +272,7 @@ fn writer(
         rules: config.rules.load().map_err(anyhow::Error::msg)?,
         snapshot_every: Duration::from_secs(config.detector_snapshot_seconds),
         fast_lane,
+        sample_rule: config.sample_rule(),
     })
 }
 

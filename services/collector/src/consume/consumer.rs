@@ -147,6 +147,7 @@ fn to_record(message: &BorrowedMessage<'_>) -> Record {
         seq,
         traceparent,
         content_type,
+        timestamp_ms: message.timestamp().to_millis(),
     }
 }
 

@@ -8,6 +8,7 @@ use logstream_core::detect::Detectors;
 use logstream_core::format::lenient::{self, Decoded};
 use logstream_core::json;
 use logstream_core::route::Routing;
+use logstream_core::sample::Sample;
 use logstream_core::sketch::latency_us_of_attributes;
 use logstream_core::storable;
 use logstream_core::window::{self, Watermark, WindowSpec, Windows};
@@ -61,6 +62,11 @@ pub struct Batch {
     pub snapshots: Vec<DetectorSnapshot>,
     /// The event time of each stored event (ms), for the event-to-row latency.
     pub event_times: Vec<i64>,
+    /// The batch's sampling of raw rows (None: every event stored), set when it opens.
+    pub sample: Option<Sample>,
+    /// Events counted in windows, stats and detection whose raw row was sampled out, by the
+    /// `instance-id` they came with (empty: none).
+    pub sampled_out: BTreeMap<String, u64>,
 }
 
 impl Batch {
@@ -87,16 +93,20 @@ impl Batch {
             alerts: Vec::new(),
             snapshots: Vec::new(),
             event_times: Vec::new(),
+            sample: None,
+            sampled_out: BTreeMap::new(),
         }
     }
 
-    /// An empty batch with the same windows, bounds and routing.
+    /// An empty batch with the same windows, bounds, routing and sampling.
     pub fn empty_like(&self) -> Self {
-        Self::new(
+        let mut batch = Self::new(
             self.windows.specs().to_vec(),
             self.bounds,
             self.routing.clone(),
-        )
+        );
+        batch.sample = self.sample;
+        batch
     }
 
     /// A batch of `records` built again, each at the clock it was first added at, from the
@@ -149,6 +159,8 @@ impl Batch {
         self.alerts.clear();
         self.snapshots.clear();
         self.event_times.clear();
+        self.sample = None;
+        self.sampled_out.clear();
     }
 
     /// Adds one record: a storable event, or a dead letter with its reason. `now_ms` dates
@@ -269,6 +281,19 @@ impl Batch {
             .and_then(latency_us_of_attributes);
         self.windows
             .add(event.timestamp_ms, &event.service, event.level, latency);
+        if self
+            .sample
+            .is_some_and(|s| !s.keeps(event.level, record.partition, record.offset))
+        {
+            let instance = record.instance_id.as_deref().unwrap_or_default();
+            match self.sampled_out.get_mut(instance) {
+                Some(n) => *n += 1,
+                None => {
+                    self.sampled_out.insert(instance.to_owned(), 1);
+                }
+            }
+            return;
+        }
         self.count_level(&event);
         rows::push_row(&mut self.rows, &event, record);
         self.event_times.push(event.timestamp_ms);
@@ -319,7 +344,50 @@ mod tests {
             seq: Some(offset + 1),
             traceparent: None,
             content_type: None,
+            timestamp_ms: None,
         }
+    }
+
+    #[test]
+    fn sampled_out_events_are_counted_in_windows_and_by_instance() {
+        let mut sampler =
+            logstream_core::sample::Sampler::new(Some(logstream_core::sample::SampleRule {
+                lag_ms: 1_000,
+                keep_per_million: 0,
+                max_level: Level::Info,
+            }));
+        let fill = |batch: &mut Batch| {
+            let mut watermark = Watermark::new(5_000);
+            for (offset, level) in [(1, "INFO"), (2, "DEBUG"), (3, "WARN"), (4, "ERROR")] {
+                let json = format!(
+                    r#"{{"timestamp":1000,"level":"{level}","service":"orders","message":"m"}}"#
+                );
+                batch.add(record(offset, json.as_bytes()), 1_000, &mut watermark, None);
+            }
+        };
+        let mut whole = batch();
+        fill(&mut whole);
+        let mut sampled = batch();
+        sampled.sample = sampler.update(Some(5_000));
+        fill(&mut sampled);
+        assert_eq!(
+            (whole.stored, sampled.stored),
+            (4, 2),
+            "WARN and ERROR stored"
+        );
+        assert_eq!(sampled.sampled_out.get("gen-1"), Some(&2));
+        assert_eq!(sampled.event_times.len(), 2);
+        let counts =
+            |b: &Batch| -> Vec<i64> { b.windows.sorted().iter().map(|(_, a)| a.count).collect() };
+        assert_eq!(
+            counts(&sampled),
+            counts(&whole),
+            "windows count every event"
+        );
+        // A part built again keeps the batch's sampling.
+        assert_eq!(sampled.empty_like().sample, sampled.sample);
+        sampled.clear();
+        assert_eq!(sampled.sample, None);
     }
 
     #[test]

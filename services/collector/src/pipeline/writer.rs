@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 
 use logstream_core::detect::rules::Rules;
 use logstream_core::route::Routing;
+use logstream_core::sample::{SampleRule, Sampler};
 use logstream_core::window::{Watermark, WindowSpec};
 use logstream_service::retry::Backoff;
 use logstream_service::sync::lock;
@@ -66,6 +67,8 @@ pub struct Writer {
     pub snapshot_every: Duration,
     /// Where fired critical alerts go at once (`sink::alert_fast_lane`).
     pub fast_lane: mpsc::Sender<AlertChange>,
+    /// When raw storage is sampled under lag (None: never).
+    pub sample_rule: Option<SampleRule>,
 }
 
 /// The writer's working state.
@@ -87,6 +90,7 @@ struct State {
     /// Batches handed to the committer whose outcome has not come back yet.
     in_flight: usize,
     detection: Detection,
+    sampler: Sampler,
 }
 
 impl Writer {
@@ -105,6 +109,7 @@ impl Writer {
             outcomes,
             in_flight: 0,
             detection: Detection::new(self.rules.clone(), self.snapshot_every),
+            sampler: Sampler::new(self.sample_rule),
         };
         // Taken from the queue a chunk at a time: one wake-up and one timer per chunk, not per
         // record.
@@ -191,6 +196,7 @@ impl Writer {
         if matches!(s.positions.get(&partition), Some(Position::Stored(_)))
             && s.detection.replaying(partition, record.offset)
         {
+            self.metrics.faults.replayed.inc();
             if let Some(detectors) = s.detection.detectors(partition) {
                 s.batch
                     .replay(&record, chrono::Utc::now().timestamp_millis(), detectors);
@@ -215,6 +221,7 @@ impl Writer {
         if s.batch.is_empty() {
             s.opened = Some(Instant::now());
             s.watermark_before.clone_from(&s.watermark);
+            self.open_sampling(s, &record);
         }
         s.batch.add(
             record,
@@ -223,7 +230,7 @@ impl Writer {
             s.detection.detectors(partition),
         );
         // A critical event's alert does not wait for its batch: the fast lane sends it now.
-        if let Some(detectors) = s.detection.detectors(partition) {
+        if let Some(detectors) = s.detection.detectors(partition).filter(|d| d.urgent()) {
             for change in detectors.take_urgent() {
                 if self
                     .fast_lane
@@ -236,6 +243,29 @@ impl Writer {
         }
         if s.batch.records >= self.max_events {
             self.hand_off(s).await;
+        }
+    }
+
+    /// Decides the sampling of the batch `record` opens, from how far behind it is read.
+    fn open_sampling(&self, s: &mut State, record: &Record) {
+        let was = s.sampler.is_active();
+        let lag_ms = record
+            .timestamp_ms
+            .map(|at| chrono::Utc::now().timestamp_millis() - at);
+        s.batch.sample = s.sampler.update(lag_ms);
+        let now = s.sampler.is_active();
+        if now != was {
+            tracing::warn!(
+                lag_ms,
+                sampling = now,
+                "raw storage sampling {} (windows, stats and detection still count every event)",
+                if now {
+                    "starts: the collector is behind"
+                } else {
+                    "stops: the collector caught up"
+                }
+            );
+            self.metrics.sampling.active.set(i64::from(now));
         }
     }
 

@@ -53,15 +53,19 @@ impl Committer {
         let this = Arc::new(self);
         let slots = Arc::new(tokio::sync::Semaphore::new(IN_FLIGHT));
         let mut turn = Turn::first();
-        while let Some(job) = jobs.recv().await {
+        loop {
+            // A free slot first: the channel then holds the only batch waiting.
             let Ok(slot) = slots.clone().acquire_owned().await else {
+                break;
+            };
+            let Some(job) = jobs.recv().await else {
                 break;
             };
             let (done, next) = Turn::new_end();
             let before = std::mem::replace(&mut turn, next);
             let (this, outcomes) = (this.clone(), outcomes.clone());
             tokio::spawn(async move {
-                let outcome = this.commit(job, &before).await;
+                let outcome = this.commit_guarded(job, &before).await;
                 before.wait().await;
                 let _ = outcomes.send(outcome);
                 done.finish();
@@ -69,6 +73,23 @@ impl Committer {
             });
         }
         turn.wait().await;
+    }
+
+    /// [`Committer::commit`], and if it panics, an outcome all the same: a conflict on the
+    /// batch's partitions, so the writer reads them again from what PostgreSQL holds (it would
+    /// otherwise wait for this outcome forever).
+    async fn commit_guarded(self: &Arc<Self>, job: Job, turn: &Turn) -> Outcome {
+        let partitions: Vec<i32> = job.batch.next_offsets.keys().copied().collect();
+        let spare = job.batch.empty_like();
+        let (this, turn) = (self.clone(), turn.clone());
+        match tokio::spawn(async move { this.commit(job, &turn).await }).await {
+            Ok(outcome) => outcome,
+            Err(e) => {
+                tracing::error!(error = %e, ?partitions,
+                    "writing a batch failed unexpectedly; its partitions are read again");
+                Outcome::Conflict(partitions, spare)
+            }
+        }
     }
 
     /// Writes the batch inside a span that continues the producers' traces: child of the first
@@ -279,6 +300,9 @@ impl Committer {
             for (level, n) in Level::ALL.iter().zip(counts).filter(|(_, n)| **n > 0) {
                 self.metrics.count_stored(service, level.as_str(), *n);
             }
+        }
+        for (instance, n) in &batch.sampled_out {
+            self.metrics.count_sampled_out(instance, *n);
         }
         for letter in &batch.dead_letters {
             self.metrics.dlq.with_label_values(&[letter.reason]).inc();

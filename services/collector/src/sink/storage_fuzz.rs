@@ -153,6 +153,7 @@ fn record(rng: &mut SmallRng, synth: &mut Synthesizer, format: Format, offset: i
         seq: Some(offset + 1),
         traceparent: None,
         content_type,
+        timestamp_ms: None,
     }
 }
 

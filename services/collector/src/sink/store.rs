@@ -68,6 +68,8 @@ pub struct Store {
     topic: String,
     /// Days (since the epoch) whose `log_events` partition is known to exist.
     partitions: Mutex<BTreeSet<i64>>,
+    /// Held while partitions are created: two batches in flight may miss the same day.
+    creating: tokio::sync::Mutex<()>,
 }
 
 impl Store {
@@ -77,6 +79,7 @@ impl Store {
             group,
             topic,
             partitions: Mutex::new(BTreeSet::new()),
+            creating: tokio::sync::Mutex::new(()),
         }
     }
 
@@ -90,7 +93,14 @@ impl Store {
             let known = lock(&self.partitions);
             days.into_iter().filter(|d| !known.contains(d)).collect()
         };
+        if missing.is_empty() {
+            return Ok(());
+        }
+        let _creating = self.creating.lock().await;
         for day in missing {
+            if lock(&self.partitions).contains(&day) {
+                continue;
+            }
             let date = DateTime::from_timestamp_millis(day * DAY_MS)
                 .unwrap_or_default()
                 .date_naive();
@@ -166,16 +176,24 @@ impl Store {
         patient: bool,
     ) -> Result<Written, StoreError> {
         self.ensure_partitions(batch.days.iter().copied()).await?;
+        if batch.stored == 0 {
+            // Nothing to copy ahead: no transaction held open while waiting.
+            turn.wait().await;
+        }
         let mut tx = self.pool.begin().await?;
         if batch.stored > 0 {
             self.copy_events(&mut tx, &batch.rows).await?;
         }
         if patient && !turn.wait_within(TURN_PATIENCE).await {
+            tracing::warn!(
+                "the batch before did not end within {TURN_PATIENCE:?}; copying again after it"
+            );
             tx.rollback().await?;
             return Err(StoreError::TurnTimedOut);
         }
         turn.wait().await;
         let written = upsert_aggregates(&mut tx, batch).await?;
+        count_sampled_out(&mut tx, &batch.sampled_out).await?;
         if let Some(closed_until) = watermark
             .current()
             .and_then(DateTime::from_timestamp_millis)
@@ -295,6 +313,30 @@ impl Store {
 }
 
 type Transaction<'a> = sqlx::Transaction<'a, sqlx::Postgres>;
+
+/// Adds the batch's sampled-out events to each instance's count (`log_events_sampled_out`), in
+/// its transaction: stored rows and these counts together account for every event exactly.
+async fn count_sampled_out(
+    tx: &mut Transaction<'_>,
+    sampled_out: &BTreeMap<String, u64>,
+) -> Result<(), sqlx::Error> {
+    if sampled_out.is_empty() {
+        return Ok(());
+    }
+    let instances: Vec<&str> = sampled_out.keys().map(String::as_str).collect();
+    let counts: Vec<i64> = sampled_out.values().map(|n| *n as i64).collect();
+    sqlx::query(
+        "INSERT INTO log_events_sampled_out (instance_id, events)
+         SELECT * FROM UNNEST($1::text[], $2::bigint[])
+         ON CONFLICT (instance_id) DO UPDATE
+         SET events = log_events_sampled_out.events + EXCLUDED.events, updated_at = now()",
+    )
+    .bind(&instances)
+    .bind(&counts)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
 
 /// What a stored batch wrote besides its events.
 #[derive(Debug, Default)]
