@@ -96,8 +96,14 @@ class Sampler(threading.Thread):
                 total(collector, "process_resident_memory_bytes") / 2**20)
 
     def run(self):
-        last = self.snapshot()
-        while not self.stop.wait(max(0.0, last[0] + 1.0 - time.time())):
+        last = None
+        while last is None and not self.stop.is_set():
+            try:
+                last = self.snapshot()
+            except (stack.StackError, OSError) as e:
+                print(f"[load-test] sample failed: {e}", flush=True)
+                self.stop.wait(1.0)
+        while last is not None and not self.stop.wait(max(0.0, last[0] + 1.0 - time.time())):
             try:
                 now = self.snapshot()
             except (stack.StackError, OSError) as e:
@@ -201,8 +207,10 @@ def main(argv):
     try:
         for rate in args.rates:
             steps.append(run_step(rate, args, started, timeline))
-    except stack.StackError as e:
+    except (stack.StackError, OSError) as e:
         print(f"[load-test] error: {e}", flush=True)
+    finally:
+        # Never leave the generators running.
         try:
             stack.call("POST", "/api/v1/generator/stop")
         except stack.StackError:
@@ -213,7 +221,10 @@ def main(argv):
         write_report(directory, steps, timeline, args)
         print(f"\n[load-test] report: {os.path.abspath(os.path.join(directory, 'report.md'))} "
               f"(chart.svg, timeline.csv beside it)")
-    exact = steps and len(steps) == len(args.rates) and all(not s["problems"] and s["dup"] == 0 for s in steps)
+    if not timeline:
+        print("[load-test] no timeline was recorded")
+    exact = (steps and timeline and len(steps) == len(args.rates)
+             and all(not s["problems"] and s["dup"] == 0 for s in steps))
     return 0 if exact else 1
 
 

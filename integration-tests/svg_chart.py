@@ -41,6 +41,8 @@ def panel(out, rows, title, keys, top, t_max):
         out.append(f'<text x="{LEFT - 6}" y="{y + 4:.1f}" text-anchor="end">{label(y_max * i / 4)}</text>')
     out.append(f'<rect x="{LEFT}" y="{top}" width="{plot_w}" height="{PANEL}" fill="none" stroke="#999"/>')
     for n, key in enumerate(keys):
+        if not rows:
+            break
         points = " ".join(f"{LEFT + plot_w * r['t'] / t_max:.1f},{top + PANEL - PANEL * r[key] / y_max:.1f}"
                           for r in rows)
         dash = ' stroke-dasharray="6,4"' if key == "target" else ""

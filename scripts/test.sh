@@ -106,5 +106,6 @@ for f in report.md timeline.csv chart.svg; do
   [ -s "$report/$f" ] || { echo "load-test wrote no $f"; exit 1; }
 done
 grep -q '<polyline' "$report/chart.svg" || { echo "chart.svg has no lines"; exit 1; }
+[ "$(wc -l < "$report/timeline.csv")" -ge 10 ] || { echo "timeline.csv has fewer than 9 seconds"; exit 1; }
 
 step "all tests passed"

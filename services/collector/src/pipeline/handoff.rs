@@ -25,7 +25,8 @@ pub enum Outcome {
     Stored(Batch),
     /// Another member had stored offsets of the batch's partitions (listed): nothing of the
     /// batch was written, and every one of them must be read again from what PostgreSQL holds.
-    Conflict(Vec<i32>, Batch),
+    /// The batch comes back unless its write failed unexpectedly (a panic).
+    Conflict(Vec<i32>, Option<Batch>),
 }
 
 /// The writer's ends of the hand-off.

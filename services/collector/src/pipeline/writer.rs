@@ -404,10 +404,10 @@ impl Writer {
     fn take_outcome(&self, s: &mut State, outcome: Outcome) -> Option<Vec<i32>> {
         s.in_flight -= 1;
         let (conflicting, batch) = match outcome {
-            Outcome::Stored(batch) => (None, batch),
+            Outcome::Stored(batch) => (None, Some(batch)),
             Outcome::Conflict(partitions, batch) => (Some(partitions), batch),
         };
-        s.spare.push(batch);
+        s.spare.extend(batch);
         conflicting
     }
 

@@ -80,14 +80,13 @@ impl Committer {
     /// otherwise wait for this outcome forever).
     async fn commit_guarded(self: &Arc<Self>, job: Job, turn: &Turn) -> Outcome {
         let partitions: Vec<i32> = job.batch.next_offsets.keys().copied().collect();
-        let spare = job.batch.empty_like();
         let (this, turn) = (self.clone(), turn.clone());
         match tokio::spawn(async move { this.commit(job, &turn).await }).await {
             Ok(outcome) => outcome,
             Err(e) => {
                 tracing::error!(error = %e, ?partitions,
                     "writing a batch failed unexpectedly; its partitions are read again");
-                Outcome::Conflict(partitions, spare)
+                Outcome::Conflict(partitions, None)
             }
         }
     }
@@ -111,7 +110,7 @@ impl Committer {
         if stored {
             Outcome::Stored(batch)
         } else {
-            Outcome::Conflict(partitions, batch)
+            Outcome::Conflict(partitions, Some(batch))
         }
     }
 
@@ -174,8 +173,10 @@ impl Committer {
                 break Written::Conflict;
             }
             self.metrics.faults.store_errors.inc();
-            // Only rows can be at fault: a batch without any is retried like any other.
-            if let Some(error) = e.data_error().filter(|_| batch.stored > 0) {
+            // Only rows (and instance ids of sampled-out events) can be at fault: a batch
+            // without any is retried like any other.
+            let has_data = batch.stored > 0 || !batch.sampled_out.is_empty();
+            if let Some(error) = e.data_error().filter(|_| has_data) {
                 break Written::Refused(error);
             }
             self.metrics.faults.batch_retries.inc();
