@@ -118,6 +118,10 @@ impl Service {
         service
     }
 
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// SIGTERM, then waits (up to 30 s) for a graceful exit.
     pub async fn terminate(&mut self) {
         let _ = Command::new("kill")
@@ -140,6 +144,42 @@ impl Drop for Service {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// CPU seconds (user + system) process `pid` has used so far.
+pub fn cpu_seconds(pid: u32) -> Option<f64> {
+    Some(stat_ticks(pid)?[..2].iter().sum::<f64>() / 100.0)
+}
+
+/// utime, stime, cutime, cstime of process `pid`, in clock ticks.
+fn stat_ticks(pid: u32) -> Option<[f64; 4]> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let after_name = &stat[stat.rfind(')')? + 2..];
+    let fields: Vec<&str> = after_name.split_whitespace().collect();
+    // utime, stime, cutime, cstime are fields 14 to 17 of the line, 12 to 15 after the name.
+    let mut ticks = [0.0; 4];
+    for (i, tick) in ticks.iter_mut().enumerate() {
+        *tick = fields.get(11 + i)?.parse().ok()?;
+    }
+    Some(ticks)
+}
+
+/// CPU seconds used so far by every process named `name` and the children they have reaped:
+/// for PostgreSQL, its live backends and (through the postmaster) those that have ended.
+pub fn cpu_seconds_of_named(name: &str) -> f64 {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return 0.0;
+    };
+    let ticks: f64 = entries
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| {
+            std::fs::read_to_string(format!("/proc/{pid}/comm")).is_ok_and(|c| c.trim() == name)
+        })
+        .filter_map(stat_ticks)
+        .map(|t| t.iter().sum::<f64>())
+        .sum();
+    ticks / 100.0
 }
 
 /// A generator's (or the gateway's) `GET /api/v1/generator/status`, as JSON.

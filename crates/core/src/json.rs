@@ -207,8 +207,13 @@ fn non_empty(field: Option<Cow<'_, str>>) -> Option<String> {
 
 /// Decodes one event from its JSON bytes.
 pub fn decode(bytes: &[u8]) -> Result<LogEvent, DecodeError> {
-    let text = std::str::from_utf8(bytes).map_err(|e| DecodeError::InvalidUtf8(e.to_string()))?;
-    let wire: WireIn<'_> = serde_json::from_str(text).map_err(|e| {
+    // No UTF-8 pass over the whole record first: serde_json checks the strings it keeps (and
+    // the raw attributes); only a record it refuses is looked at again, to say why.
+    let wire: WireIn<'_> = serde_json::from_slice(bytes).map_err(|e| {
+        let text = match std::str::from_utf8(bytes) {
+            Ok(text) => text,
+            Err(utf8) => return DecodeError::InvalidUtf8(utf8.to_string()),
+        };
         if e.classify() == serde_json::error::Category::Data && text.trim_start().starts_with('{') {
             DecodeError::InvalidField(e.to_string())
         } else {

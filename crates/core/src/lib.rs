@@ -24,6 +24,7 @@ pub mod event;
 pub mod format;
 pub mod ingest;
 pub mod json;
+pub mod needle;
 pub mod route;
 pub mod sample;
 pub mod scenario;

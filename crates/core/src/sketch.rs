@@ -6,6 +6,10 @@
 //! it. Stored as a PostgreSQL `bigint[]` without trailing zeros, merged there by adding arrays
 //! element by element (`logstream_sketch_merge`).
 
+use std::sync::LazyLock;
+
+use crate::needle::Needle;
+
 /// Growth factor between bucket bounds.
 pub const GAMMA: f64 = 1.04;
 /// Largest relative error of a quantile read back: (γ − 1) / (γ + 1), just under 2%.
@@ -105,8 +109,9 @@ impl LatencySketch {
 /// The latency of an event whose attributes carry the design's `http.latency_ms` (access logs),
 /// read without parsing the whole attributes object.
 pub fn latency_us_of_attributes(attributes: &str) -> Option<u64> {
-    let at = attributes.find("\"latency_ms\"")? + "\"latency_ms\"".len();
-    let rest = attributes[at..]
+    static LATENCY: LazyLock<Needle> = LazyLock::new(|| Needle::new("\"latency_ms\""));
+    let rest = LATENCY
+        .after(attributes)?
         .trim_start()
         .strip_prefix(':')?
         .trim_start();

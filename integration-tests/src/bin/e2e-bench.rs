@@ -17,8 +17,8 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use logstream_integration_tests::{
-    bench_generator, create_topic, generator_call, generator_counter, metric_sum, start_full_rate,
-    unique, Service,
+    bench_generator, cpu_seconds, cpu_seconds_of_named, create_topic, generator_call,
+    generator_counter, metric_sum, start_full_rate, unique, Service,
 };
 
 const PARTITIONS: i32 = 6;
@@ -93,6 +93,7 @@ async fn main() {
 
     // The collector: from its start until every pre-filled event is stored.
     let started = Instant::now();
+    let postgres_before = cpu_seconds_of_named("postgres");
     let mut collector = Service::start(
         "e2e-bench-collector",
         "logstream-collector",
@@ -122,6 +123,8 @@ async fn main() {
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     };
+    let collector_cpu = cpu_seconds(collector.pid()).unwrap_or(0.0);
+    let postgres_cpu = cpu_seconds_of_named("postgres") - postgres_before;
     collector.terminate().await;
     let total_secs = done.duration_since(started).as_secs_f64();
     let (first_at, first_stored) = first.unwrap_or((started, 0));
@@ -137,6 +140,12 @@ async fn main() {
         "collector: {sent} events stored in {total_secs:.2} s from process start \
          ({:.0} events/s), {e2e:.0} events/s from the first committed batch; rows for the instance: {stored_rows}",
         sent as f64 / total_secs
+    );
+    println!(
+        "CPU per event: collector {:.2} µs, PostgreSQL {:.2} µs (whole run, {:.2} cores in all)",
+        collector_cpu * 1e6 / sent as f64,
+        postgres_cpu * 1e6 / sent as f64,
+        (collector_cpu + postgres_cpu) / total_secs
     );
 
     // The ceiling: the same rows through psql \copy into the same table, in COPY's text format
@@ -170,6 +179,7 @@ fn copy_ceiling(database: &str, instance: &str, rows: u64, topic: &str, format: 
             file.display()
         ),
     );
+    let postgres_before = cpu_seconds_of_named("postgres");
     let began = Instant::now();
     psql(
         database,
@@ -179,6 +189,7 @@ fn copy_ceiling(database: &str, instance: &str, rows: u64, topic: &str, format: 
         ),
     );
     let copy_secs = began.elapsed().as_secs_f64();
+    let postgres_cpu = cpu_seconds_of_named("postgres") - postgres_before;
     psql(
         database,
         &format!("DELETE FROM log_events WHERE instance_id = '{ceiling_instance}'"),
@@ -186,7 +197,9 @@ fn copy_ceiling(database: &str, instance: &str, rows: u64, topic: &str, format: 
     let _ = std::fs::remove_file(&file);
     let ceiling = rows as f64 / copy_secs;
     println!(
-        "psql \\copy ({format}) of the same {rows} rows: {copy_secs:.2} s ({ceiling:.0} rows/s)"
+        "psql \\copy ({format}) of the same {rows} rows: {copy_secs:.2} s ({ceiling:.0} rows/s; \
+         PostgreSQL CPU {:.2} µs per row)",
+        postgres_cpu * 1e6 / rows as f64
     );
     ceiling
 }

@@ -28,6 +28,7 @@
 
 use std::time::{Duration, Instant};
 
+use logstream_integration_tests::cpu_seconds;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use tokio::io::AsyncWriteExt;
 
@@ -193,16 +194,6 @@ async fn http_ndjson(a: &Args, run: &str) -> (f64, Vec<Duration>) {
         times.extend(t);
     }
     (a.events as f64 / started.elapsed().as_secs_f64(), times)
-}
-
-/// CPU seconds (user + system) process `pid` has used so far.
-fn cpu_seconds(pid: u32) -> Option<f64> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    let after_name = &stat[stat.rfind(')')? + 2..];
-    let fields: Vec<&str> = after_name.split_whitespace().collect();
-    // utime and stime are fields 14 and 15 of the line, 12 and 13 after the name.
-    let ticks: f64 = fields.get(11)?.parse::<f64>().ok()? + fields.get(12)?.parse::<f64>().ok()?;
-    Some(ticks / 100.0)
 }
 
 /// One syslog run: events/s until Kafka holds them all, and the shipper's CPU seconds per

@@ -4,6 +4,8 @@
 //! a partition's [`StoredPosition`] read back from PostgreSQL. Plain data, no behaviour; the
 //! batch the writer hands the committer is in `pipeline::handoff`.
 
+use std::sync::Arc;
+
 use logstream_core::detect::episodes::Change;
 use tokio::sync::oneshot;
 
@@ -14,12 +16,12 @@ pub struct Record {
     pub offset: i64,
     pub key: Option<Vec<u8>>,
     pub payload: Option<Vec<u8>>,
-    pub instance_id: Option<String>,
+    pub instance_id: Option<Arc<str>>,
     pub seq: Option<i64>,
     /// The producer's W3C trace context (`traceparent` header), if it sent one.
     pub traceparent: Option<String>,
     /// The `content-type` header (the format); detected from the bytes when absent.
-    pub content_type: Option<String>,
+    pub content_type: Option<Arc<str>>,
     /// Kafka's timestamp of the record (ms; the producer's or the broker's), for the lag.
     pub timestamp_ms: Option<i64>,
 }

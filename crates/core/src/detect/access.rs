@@ -2,9 +2,12 @@
 //! access-log event (its `http` attributes, as every format's decoder writes them), and the
 //! login failures that daemons log (sshd, PAM).
 
+use std::sync::LazyLock;
+
 use serde::Deserialize;
 
 use crate::event::LogEvent;
+use crate::needle::Needle;
 
 /// The request of an access-log event.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
@@ -30,7 +33,8 @@ struct Attributes {
 /// The event's HTTP request, when its attributes carry one with a client address.
 pub fn request(event: &LogEvent) -> Option<Request> {
     let attributes = event.attributes.as_deref()?;
-    if !attributes.contains("\"http\"") {
+    static HTTP: LazyLock<Needle> = LazyLock::new(|| Needle::new("\"http\""));
+    if !HTTP.is_in(attributes) {
         return None;
     }
     let parsed: Attributes = serde_json::from_str(attributes).ok()?;
@@ -74,7 +78,10 @@ pub fn failed_login(request: &Request) -> Option<LoginFailure> {
 /// - sshd `Invalid user NAME from IP port N`,
 /// - PAM `authentication failure; logname= uid=0 euid=0 tty=ssh ruser= rhost=IP  user=NAME`.
 pub fn failed_daemon_login(message: &str) -> Option<LoginFailure> {
-    if let Some(rest) = after(message, "Failed password for ") {
+    static FAILED: LazyLock<Needle> = LazyLock::new(|| Needle::new("Failed password for "));
+    static INVALID: LazyLock<Needle> = LazyLock::new(|| Needle::new("Invalid user "));
+    static PAM: LazyLock<Needle> = LazyLock::new(|| Needle::new("authentication failure"));
+    if let Some(rest) = FAILED.after(message) {
         let rest = rest.strip_prefix("invalid user ").unwrap_or(rest);
         let (user, rest) = rest.split_once(" from ")?;
         return Some(LoginFailure {
@@ -82,14 +89,14 @@ pub fn failed_daemon_login(message: &str) -> Option<LoginFailure> {
             user: Some(user.to_owned()),
         });
     }
-    if let Some(rest) = after(message, "Invalid user ") {
+    if let Some(rest) = INVALID.after(message) {
         let (user, rest) = rest.split_once(" from ")?;
         return Some(LoginFailure {
             ip: first_word(rest)?.to_owned(),
             user: Some(user.to_owned()),
         });
     }
-    if message.contains("authentication failure") {
+    if PAM.is_in(message) {
         let ip = after(message, "rhost=").and_then(first_word)?;
         let user = after(message, " user=")
             .and_then(first_word)

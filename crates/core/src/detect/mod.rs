@@ -22,6 +22,7 @@ pub mod rules;
 use serde::{Deserialize, Serialize};
 
 use crate::event::{Level, LogEvent};
+use crate::needle::Needle;
 use bursts::{Burst, Spread};
 use episodes::{Change, Episodes, Hit, Kind, Severity};
 use rates::{RateRules, Rates};
@@ -51,6 +52,8 @@ pub struct State {
 pub struct Detectors {
     rules: Rules,
     rate_rules: RateRules,
+    /// The critical rule's patterns, their searchers built once.
+    critical: Vec<Needle>,
     state: State,
 }
 
@@ -69,9 +72,16 @@ impl Detectors {
             alpha: rules.baseline_alpha,
             warmup_buckets: rules.warmup_seconds,
         };
+        let critical = rules
+            .critical
+            .patterns
+            .iter()
+            .map(|p| Needle::new(p))
+            .collect();
         Self {
             rules,
             rate_rules,
+            critical,
             state,
         }
     }
@@ -136,13 +146,7 @@ impl Detectors {
     }
 
     fn is_critical(&self, event: &LogEvent) -> bool {
-        event.level == Level::Fatal
-            || self
-                .rules
-                .critical
-                .patterns
-                .iter()
-                .any(|p| event.message.contains(p.as_str()))
+        event.level == Level::Fatal || self.critical.iter().any(|p| p.is_in(&event.message))
     }
 
     /// Moves the event-time clock forward: rate buckets complete, quiet episodes resolve, idle

@@ -112,7 +112,35 @@ impl Membership {
     }
 }
 
-fn to_record(message: &BorrowedMessage<'_>) -> Record {
+/// The last value of a header, shared by the records that repeat it: one allocation when it
+/// changes, not one per record (a producer sends the same `instance-id` and `content-type`
+/// with every record).
+#[derive(Default)]
+struct Last {
+    raw: Vec<u8>,
+    value: Option<Arc<str>>,
+}
+
+impl Last {
+    /// The value of header bytes `raw`, made by `make` (None: not a value) unless they repeat.
+    fn of(&mut self, raw: &[u8], make: impl FnOnce(&[u8]) -> Option<String>) -> Option<Arc<str>> {
+        if self.value.is_none() || self.raw != raw {
+            self.value = make(raw).map(Arc::from);
+            self.raw.clear();
+            self.raw.extend_from_slice(raw);
+        }
+        self.value.clone()
+    }
+}
+
+/// The headers whose values repeat from record to record.
+#[derive(Default)]
+struct LastHeaders {
+    instance_id: Last,
+    content_type: Last,
+}
+
+fn to_record(message: &BorrowedMessage<'_>, last: &mut LastHeaders) -> Record {
     let mut instance_id = None;
     let mut seq = None;
     let mut traceparent = None;
@@ -121,15 +149,17 @@ fn to_record(message: &BorrowedMessage<'_>) -> Record {
         for header in headers.iter() {
             match (header.key, header.value) {
                 ("instance-id", Some(v)) => {
-                    instance_id = std::str::from_utf8(v).ok().map(|id| {
-                        let mut id = id.to_owned();
+                    instance_id = last.instance_id.of(v, |v| {
+                        let mut id = std::str::from_utf8(v).ok()?.to_owned();
                         storable::text(&mut id);
-                        id
+                        Some(id)
                     })
                 }
                 ("seq", Some(v)) => seq = std::str::from_utf8(v).ok().and_then(|s| s.parse().ok()),
                 ("content-type", Some(v)) => {
-                    content_type = Some(String::from_utf8_lossy(v).into_owned())
+                    content_type = last
+                        .content_type
+                        .of(v, |v| Some(String::from_utf8_lossy(v).into_owned()))
                 }
                 (trace_context::TRACEPARENT, Some(v)) => {
                     traceparent = std::str::from_utf8(v).ok().map(str::to_owned)
@@ -172,6 +202,7 @@ struct Held {
     rewinds: Vec<Rewind>,
     /// Records taken off Kafka that did not fit in the queue, oldest first.
     backlog: VecDeque<Record>,
+    headers: LastHeaders,
 }
 
 impl ConsumerThread {
@@ -183,6 +214,7 @@ impl ConsumerThread {
             tx: self.consumer.context().tx.clone(),
             rewinds: Vec::new(),
             backlog: VecDeque::new(),
+            headers: LastHeaders::default(),
         };
         while !self.shutdown.is_cancelled() {
             if self.membership.rejoin.swap(false, Ordering::AcqRel) {
@@ -270,7 +302,7 @@ impl ConsumerThread {
             Some(Err(e)) => tracing::warn!(error = %e, "kafka consumer error"),
             Some(Ok(message)) => {
                 self.metrics.consumed.inc();
-                let record = to_record(&message);
+                let record = to_record(&message, &mut held.headers);
                 if !held.backlog.is_empty() || self.valve.is_paused() {
                     held.backlog.push_back(record);
                     return true;

@@ -141,8 +141,8 @@ fn record(rng: &mut SmallRng, synth: &mut Synthesizer, format: Format, offset: i
     };
     let content_type = match rng.random_range(0..10) {
         0 | 1 => None,
-        2 => Some("text/\0garbage".to_owned()),
-        _ => Some(format.content_type().to_owned()),
+        2 => Some("text/\0garbage".into()),
+        _ => Some(format.content_type().into()),
     };
     Record {
         partition: 0,
