@@ -9,6 +9,11 @@
 //! binaries.
 //!
 //!   cargo run --release -p logstream-integration-tests --bin e2e-bench -- [--events 2000000]
+//!       [--generators 1] [--collectors 1]
+//!
+//! With `--generators N` the topic is filled by N generator instances at once (their combined
+//! rate is printed); with `--collectors N`, N collectors in one consumer group store it (the
+//! scale-out figures).
 //!
 //! Environment: LOGSTREAM_KAFKA_BROKERS (127.0.0.1:9092), DATABASE_URL
 //! (postgres://logstream:logstream@127.0.0.1:5432/logstream), LOGSTREAM_BIN_DIR (target/release).
@@ -42,41 +47,76 @@ fn psql(database: &str, command: &str) -> String {
     String::from_utf8_lossy(&out.stdout).trim().to_owned()
 }
 
-/// Fills `topic` with at least `events` events from a generator instance; returns how many.
-async fn prefill(brokers: &str, topic: &str, instance: &str, events: u64) -> u64 {
-    let mut generator = bench_generator(
-        "e2e-bench-generator",
-        brokers,
-        topic,
-        &[("LOGSTREAM_INSTANCE_ID", instance)],
-    )
-    .await;
+/// Fills `topic` with at least `events` events from `generators` generator instances (ids
+/// `{instance}-g1`, `{instance}-g2`, ...) at full rate; returns how many.
+async fn prefill(
+    brokers: &str,
+    topic: &str,
+    instance: &str,
+    events: u64,
+    generators: usize,
+) -> u64 {
+    let mut running = Vec::new();
+    for i in 1..=generators {
+        let id = format!("{instance}-g{i}");
+        running.push(
+            bench_generator(
+                &format!("e2e-bench-generator-{i}"),
+                brokers,
+                topic,
+                &[("LOGSTREAM_INSTANCE_ID", id.as_str())],
+            )
+            .await,
+        );
+    }
     let http = reqwest::Client::new();
-    let base = generator.base.clone();
     let started = Instant::now();
-    start_full_rate(&http, &base).await;
-    while generator_counter(&http, &base, "sent_total").await < events {
+    for generator in &running {
+        start_full_rate(&http, &generator.base).await;
+    }
+    loop {
+        let mut sent = 0;
+        for generator in &running {
+            sent += generator_counter(&http, &generator.base, "sent_total").await;
+        }
+        if sent >= events {
+            break;
+        }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    let stopped = generator_call(&http, &base, "stop", &serde_json::json!({})).await;
-    generator.terminate().await;
-    let sent = stopped["sent_total"].as_u64().unwrap_or(0);
+    let mut sent = 0;
+    for generator in &mut running {
+        let stopped = generator_call(&http, &generator.base, "stop", &serde_json::json!({})).await;
+        sent += stopped["sent_total"].as_u64().unwrap_or(0);
+        generator.terminate().await;
+    }
+    let secs = started.elapsed().as_secs_f64();
     println!(
-        "pre-filled {topic}: {sent} events in {:.1} s",
-        started.elapsed().as_secs_f64()
+        "pre-filled {topic}: {sent} events in {secs:.1} s by {generators} generator(s) ({:.0} events/s)",
+        sent as f64 / secs
     );
     sent
 }
 
+/// Parses `--name N`'s value.
+fn number<T: std::str::FromStr>(name: &str, value: &str) -> T {
+    value.parse().unwrap_or_else(|_| {
+        eprintln!("{name} wants a number, not {value:?}");
+        std::process::exit(2)
+    })
+}
+
 #[tokio::main]
 async fn main() {
-    let mut events: u64 = 2_000_000;
+    let (mut events, mut generators, mut collectors) = (2_000_000u64, 1usize, 1usize);
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         match (arg.as_str(), args.next()) {
-            ("--events", Some(n)) => events = n.parse().expect("--events N"),
+            ("--events", Some(n)) => events = number("--events", &n),
+            ("--generators", Some(n)) => generators = number("--generators", &n),
+            ("--collectors", Some(n)) => collectors = number("--collectors", &n),
             _ => {
-                eprintln!("usage: e2e-bench [--events N]");
+                eprintln!("usage: e2e-bench [--events N] [--generators N] [--collectors N]");
                 std::process::exit(2);
             }
         }
@@ -89,28 +129,37 @@ async fn main() {
     let topic = unique("e2e-raw");
     let instance = unique("e2e");
     create_topic(&brokers, &topic, PARTITIONS).await;
-    let sent = prefill(&brokers, &topic, &instance, events).await;
+    let sent = prefill(&brokers, &topic, &instance, events, generators.max(1)).await;
+    let instances = format!("{instance}-g%");
 
     // The collector: from its start until every pre-filled event is stored.
     let started = Instant::now();
     let postgres_before = cpu_seconds_of_named("postgres");
-    let mut collector = Service::start(
-        "e2e-bench-collector",
-        "logstream-collector",
-        "LOGSTREAM_COLLECTOR_LISTEN",
-        &[
-            ("LOGSTREAM_KAFKA_BROKERS", brokers.as_str()),
-            ("LOGSTREAM_TOPIC_RAW", topic.as_str()),
-            ("LOGSTREAM_CONSUMER_GROUP", topic.as_str()),
-            ("LOGSTREAM_DATABASE_URL", database.as_str()),
-            ("LOGSTREAM_LOG", "warn"),
-        ],
-    )
-    .await;
+    let mut running = Vec::new();
+    for i in 1..=collectors.max(1) {
+        running.push(
+            Service::start(
+                &format!("e2e-bench-collector-{i}"),
+                "logstream-collector",
+                "LOGSTREAM_COLLECTOR_LISTEN",
+                &[
+                    ("LOGSTREAM_KAFKA_BROKERS", brokers.as_str()),
+                    ("LOGSTREAM_TOPIC_RAW", topic.as_str()),
+                    ("LOGSTREAM_CONSUMER_GROUP", topic.as_str()),
+                    ("LOGSTREAM_DATABASE_URL", database.as_str()),
+                    ("LOGSTREAM_LOG", "warn"),
+                ],
+            )
+            .await,
+        );
+    }
     let mut first: Option<(Instant, u64)> = None;
     let deadline = Instant::now() + Duration::from_secs(600);
     let done = loop {
-        let stored = metric_sum(&collector.base, "log_events_stored_total").await as u64;
+        let mut stored = 0;
+        for collector in &running {
+            stored += metric_sum(&collector.base, "log_events_stored_total").await as u64;
+        }
         if stored > 0 && first.is_none() {
             first = Some((Instant::now(), stored));
         }
@@ -123,26 +172,28 @@ async fn main() {
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     };
-    let collector_cpu = cpu_seconds(collector.pid()).unwrap_or(0.0);
+    let collector_cpu: f64 = running.iter().filter_map(|c| cpu_seconds(c.pid())).sum();
     let postgres_cpu = cpu_seconds_of_named("postgres") - postgres_before;
-    collector.terminate().await;
+    for collector in &mut running {
+        collector.terminate().await;
+    }
     let total_secs = done.duration_since(started).as_secs_f64();
     let (first_at, first_stored) = first.unwrap_or((started, 0));
     let steady_secs = done.duration_since(first_at).as_secs_f64();
     let e2e = (sent - first_stored) as f64 / steady_secs;
     let stored_rows: u64 = psql(
         &database,
-        &format!("SELECT count(*) FROM log_events WHERE instance_id = '{instance}'"),
+        &format!("SELECT count(*) FROM log_events WHERE instance_id LIKE '{instances}'"),
     )
     .parse()
     .unwrap_or(0);
     println!(
-        "collector: {sent} events stored in {total_secs:.2} s from process start \
-         ({:.0} events/s), {e2e:.0} events/s from the first committed batch; rows for the instance: {stored_rows}",
+        "{collectors} collector(s): {sent} events stored in {total_secs:.2} s from process start \
+         ({:.0} events/s), {e2e:.0} events/s from the first committed batch; rows of the instances: {stored_rows}",
         sent as f64 / total_secs
     );
     println!(
-        "CPU per event: collector {:.2} µs, PostgreSQL {:.2} µs (whole run, {:.2} cores in all)",
+        "CPU per event: collector(s) {:.2} µs, PostgreSQL {:.2} µs (whole run, {:.2} cores in all)",
         collector_cpu * 1e6 / sent as f64,
         postgres_cpu * 1e6 / sent as f64,
         (collector_cpu + postgres_cpu) / total_secs
@@ -155,7 +206,7 @@ async fn main() {
     // The bench's rows would slow every later query without an index on instance_id.
     psql(
         &database,
-        &format!("DELETE FROM log_events WHERE instance_id = '{instance}'"),
+        &format!("DELETE FROM log_events WHERE instance_id LIKE '{instances}'"),
     );
     println!(
         "end to end {e2e:.0} events/s vs plain COPY {text:.0} rows/s: ratio {:.2} \
@@ -175,7 +226,7 @@ fn copy_ceiling(database: &str, instance: &str, rows: u64, topic: &str, format: 
         &format!(
             "\\copy (SELECT event_time, level, service, component, host, message, trace_id, span_id, \
              parent_id, attributes, '{ceiling_instance}', seq, kafka_partition, kafka_offset \
-             FROM log_events WHERE instance_id = '{instance}') TO '{}' WITH (FORMAT {format})",
+             FROM log_events WHERE instance_id LIKE '{instance}-g%') TO '{}' WITH (FORMAT {format})",
             file.display()
         ),
     );
@@ -189,6 +240,8 @@ fn copy_ceiling(database: &str, instance: &str, rows: u64, topic: &str, format: 
         ),
     );
     let copy_secs = began.elapsed().as_secs_f64();
+    // psql's backend counts in the postmaster's children once the postmaster has reaped it.
+    std::thread::sleep(Duration::from_millis(500));
     let postgres_cpu = cpu_seconds_of_named("postgres") - postgres_before;
     psql(
         database,
