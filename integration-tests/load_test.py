@@ -79,6 +79,15 @@ def quantile(before, after, p):
     return lower
 
 
+def max_bound(before, after):
+    """The upper bound (seconds) of the highest bucket that observed anything between two
+    scrapes: the largest latency is at most this (inf: above the last bound); None if empty."""
+    count = after.get(float("inf"), 0) - before.get(float("inf"), 0)
+    if count <= 0:
+        return None
+    return min(le for le in after if after[le] - before.get(le, 0) >= count)
+
+
 class Sampler(threading.Thread):
     """Once a second: generated and stored rates, consumer lag and collector memory, printed and
     kept for the timeline."""
@@ -151,7 +160,7 @@ def run_step(rate, args, started, timeline):
                      - total(metrics0, "log_events_stored_total")) / (t1 - t0),
         lag=total(metrics1, "kafka_consumer_lag"), sent=sent, stored=stored,
         lost=sent - stored, dup=sum(c[0] - c[1] for c in counts.values()), catch_up=caught,
-        p50=quantile(lat0, lat2, 0.5), p99=quantile(lat0, lat2, 0.99),
+        p50=quantile(lat0, lat2, 0.5), p99=quantile(lat0, lat2, 0.99), max=max_bound(lat0, lat2),
         rss=max((r["rss_mib"] for r in sampler.rows), default=0.0),
         problems=stack.discrepancies(runs, counts))
     if step["rss"] > args.memory_limit_mib:
@@ -167,16 +176,23 @@ def ms(seconds):
     return "-" if seconds is None else f"{seconds * 1000:.0f}"
 
 
+def ms_bound(seconds):
+    if seconds is None:
+        return "-"
+    return "> last bucket" if seconds == float("inf") else f"≤ {seconds * 1000:.0f}"
+
+
 TABLE_HEAD = ("| target/s | generated/s | stored/s | lag at end | latency p50 ms | latency p99 ms "
-              "| sent | stored | lost | duplicates | catch-up s | collector peak MiB |\n"
-              "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+              "| latency max ms | sent | stored | lost | duplicates | catch-up s | collector peak MiB |\n"
+              "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
 
 
 def table(steps):
     lines = [TABLE_HEAD]
     for s in steps:
         lines.append(f"| {s['target']} | {s['generated']:.0f} | {s['stored_rate']:.0f} | {s['lag']:.0f} "
-                     f"| {ms(s['p50'])} | {ms(s['p99'])} | {s['sent']} | {s['stored']} | {s['lost']} "
+                     f"| {ms(s['p50'])} | {ms(s['p99'])} | {ms_bound(s['max'])} | {s['sent']} "
+                     f"| {s['stored']} | {s['lost']} "
                      f"| {s['dup']} | {s['catch_up']:.1f} | {s['rss']:.1f} |")
     return "\n".join(lines)
 

@@ -177,7 +177,7 @@ ensure_prometheus() {
   [ "${STACK_PROMETHEUS:-1}" = 1 ] || return 0
   command -v prometheus >/dev/null || apt_install prometheus
   # The compose config names containers; natively everything is on 127.0.0.1.
-  sed -e 's/generator:8080/127.0.0.1:8080/; s/collector:8081/127.0.0.1:8081/; s/gateway:8090/127.0.0.1:8090/; s/ingest:8082/127.0.0.1:8082/' \
+  sed -e 's/dns_sd_configs: \[{names: \["[a-z]*"\], type: A, port: \([0-9]*\)}\]/static_configs: [{targets: ["127.0.0.1:\1"]}]/' \
     -e "s|/etc/prometheus/rules|$ROOT/monitoring/prometheus/rules|" \
     "$ROOT/monitoring/prometheus.yml" >"$STATE/prometheus.yml"
   if listening 9090 && ! alive prometheus; then say "something else listens on 9090; not starting Prometheus"; return; fi

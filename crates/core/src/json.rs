@@ -145,6 +145,52 @@ pub const MAX_TIMESTAMP_MS: i64 = 253_402_300_799_999;
 /// Longest accepted `service` (it is part of the aggregates' primary key).
 pub const MAX_SERVICE_LEN: usize = 256;
 
+/// Deepest nesting of arrays and objects accepted in attributes: serde_json's own limit (its
+/// parser refuses a 128th level), which `jsonb` would otherwise meet as a stack depth error.
+pub const MAX_NESTING: usize = 127;
+
+/// Whether JSON text `raw` nests arrays and objects at most `max` levels deep (brackets inside
+/// strings do not count). One pass, no allocation.
+fn nesting_within(raw: &str, max: usize) -> bool {
+    let (mut depth, mut in_string, mut escaped) = (0usize, false, false);
+    for &b in raw.as_bytes() {
+        if in_string {
+            match b {
+                _ if escaped => escaped = false,
+                b'\\' => escaped = true,
+                b'"' => in_string = false,
+                _ => {}
+            }
+            continue;
+        }
+        match b {
+            b'"' => in_string = true,
+            b'[' | b'{' => {
+                depth += 1;
+                if depth > max {
+                    return false;
+                }
+            }
+            b']' | b'}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    true
+}
+
+/// [`storable_json`] of attributes serde_json has already read as one JSON value (a
+/// `RawValue`, whose syntax it checked): only the nesting is left to check, without parsing
+/// them again into a tree.
+fn storable_raw_value(raw: &str) -> Result<String, DecodeError> {
+    if nesting_within(raw, MAX_NESTING) {
+        Ok(raw.to_owned())
+    } else {
+        Err(DecodeError::InvalidField(format!(
+            "attributes: nested more than {MAX_NESTING} levels deep"
+        )))
+    }
+}
+
 /// Attributes as they came, once they are known to be one JSON value of bounded nesting
 /// (serde_json's limit of 128, which `jsonb` would otherwise meet as a stack depth error). What `jsonb` would refuse in them (`\u0000`, lone surrogates,
 /// numbers beyond `numeric`) is made storable after decoding, for every format alike
@@ -247,7 +293,7 @@ pub fn decode(bytes: &[u8]) -> Result<LogEvent, DecodeError> {
     }
     let attributes = match wire.attributes.map(RawValue::get) {
         None | Some("null") => None,
-        Some(raw) => Some(storable_json(raw)?),
+        Some(raw) => Some(storable_raw_value(raw)?),
     };
     Ok(LogEvent {
         timestamp_ms,
@@ -288,6 +334,29 @@ mod tests {
         let event = sample();
         let bytes = encode(&event).expect("encodes");
         assert_eq!(decode(&bytes), Ok(event));
+    }
+
+    proptest! {
+        /// The one-pass nesting check agrees with serde_json's full parse (which the 5424
+        /// path still uses) on valid JSON of any depth, brackets in strings included.
+        #[test]
+        fn nesting_check_agrees_with_serde_json(
+            depth in 100usize..140,
+            opens in proptest::collection::vec(prop_oneof![Just('['), Just('{')], 140),
+            inner in r#"[\[\]{}a"]{0,4}"#,
+        ) {
+            let mut text = String::new();
+            for open in &opens[..depth] {
+                text.push_str(if *open == '[' { "[" } else { r#"{"k":"# });
+            }
+            text.push_str(&serde_json::to_string(&inner).expect("a string"));
+            for open in opens[..depth].iter().rev() {
+                text.push(if *open == '[' { ']' } else { '}' });
+            }
+            let parsed = serde_json::from_str::<serde_json::Value>(&text).is_ok();
+            prop_assert_eq!(nesting_within(&text, MAX_NESTING), parsed);
+            prop_assert_eq!(storable_raw_value(&text).is_ok(), storable_json(&text).is_ok());
+        }
     }
 
     #[test]

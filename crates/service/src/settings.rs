@@ -192,3 +192,41 @@ pub fn hostname() -> Option<String> {
         .map(|h| h.trim().to_owned())
         .filter(|h| !h.is_empty())
 }
+
+/// A setting's value with each `{hostname}` replaced by the machine's host name (in a
+/// container, its id): one definition then gives each replica its own value, e.g.
+/// `collector-{hostname}` under compose `--scale`. A clap value parser.
+pub fn with_hostname(value: &str) -> Result<String, String> {
+    with_hostname_of(value, hostname)
+}
+
+fn with_hostname_of(value: &str, host: impl FnOnce() -> Option<String>) -> Result<String, String> {
+    const PLACEHOLDER: &str = "{hostname}";
+    if !value.contains(PLACEHOLDER) {
+        return Ok(value.to_owned());
+    }
+    let host = host().ok_or_else(|| {
+        format!("{value:?} names {PLACEHOLDER}, but neither HOSTNAME nor /etc/hostname gives one")
+    })?;
+    Ok(value.replace(PLACEHOLDER, &host))
+}
+
+#[cfg(test)]
+mod hostname_tests {
+    use super::*;
+
+    #[test]
+    fn replaces_the_placeholder_only() {
+        let host = || Some("a1b2c3".to_owned());
+        assert_eq!(
+            with_hostname_of("collector-1", host).as_deref(),
+            Ok("collector-1")
+        );
+        assert_eq!(
+            with_hostname_of("http://{hostname}:8080", host).as_deref(),
+            Ok("http://a1b2c3:8080")
+        );
+        let err = with_hostname_of("c-{hostname}", || None).expect_err("no host name");
+        assert!(err.contains("HOSTNAME"), "{err}");
+    }
+}

@@ -135,6 +135,8 @@ async fn main() {
     // The collector: from its start until every pre-filled event is stored.
     let started = Instant::now();
     let postgres_before = cpu_seconds_of_named("postgres");
+    // The Kafka broker is the stack's only Java process.
+    let kafka_before = cpu_seconds_of_named("java");
     let mut running = Vec::new();
     for i in 1..=collectors.max(1) {
         running.push(
@@ -174,6 +176,7 @@ async fn main() {
     };
     let collector_cpu: f64 = running.iter().filter_map(|c| cpu_seconds(c.pid())).sum();
     let postgres_cpu = cpu_seconds_of_named("postgres") - postgres_before;
+    let kafka_cpu = cpu_seconds_of_named("java") - kafka_before;
     for collector in &mut running {
         collector.terminate().await;
     }
@@ -193,10 +196,12 @@ async fn main() {
         sent as f64 / total_secs
     );
     println!(
-        "CPU per event: collector(s) {:.2} µs, PostgreSQL {:.2} µs (whole run, {:.2} cores in all)",
+        "CPU per event: collector(s) {:.2} µs, PostgreSQL {:.2} µs, Kafka broker {:.2} µs \
+         (whole run, {:.2} cores in all)",
         collector_cpu * 1e6 / sent as f64,
         postgres_cpu * 1e6 / sent as f64,
-        (collector_cpu + postgres_cpu) / total_secs
+        kafka_cpu * 1e6 / sent as f64,
+        (collector_cpu + postgres_cpu + kafka_cpu) / total_secs
     );
 
     // The ceiling: the same rows through psql \copy into the same table, in COPY's text format

@@ -34,7 +34,10 @@ pub struct Config {
     /// Static group membership id (Kafka `group.instance.id`): a restarted collector with the same
     /// id takes over its old membership at once instead of waiting for the session to expire.
     /// Must be unique per collector process in the group; unset or empty: dynamic membership.
-    #[arg(long, env = "LOGSTREAM_GROUP_INSTANCE_ID")]
+    /// `{hostname}` in it is replaced by the host name (a container's id), so replicas of one
+    /// definition (compose `--scale`) each get their own, e.g. `collector-{hostname}`.
+    #[arg(long, env = "LOGSTREAM_GROUP_INSTANCE_ID",
+          value_parser = logstream_service::settings::with_hostname)]
     pub group_instance_id: Option<String>,
 
     /// Partition assignment strategy: cooperative-sticky (incremental rebalances) or range / roundrobin.

@@ -25,8 +25,11 @@ pub struct Config {
     #[arg(long, env = "LOGSTREAM_INSTANCE_ID")]
     pub instance_id: Option<String>,
 
-    /// URL under which the gateway reaches this instance (registered in Redis).
-    #[arg(long, env = "LOGSTREAM_GENERATOR_ADVERTISE_URL")]
+    /// URL under which the gateway reaches this instance (registered in Redis). `{hostname}`
+    /// in it is replaced by the host name (a container's id), so replicas of one definition
+    /// (compose `--scale`) each advertise their own, e.g. `http://{hostname}:8080`.
+    #[arg(long, env = "LOGSTREAM_GENERATOR_ADVERTISE_URL",
+          value_parser = logstream_service::settings::with_hostname)]
     pub advertise_url: Option<String>,
 
     /// Rate used when a start request names none.

@@ -5,7 +5,7 @@
 use std::io::Read;
 use std::time::Duration;
 
-use axum::body::{Body, Bytes};
+use axum::body::{Body, Bytes, HttpBody};
 use axum::http::{header, HeaderMap};
 
 /// Why a body could not be read.
@@ -23,8 +23,13 @@ pub enum BodyError {
     BadCompression(&'static str, String),
 }
 
-/// Reads `body`: at most `max` bytes, within `timeout`.
+/// Reads `body`: at most `max` bytes, within `timeout`. A body whose `Content-Length` is over
+/// `max` is refused before any of it is read (a client that sent `Expect: 100-continue`, as
+/// curl does for large bodies, then never uploads it).
 pub async fn read(body: Body, max: u64, timeout: Duration) -> Result<Bytes, BodyError> {
+    if body.size_hint().lower() > max {
+        return Err(BodyError::TooLarge(max));
+    }
     let limit = usize::try_from(max).unwrap_or(usize::MAX);
     match tokio::time::timeout(timeout, axum::body::to_bytes(body, limit)).await {
         Err(_) => Err(BodyError::TooSlow(timeout)),
