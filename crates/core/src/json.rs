@@ -149,10 +149,23 @@ pub const MAX_SERVICE_LEN: usize = 256;
 /// parser refuses a 128th level), which `jsonb` would otherwise meet as a stack depth error.
 pub const MAX_NESTING: usize = 127;
 
-/// Whether JSON text `raw` nests arrays and objects at most `max` levels deep (brackets inside
-/// strings do not count). One pass, no allocation.
-fn nesting_within(raw: &str, max: usize) -> bool {
-    let (mut depth, mut in_string, mut escaped) = (0usize, false, false);
+/// What one pass over JSON text finds out without parsing it into a tree.
+#[derive(Debug, PartialEq, Eq)]
+enum Shape {
+    /// Nested at most the limit, and no number that an `f64` might not hold.
+    Plain,
+    /// Nested deeper than the limit.
+    TooDeep,
+    /// A number with an exponent or a run of 300 digits or more: only a full parse tells
+    /// whether serde_json refuses it (out of range).
+    BigNumber,
+}
+
+/// The [`Shape`] of JSON text `raw`, with nesting limited to `max` levels (brackets and digits
+/// inside strings do not count). One pass, no allocation.
+fn shape(raw: &str, max: usize) -> Shape {
+    let (mut depth, mut digits, mut in_string, mut escaped) = (0usize, 0usize, false, false);
+    let mut big = false;
     for &b in raw.as_bytes() {
         if in_string {
             match b {
@@ -164,30 +177,45 @@ fn nesting_within(raw: &str, max: usize) -> bool {
             continue;
         }
         match b {
+            b'0'..=b'9' => {
+                digits += 1;
+                big |= digits >= 300;
+                continue;
+            }
+            b'e' | b'E' if digits > 0 => big = true,
             b'"' => in_string = true,
             b'[' | b'{' => {
                 depth += 1;
                 if depth > max {
-                    return false;
+                    return Shape::TooDeep;
                 }
             }
             b']' | b'}' => depth = depth.saturating_sub(1),
             _ => {}
         }
+        // A '.' continues a number's digits (an integer part and its fraction).
+        if b != b'.' {
+            digits = 0;
+        }
     }
-    true
+    if big {
+        Shape::BigNumber
+    } else {
+        Shape::Plain
+    }
 }
 
 /// [`storable_json`] of attributes serde_json has already read as one JSON value (a
-/// `RawValue`, whose syntax it checked): only the nesting is left to check, without parsing
-/// them again into a tree.
+/// `RawValue`, whose syntax it checked): the same verdict, but only attributes with a number
+/// that might be out of an `f64`'s range are parsed again into a tree; for the rest one pass
+/// checks the nesting.
 fn storable_raw_value(raw: &str) -> Result<String, DecodeError> {
-    if nesting_within(raw, MAX_NESTING) {
-        Ok(raw.to_owned())
-    } else {
-        Err(DecodeError::InvalidField(format!(
+    match shape(raw, MAX_NESTING) {
+        Shape::Plain => Ok(raw.to_owned()),
+        Shape::TooDeep => Err(DecodeError::InvalidField(format!(
             "attributes: nested more than {MAX_NESTING} levels deep"
-        )))
+        ))),
+        Shape::BigNumber => storable_json(raw),
     }
 }
 
@@ -354,9 +382,46 @@ mod tests {
                 text.push(if *open == '[' { ']' } else { '}' });
             }
             let parsed = serde_json::from_str::<serde_json::Value>(&text).is_ok();
-            prop_assert_eq!(nesting_within(&text, MAX_NESTING), parsed);
+            prop_assert_eq!(shape(&text, MAX_NESTING) == Shape::Plain, parsed);
             prop_assert_eq!(storable_raw_value(&text).is_ok(), storable_json(&text).is_ok());
         }
+
+        /// Numbers of any size and exponent: the same verdict as the full parse.
+        #[test]
+        fn numbers_get_the_full_parse_verdict(
+            number in r"-?(0|[1-9][0-9]{0,399})(\.[0-9]{1,400})?([eE][+-]?[0-9]{1,6})?",
+        ) {
+            let text = format!(r#"{{"n":{number},"b":true,"s":"1e999"}}"#);
+            prop_assert_eq!(storable_raw_value(&text).is_ok(), storable_json(&text).is_ok());
+        }
+    }
+
+    #[test]
+    fn numbers_out_of_range_are_refused_as_before() {
+        for n in ["1e400", "-1e309", &"9".repeat(400)] {
+            let text = format!(r#"{{"n":{n}}}"#);
+            assert_eq!(
+                storable_raw_value(&text).is_ok(),
+                storable_json(&text).is_ok(),
+                "{n}"
+            );
+        }
+        assert_eq!(shape(r#"{"n":1e400}"#, MAX_NESTING), Shape::BigNumber);
+        assert_eq!(
+            shape(r#"{"s":"1e400","t":true}"#, MAX_NESTING),
+            Shape::Plain
+        );
+    }
+
+    #[test]
+    fn invalid_utf8_in_an_unknown_field_is_dropped_with_it() {
+        // serde_json checks the UTF-8 of the strings it keeps; an unknown field is skipped.
+        let mut bytes = br#"{"timestamp":1,"level":"INFO","service":"a","x":""#.to_vec();
+        bytes.extend_from_slice(b"\xff\"}");
+        assert!(decode(&bytes).is_ok());
+        let mut kept = br#"{"timestamp":1,"level":"INFO","service":"a","message":""#.to_vec();
+        kept.extend_from_slice(b"\xff\"}");
+        assert_eq!(decode(&kept).map_err(|e| e.reason()), Err("invalid_utf8"));
     }
 
     #[test]

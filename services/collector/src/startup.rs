@@ -299,6 +299,7 @@ fn consume(
         shutdown: parts.shutdown.clone(),
         lost: Default::default(),
         rejoin: parts.shared.rejoin.clone(),
+        runtime: tokio::runtime::Handle::current(),
     };
     let consumer = membership.join()?;
     let thread = ConsumerThread {
@@ -316,9 +317,17 @@ fn consume(
         fatal: parts.shared.fatal.clone(),
         shutdown: parts.shutdown.clone(),
     };
+    // A panic there must not leave a process that consumes nothing: it stops the service, like
+    // a fatal consumer error (and the exit status says so).
+    let (fatal, shutdown) = (thread.fatal.clone(), thread.shutdown.clone());
     Ok(std::thread::Builder::new()
         .name("kafka-consumer".into())
-        .spawn(move || thread.run())?)
+        .spawn(move || {
+            if std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| thread.run())).is_err() {
+                *lock(&fatal) = Some("the Kafka consumer thread panicked".to_owned());
+                shutdown.cancel();
+            }
+        })?)
 }
 
 /// The alert publisher (outbox → logs.alerts, when this collector holds the lock), the fast

@@ -47,7 +47,7 @@ pub async fn heartbeat(
             }
             Ok(()) => {}
             Err(e) if !warned => {
-                tracing::warn!(error = %e, "cannot register in redis; the gateway's static list still works");
+                tracing::warn!(error = %e, "cannot register in redis; a gateway that lists this instance statically (LOGSTREAM_GENERATOR_URLS) still reaches it");
                 warned = true;
             }
             Err(_) => {}

@@ -50,6 +50,9 @@ pub struct Membership {
     pub lost: Arc<Mutex<Option<Instant>>>,
     /// Set by the lag loop when this member holds nothing while partitions have no owner.
     pub rejoin: Arc<AtomicBool>,
+    /// The runtime the rebalance callbacks load stored offsets on: taken at start, because a
+    /// join again happens on the consumer thread, which is outside any runtime.
+    pub runtime: tokio::runtime::Handle,
 }
 
 /// A static member fenced this soon after losing its assignment was fenced by its own rejoin
@@ -63,7 +66,7 @@ impl Membership {
         let context = Rebalancer {
             tx: self.tx.clone(),
             offsets: self.offsets.clone(),
-            runtime: tokio::runtime::Handle::current(),
+            runtime: self.runtime.clone(),
             topic: settings.topic.clone(),
             shutdown: self.shutdown.clone(),
             lost: self.lost.clone(),
