@@ -13,6 +13,7 @@ FROM debian:bookworm-slim
 RUN apt-get update && apt-get install -y --no-install-recommends ca-certificates curl \
     && rm -rf /var/lib/apt/lists/* && useradd --system --uid 10001 logstream
 COPY --from=build /src/target/release/logstream-gateway /src/target/release/logstream-generator \
-     /src/target/release/logstream-collector /src/target/release/logstream-ingest /usr/local/bin/
+     /src/target/release/logstream-collector /src/target/release/logstream-ingest \
+     /src/target/release/logstream /usr/local/bin/
 USER logstream
 ENV LOGSTREAM_LOG_FORMAT=json

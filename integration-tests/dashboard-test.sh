@@ -6,7 +6,10 @@
 # returns at least one series (the alert and ingest panels: one above zero; ingest gets syslog and
 # NDJSON traffic, with a bad line, and is restarted for the run to tail a file being written and
 # to read the generator's WebSocket stream), and every SQL panel (the
-# PostgreSQL datasource) at least one row (psql against DATABASE_URL).
+# PostgreSQL datasource) and SQL variable at least one row, as Grafana would send it (its time
+# macros over the last 6 hours, every variable at All, a text box empty), run by psql as the
+# datasource's read-only role logstream_reader (READER_DATABASE_URL), which must be refused a
+# write.
 #
 #   integration-tests/dashboard-test.sh            (PROMETHEUS_URL, default http://127.0.0.1:9090)
 set -euo pipefail
@@ -15,7 +18,7 @@ cd "$ROOT"
 promtool check config "$ROOT/.stack/prometheus.yml"
 promtool check rules monitoring/prometheus/rules/*.yml
 PYTHONPATH="$ROOT/integration-tests" exec python3 - <<'PY'
-import glob, json, os, socket, subprocess, time, urllib.parse, urllib.request
+import glob, json, os, re, socket, subprocess, time, urllib.parse, urllib.request
 import stack_client as stack
 
 prom = os.environ.get("PROMETHEUS_URL", "http://127.0.0.1:9090")
@@ -27,13 +30,44 @@ def query(expr):
     if body.get("status") != "success":
         raise stack.StackError(f"query failed: {body}")
     return body["data"]["result"]
+READER = os.environ.get("READER_DATABASE_URL", "postgres://logstream_reader:logstream_reader@127.0.0.1:5432/logstream")
 def sql_rows(sql):
-    database = os.environ.get("DATABASE_URL", "postgres://logstream:logstream@127.0.0.1:5432/logstream")
-    out = subprocess.run(["psql", database, "-v", "ON_ERROR_STOP=1", "-tAc", sql],
+    out = subprocess.run(["psql", READER, "-v", "ON_ERROR_STOP=1", "-tAc", sql],
                          capture_output=True, text=True, timeout=30)
     if out.returncode != 0:
         raise stack.StackError(out.stderr.strip())
     return [line for line in out.stdout.splitlines() if line.strip()]
+def variable_values(board):
+    """Each variable's values at All (None: a text box, left empty); a variable with a custom
+    All value is that value (and its query must still return values)."""
+    values = {}
+    for var in board.get("templating", {}).get("list", []):
+        if var.get("allValue"):
+            if var["type"] == "query" and not sql_rows(var["query"]):
+                raise stack.StackError(f"variable {var['name']}: its query returns nothing")
+            values[var["name"]] = ("raw", var["allValue"])
+        elif var["type"] == "custom":
+            values[var["name"]] = var["query"].split(",")
+        elif var["type"] == "query":
+            values[var["name"]] = sql_rows(var["query"])
+        else:
+            values[var["name"]] = None
+    return values
+def grafana_sql(sql, values):
+    """The SQL Grafana sends for a panel: macros over the last 6 hours, variables substituted."""
+    sql = re.sub(r"\$__timeFilter\((\w+)\)", r"\1 BETWEEN now() - interval '6 hours' AND now()", sql)
+    sql = re.sub(r"\$__timeGroupAlias\((\w+), '1m'\)", r"date_trunc('minute', \1) AS time", sql)
+    for name, vals in values.items():
+        if vals is None:
+            sql = sql.replace("${%s:sqlstring}" % name, "''")
+        elif isinstance(vals, tuple):
+            sql = sql.replace("${%s}" % name, vals[1]).replace("$" + name, vals[1])
+        else:
+            quoted = ",".join("'" + v.replace("'", "''") + "'" for v in vals) or "NULL"
+            sql = sql.replace("${%s}" % name, quoted).replace("$" + name, quoted)
+    if "$" in sql.replace("$$", ""):
+        raise stack.StackError(f"unsubstituted Grafana syntax left in: {sql}")
+    return sql
 
 # The ingest service with its file source and a WebSocket upstream, for the run (restored after).
 FILES = os.path.join(stack.ROOT, ".stack", "dashboard-files")
@@ -90,8 +124,26 @@ except (stack.StackError, OSError) as e:
     stack.fail("dashboard-test", str(e))
 
 passed, failed = 0, 0
+write = subprocess.run(["psql", READER, "-v", "ON_ERROR_STOP=1", "-tAc", "DELETE FROM alerts WHERE false"],
+                       capture_output=True, text=True, timeout=30)
+refused = write.returncode != 0 and "read-only" in write.stderr
+passed += refused
+failed += not refused
+say(f"{'ok  ' if refused else 'FAIL'} the datasource's role logstream_reader cannot write: {write.stderr.strip() or 'it could'}")
 for path in sorted(glob.glob("monitoring/grafana/dashboards/*.json")):
     board = json.load(open(path))
+    try:
+        values = variable_values(board)
+    except stack.StackError as e:
+        values = {}
+        failed += 1
+        say(f"FAIL {board['title']} variables: {e}")
+    for name, vals in values.items():
+        if isinstance(vals, list):
+            ok = len(vals) > 0
+            passed += ok
+            failed += not ok
+            say(f"{'ok  ' if ok else 'FAIL'} {board['title']} / variable {name}: {len(vals)} values")
     for panel in board["panels"]:
         for target in panel.get("targets", []):
             expr = target.get("expr") or target["rawSql"]
@@ -104,7 +156,7 @@ for path in sorted(glob.glob("monitoring/grafana/dashboards/*.json")):
                         result = [r for r in result if float(r["value"][1]) > 0]
                     series = len(result)
                 else:
-                    series = len(sql_rows(expr))
+                    series = len(sql_rows(grafana_sql(expr, values)))
             except (stack.StackError, OSError, subprocess.SubprocessError) as e:
                 series = 0
                 say(f"error: {e}")

@@ -102,6 +102,12 @@ SQL
     PGPASSWORD=$DB_PASSWORD psql -X -h 127.0.0.1 -U "$DB_USER" -tAc "SELECT 1" "$DB_NAME" >/dev/null \
       || die "cannot log in as $DB_USER over TCP (see pg_hba.conf)"
   fi
+  # The read-only role of Grafana's PostgreSQL datasource (and of the dashboard test's SQL).
+  if ! PGPASSWORD=logstream_reader psql -X -h 127.0.0.1 -U logstream_reader -tAc "SELECT 1" "$DB_NAME" >/dev/null 2>&1; then
+    [ -n "$(pg_version)" ] || { say "no read-only role logstream_reader (not this machine's cluster)"; return 0; }
+    say "creating the read-only PostgreSQL role logstream_reader"
+    as_postgres -d "$DB_NAME" -f "$ROOT/monitoring/postgres/reader.sql"
+  fi
 }
 
 ensure_redis() {

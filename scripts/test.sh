@@ -72,6 +72,9 @@ integration-tests/ws-fanin-test.sh
 step "property-based API tests from the OpenAPI documents (schemathesis): gateway and ingest"
 integration-tests/schemathesis-test.sh
 
+step "search and tail as a new user: error_burst, its errors found with curl and logstream search, followed with logstream tail"
+integration-tests/search-tail-test.sh
+
 step "bounded labels: 100,000 distinct service names in, at most 100 service label values out"
 integration-tests/label-bound-test.sh
 

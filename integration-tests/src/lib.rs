@@ -411,3 +411,52 @@ pub async fn start_full_rate(http: &reqwest::Client, base: &str) {
     )
     .await;
 }
+
+/// A schema of its own in the stack's database (`DATABASE_URL`, else the stack's), named after
+/// `prefix` and unique to the run, with the migrations applied; a pool whose connections use it,
+/// and its name.
+pub async fn migrated_schema(prefix: &str) -> (sqlx::PgPool, String) {
+    let url = database_url();
+    let schema = unique(prefix).replace('-', "_");
+    let admin = sqlx::PgPool::connect(&url).await.expect("postgres");
+    sqlx::query(&format!("CREATE SCHEMA {schema}"))
+        .execute(&admin)
+        .await
+        .expect("create schema");
+    let options: sqlx::postgres::PgConnectOptions = url.parse().expect("database URL");
+    let pool = sqlx::postgres::PgPoolOptions::new()
+        .max_connections(2)
+        .connect_with(options.options([("search_path", schema.as_str())]))
+        .await
+        .expect("postgres in the test's schema");
+    sqlx::migrate!("../migrations")
+        .run(&pool)
+        .await
+        .expect("migrations in the test's schema");
+    (pool, schema)
+}
+
+/// The stack's database URL (`DATABASE_URL` overrides it).
+pub fn database_url() -> String {
+    std::env::var("DATABASE_URL")
+        .unwrap_or_else(|_| "postgres://logstream:logstream@127.0.0.1:5432/logstream".into())
+}
+
+/// Queues every record on `producer`, then waits until Kafka has acknowledged them all.
+pub async fn send_all<'a>(
+    producer: &rdkafka::producer::FutureProducer,
+    records: impl IntoIterator<Item = rdkafka::producer::FutureRecord<'a, str, str>>,
+) {
+    let mut pending = Vec::new();
+    for record in records {
+        pending.push(
+            producer
+                .send_result(record)
+                .map_err(|(e, _)| e)
+                .expect("queued"),
+        );
+    }
+    for delivery in pending {
+        delivery.await.expect("delivered").expect("acknowledged");
+    }
+}

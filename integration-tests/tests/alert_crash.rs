@@ -10,7 +10,8 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use logstream_integration_tests::{
-    committed_reader, create_topic, enabled, generator_headers, header, metric_sum, unique, Service,
+    committed_reader, create_topic, enabled, generator_headers, header, metric_sum, send_all,
+    unique, Service,
 };
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::Consumer;
@@ -151,24 +152,21 @@ async fn publish_all(topic: &str, run: &Run, t0: i64) -> usize {
         .create()
         .expect("producer");
     let lines = schedule(run, t0);
-    let mut pending = Vec::with_capacity(lines.len());
-    for (seq, (partition, key, content_type, line)) in lines.iter().enumerate() {
-        let headers = generator_headers(&run.instance, seq + 1, Some(content_type));
-        let record = FutureRecord::to(topic)
-            .partition(*partition)
-            .key(key.as_str())
-            .payload(line.as_str())
-            .headers(headers);
-        pending.push(
-            producer
-                .send_result(record)
-                .map_err(|(e, _)| e)
-                .expect("queued"),
-        );
-    }
-    for delivery in pending {
-        delivery.await.expect("delivered").expect("acknowledged");
-    }
+    let records = lines
+        .iter()
+        .enumerate()
+        .map(|(seq, (partition, key, content_type, line))| {
+            FutureRecord::to(topic)
+                .partition(*partition)
+                .key(key.as_str())
+                .payload(line.as_str())
+                .headers(generator_headers(
+                    &run.instance,
+                    seq + 1,
+                    Some(content_type),
+                ))
+        });
+    send_all(&producer, records).await;
     lines.len()
 }
 

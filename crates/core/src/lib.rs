@@ -10,6 +10,7 @@
 //! - [`json`]: the JSON wire form of an event (encode for the generator, decode for the collector).
 //! - [`route`]: filter (drop) and route rules over events, from configuration.
 //! - [`sample`]: sampling of raw storage while the collector is far behind.
+//! - [`search`]: what a search of stored events asks for (levels, attribute filters, cursor).
 //! - [`scenario`]: anomalies scheduled into a run (spike, error burst, attack), with labels.
 //! - [`synth`]: realistic synthetic events for the generator.
 //! - [`weighted`]: a weighted choice (the mixes of services, levels, formats).
@@ -28,6 +29,7 @@ pub mod needle;
 pub mod route;
 pub mod sample;
 pub mod scenario;
+pub mod search;
 pub mod sketch;
 pub mod storable;
 pub mod synth;

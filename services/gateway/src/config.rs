@@ -3,7 +3,7 @@
 use std::net::SocketAddr;
 
 use clap::Parser;
-use logstream_service::settings::{CommonSettings, DatabaseSettings, RulesSettings};
+use logstream_service::settings::{CommonSettings, DatabaseSettings, KafkaSettings, RulesSettings};
 
 #[derive(Clone, Parser)]
 #[command(
@@ -58,6 +58,22 @@ pub struct Config {
     #[arg(long, env = "LOGSTREAM_RATE_LIMITS", default_value = "",
           value_parser = crate::ratelimit::parse_overrides)]
     pub rate_limits: std::collections::HashMap<String, u32>,
+
+    /// Most live tails (`GET /api/v1/tail`) followed at once; more are refused with 503.
+    #[arg(long, env = "LOGSTREAM_TAIL_MAX_CLIENTS", default_value_t = 32,
+          value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    pub tail_max_clients: u32,
+
+    /// Events buffered per live tail; a follower reading slower skips events (and is told how
+    /// many).
+    #[arg(long, env = "LOGSTREAM_TAIL_BUFFER", default_value_t = 1000,
+          value_parser = clap::value_parser!(u32).range(2..=1_000_000))]
+    pub tail_buffer: u32,
+
+    /// Where the live tail reads events (`LOGSTREAM_TOPIC_RAW` on `LOGSTREAM_KAFKA_BROKERS`);
+    /// the gateway reads only, and only while someone follows.
+    #[command(flatten)]
+    pub kafka: KafkaSettings,
 
     #[command(flatten)]
     pub rules: RulesSettings,

@@ -5,11 +5,12 @@
 //! `ratelimit` (per client and route, in Redis) first; then its handler in `routes/` (one file
 //! per group of endpoints, their shared error answers in `routes/errors`), given the
 //! `state::AppState`; the handler calls `generators` (finds and calls the generator instances)
-//! or `stats` (the SQL). `openapi` documents the routes; `startup` wires it all.
+//! or `stats` and `logs` (the SQL of the read endpoints and of the search). `tail` reads `logs.raw` for live followers (`GET /api/v1/tail`). `openapi` documents the routes; `startup` wires it all.
 
 mod auth;
 mod config;
 mod generators;
+mod logs;
 mod metrics;
 mod openapi;
 mod ratelimit;
@@ -17,6 +18,7 @@ mod routes;
 mod startup;
 mod state;
 mod stats;
+mod tail;
 
 use clap::Parser;
 

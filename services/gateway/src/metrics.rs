@@ -1,5 +1,5 @@
 //! HTTP metrics: `http_requests_total{route,status}`, `http_request_duration_seconds{route}`,
-//! recorded by one middleware for every route.
+//! recorded by one middleware for every route; the rate limiter's and the live tail's counters.
 
 use std::time::Instant;
 
@@ -9,12 +9,15 @@ use axum::response::Response;
 use logstream_service::metrics::Registrar;
 use prometheus::{HistogramVec, IntCounter, IntCounterVec, IntGauge, Registry};
 
+use crate::tail::hub::TailMetrics;
+
 #[derive(Clone)]
 pub struct Metrics {
     pub requests: IntCounterVec,
     pub duration: HistogramVec,
     pub rate_limited: IntCounter,
     pub limiter_local: IntGauge,
+    pub tail: TailMetrics,
 }
 
 impl Metrics {
@@ -42,6 +45,28 @@ impl Metrics {
                 "gateway_rate_limiter_local",
                 "1 while the rate limiter uses local windows because Redis is unreachable",
             )?,
+            tail: TailMetrics {
+                followers: r.gauge(
+                    "gateway_tail_clients",
+                    "Live tails (GET /api/v1/tail) followed now",
+                )?,
+                sent: r.counter(
+                    "gateway_tail_events_sent_total",
+                    "Events handed to live tails (one per follower)",
+                )?,
+                skipped: r.counter(
+                    "gateway_tail_events_skipped_total",
+                    "Events live tails skipped because they read slower than events came",
+                )?,
+                read: r.counter(
+                    "gateway_tail_records_read_total",
+                    "Records the live tail read from the raw topic",
+                )?,
+                unreadable: r.counter(
+                    "gateway_tail_records_unreadable_total",
+                    "Records the live tail could not read as events (the collector dead-letters them)",
+                )?,
+            },
         })
     }
 }

@@ -9,6 +9,7 @@ use logstream_core::api::{
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
+use crate::logs::{LogPage, StoredEvent};
 use crate::routes;
 use crate::routes::errors::ErrorBody;
 use crate::routes::names::{AlertKindName, AlertStatusName, LevelName};
@@ -38,9 +39,12 @@ impl Modify for BearerAuth {
         routes::windows::list,
         routes::alerts::list,
         routes::alerts::rules,
+        routes::logs::search,
+        routes::tail::follow,
     ),
     components(schemas(
         LevelName, AlertKindName, AlertStatusName, ErrorBody, WindowPage, AlertPage, Totals, Window, Alert,
+        LogPage, StoredEvent,
         StartRequest, ScenarioRequest, ClusterStatus, Counters, InstanceStatus, BreakerState, Unreachable
     )),
     modifiers(&BearerAuth)

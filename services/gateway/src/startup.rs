@@ -16,6 +16,21 @@ use crate::openapi;
 use crate::ratelimit::{self, Limits, RateLimiter};
 use crate::routes;
 use crate::state::AppState;
+use crate::tail;
+
+/// The bearer tokens; a token set but empty is refused.
+fn tokens(config: &Config) -> anyhow::Result<Arc<Tokens>> {
+    if config.api_token.as_deref() == Some("") {
+        anyhow::bail!("LOGSTREAM_API_TOKEN / --api-token is set but empty");
+    }
+    if config.api_read_token.as_deref() == Some("") {
+        anyhow::bail!("LOGSTREAM_API_READ_TOKEN / --api-read-token is set but empty");
+    }
+    Ok(Arc::new(Tokens {
+        control: config.api_token.clone(),
+        read: config.api_read_token.clone(),
+    }))
+}
 
 pub async fn run(config: Config) -> anyhow::Result<()> {
     let shutdown = shutdown::on_signal();
@@ -38,20 +53,13 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         redis,
         Duration::from_secs(config.generator_timeout_seconds),
     )?;
-    if config.api_token.as_deref() == Some("") {
-        anyhow::bail!("LOGSTREAM_API_TOKEN / --api-token is set but empty");
-    }
-    if config.api_read_token.as_deref() == Some("") {
-        anyhow::bail!("LOGSTREAM_API_READ_TOKEN / --api-read-token is set but empty");
-    }
-    let tokens = Arc::new(Tokens {
-        control: config.api_token.clone(),
-        read: config.api_read_token.clone(),
-    });
+    let tokens = tokens(&config)?;
+    let tail = tail::start(&config, metrics.tail.clone(), shutdown.clone());
     let state = AppState {
         pool: pool.clone(),
         generators: generators.clone(),
         rules: Arc::new(config.rules.load().map_err(anyhow::Error::msg)?),
+        tail,
     };
 
     let ready = move || {
@@ -77,6 +85,8 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         .route("/api/v1/windows", get(routes::windows::list))
         .route("/api/v1/alerts", get(routes::alerts::list))
         .route("/api/v1/alerts/rules", get(routes::alerts::rules))
+        .route("/api/v1/logs", get(routes::logs::search))
+        .route("/api/v1/tail", get(routes::tail::follow))
         .route("/api/v1/openapi.json", get(openapi::document))
         // Layers run outside-in: the rate limit first (it also slows token guessing), then auth.
         .route_layer(axum::middleware::from_fn_with_state(tokens, auth::enforce))

@@ -1,5 +1,5 @@
 //! What every route handler is given: the database pool, the generator instances, the
-//! detection rules.
+//! detection rules, the live tail's hub.
 
 use std::sync::Arc;
 
@@ -7,6 +7,7 @@ use logstream_core::detect::rules::Rules;
 use sqlx::PgPool;
 
 use crate::generators::Generators;
+use crate::tail::hub::Hub;
 
 #[derive(Clone)]
 pub struct AppState {
@@ -14,4 +15,6 @@ pub struct AppState {
     pub generators: Generators,
     /// The detection rules in force, for `GET /api/v1/alerts/rules`.
     pub rules: Arc<Rules>,
+    /// The live tail's followers.
+    pub tail: Arc<Hub>,
 }

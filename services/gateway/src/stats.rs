@@ -164,6 +164,57 @@ pub struct Alert {
     /// The first few events' messages, as a JSON array text.
     pub sample: Option<String>,
     pub status: String,
+    /// The search (`GET /api/v1/logs` path and query) for the events behind the episode: its
+    /// service (and the levels of its kind), or the client address or user of the requests,
+    /// from a minute before it began to a second after it was last seen. Daemons' login
+    /// failures name the address in the message only: search those with `q`.
+    #[sqlx(skip)]
+    pub events: String,
+}
+
+/// The search for the events behind an alert episode (see [`Alert::events`]).
+pub fn events_link(
+    kind: &str,
+    key: &str,
+    first_seen: DateTime<Utc>,
+    last_seen: DateTime<Utc>,
+) -> String {
+    let from = (first_seen - chrono::Duration::minutes(1))
+        .to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+    let to = (last_seen + chrono::Duration::seconds(1))
+        .to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+    let mut params: Vec<(&str, &str)> = vec![("from", &from), ("to", &to)];
+    if let Some(ip) = key.strip_prefix("ip:") {
+        params.push(("attr.http.client_ip", ip));
+    } else if let Some(user) = key.strip_prefix("user:") {
+        params.push(("attr.http.user", user));
+    } else {
+        params.push(("service", key));
+        match kind {
+            "error_rate" => params.push(("level", ">=ERROR")),
+            "critical" => params.push(("level", "FATAL")),
+            _ => {}
+        }
+    }
+    let query: String = params
+        .iter()
+        .map(|(k, v)| format!("{}={}", encode(k), encode(v)))
+        .collect::<Vec<_>>()
+        .join("&");
+    format!("/api/v1/logs?{query}")
+}
+
+/// Percent-encodes all but the unreserved characters of RFC 3986.
+fn encode(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for b in text.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
 }
 
 /// Which alert episodes to list.
@@ -177,7 +228,7 @@ pub struct AlertFilter<'a> {
 }
 
 pub async fn alerts(pool: &PgPool, f: &AlertFilter<'_>) -> Result<Vec<Alert>, sqlx::Error> {
-    sqlx::query_as(
+    let mut alerts: Vec<Alert> = sqlx::query_as(
         "SELECT id, kind, severity, key, first_seen, last_seen, count, sample::text AS sample, status
          FROM alerts
          WHERE ($1::timestamptz IS NULL OR last_seen >= $1) AND ($2::text IS NULL OR kind = $2)
@@ -192,5 +243,35 @@ pub async fn alerts(pool: &PgPool, f: &AlertFilter<'_>) -> Result<Vec<Alert>, sq
     .bind(f.limit)
     .bind(f.offset)
     .fetch_all(pool)
-    .await
+    .await?;
+    for alert in &mut alerts {
+        alert.events = events_link(&alert.kind, &alert.key, alert.first_seen, alert.last_seen);
+    }
+    Ok(alerts)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_alert_links_the_search_for_its_events() {
+        let at = |s: &str| {
+            DateTime::parse_from_rfc3339(s)
+                .expect("time")
+                .with_timezone(&Utc)
+        };
+        let (first, last) = (at("2026-12-03T10:02:00Z"), at("2026-12-03T10:05:00Z"));
+        assert_eq!(
+            events_link("error_rate", "payments", first, last),
+            "/api/v1/logs?from=2026-12-03T10%3A01%3A00.000Z&to=2026-12-03T10%3A05%3A01.000Z&service=payments&level=%3E%3DERROR"
+        );
+        assert!(events_link("sql_injection", "ip:10.0.0.7", first, last)
+            .ends_with("&attr.http.client_ip=10.0.0.7"));
+        assert!(events_link("brute_force", "user:al ice", first, last)
+            .ends_with("&attr.http.user=al%20ice"));
+        assert!(
+            events_link("critical", "orders", first, last).ends_with("&service=orders&level=FATAL")
+        );
+    }
 }

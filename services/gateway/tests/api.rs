@@ -230,6 +230,8 @@ async fn every_route_is_documented_and_answers_as_documented() {
         ("get", "/api/v1/windows"),
         ("get", "/api/v1/alerts"),
         ("get", "/api/v1/alerts/rules"),
+        ("get", "/api/v1/logs"),
+        ("get", "/api/v1/tail"),
     ]
     .iter()
     .map(|(m, p)| (m.to_string(), p.to_string()))
@@ -320,6 +322,22 @@ async fn every_route_is_documented_and_answers_as_documented() {
             false,
             None,
         ),
+        ("get", "/api/v1/logs", "/api/v1/logs?limit=3", false, None),
+        (
+            "get",
+            "/api/v1/logs",
+            "/api/v1/logs?level=%3E%3Dwarn&q=timeout&attr.http.status=500",
+            false,
+            None,
+        ),
+        (
+            "get",
+            "/api/v1/logs",
+            "/api/v1/logs?level=LOUD",
+            false,
+            None,
+        ),
+        ("get", "/api/v1/tail", "/api/v1/tail?nope=1", false, None),
     ];
     for (method, spec_path, path, token, body) in cases {
         let url = format!("{}{path}", gw.base);

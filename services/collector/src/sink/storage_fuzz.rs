@@ -170,34 +170,12 @@ fn formats() -> Vec<Format> {
     }
 }
 
-/// A connection pool whose sessions work in a schema of their own, migrated.
-async fn schema_pool(url: &str, schema: &str) -> sqlx::PgPool {
-    let admin = sqlx::PgPool::connect(url).await.expect("postgres");
-    sqlx::query(&format!("CREATE SCHEMA {schema}"))
-        .execute(&admin)
-        .await
-        .expect("create schema");
-    let options: sqlx::postgres::PgConnectOptions = url.parse().expect("database URL");
-    let pool = sqlx::postgres::PgPoolOptions::new()
-        .max_connections(2)
-        .connect_with(options.options([("search_path", schema)]))
-        .await
-        .expect("postgres in the fuzz schema");
-    sqlx::migrate!("../../migrations")
-        .run(&pool)
-        .await
-        .expect("migrations in the fuzz schema");
-    pool
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn storage_fuzz() {
     if std::env::var("LOGSTREAM_IT").as_deref() != Ok("1") {
         eprintln!("skipped: set LOGSTREAM_IT=1 with PostgreSQL running (scripts/stack.sh up)");
         return;
     }
-    let url = std::env::var("DATABASE_URL")
-        .unwrap_or_else(|_| "postgres://logstream:logstream@127.0.0.1:5432/logstream".into());
     let seconds: u64 = std::env::var("LOGSTREAM_FUZZ_SECONDS")
         .ok()
         .and_then(|s| s.parse().ok())
@@ -206,8 +184,7 @@ async fn storage_fuzz() {
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or_else(rand::random);
-    let schema = format!("storage_fuzz_{:08x}", rand::random::<u32>());
-    let pool = schema_pool(&url, &schema).await;
+    let (pool, schema) = logstream_integration_tests::migrated_schema("storage_fuzz").await;
     let specs = vec![
         WindowSpec::tumbling(10_000).expect("10 s"),
         WindowSpec::sliding(300_000, 60_000).expect("300 s / 60 s"),

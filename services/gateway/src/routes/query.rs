@@ -88,16 +88,18 @@ pub fn page(params: &Params) -> Result<(i64, i64), FieldError> {
     ))
 }
 
+/// Parameters from pairs (for the routes' tests).
+#[cfg(test)]
+pub fn params(pairs: &[(&str, &str)]) -> Params {
+    pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn params(pairs: &[(&str, &str)]) -> Params {
-        pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect()
-    }
 
     #[test]
     fn parses_and_names_bad_parameters() {

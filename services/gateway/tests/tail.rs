@@ -1,0 +1,231 @@
+//! `GET /api/v1/tail` against the real Kafka: followers get the events their filters keep as
+//! they are published; one that reads nothing for a while skips events and is told exactly how
+//! many, while another keeps getting every event; followers beyond the cap are refused.
+
+use std::time::{Duration, Instant};
+
+use logstream_integration_tests::{create_topic, enabled, send_all, unique, Service};
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::ClientConfig;
+use serde_json::Value;
+use tokio::sync::mpsc;
+
+const BROKERS: &str = "127.0.0.1:9092";
+
+async fn gateway(topic: &str) -> Service {
+    Service::start_path(
+        "gateway-tail",
+        std::path::Path::new(env!("CARGO_BIN_EXE_logstream-gateway")),
+        "LOGSTREAM_GATEWAY_LISTEN",
+        &[
+            ("LOGSTREAM_GENERATOR_URLS", "http://127.0.0.1:1"),
+            ("LOGSTREAM_RATE_LIMIT_READ_PER_MINUTE", "100000"),
+            ("LOGSTREAM_TOPIC_RAW", topic),
+            ("LOGSTREAM_KAFKA_BROKERS", BROKERS),
+            ("LOGSTREAM_TAIL_MAX_CLIENTS", "2"),
+            ("LOGSTREAM_TAIL_BUFFER", "40000"),
+        ],
+    )
+    .await
+}
+
+/// One streamed item: (event name, data).
+type Item = (String, Value);
+
+/// Reads a Server-Sent Events response into a channel.
+fn read_events(mut response: reqwest::Response) -> mpsc::UnboundedReceiver<Item> {
+    let (tx, rx) = mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        let mut buffer = String::new();
+        while let Ok(Some(chunk)) = response.chunk().await {
+            buffer.push_str(&String::from_utf8_lossy(&chunk));
+            while let Some(end) = buffer.find("\n\n") {
+                let block: String = buffer.drain(..end + 2).collect();
+                let mut name = String::new();
+                let mut data = String::new();
+                for line in block.lines() {
+                    if let Some(v) = line.strip_prefix("event:") {
+                        name = v.trim().to_owned();
+                    } else if let Some(v) = line.strip_prefix("data:") {
+                        data.push_str(v.trim_start());
+                    }
+                }
+                if !data.is_empty() {
+                    let value = serde_json::from_str(&data).expect("JSON data");
+                    if tx.send((name, value)).is_err() {
+                        return;
+                    }
+                }
+            }
+        }
+    });
+    rx
+}
+
+async fn follow(base: &str, query: &str) -> reqwest::Response {
+    let r = reqwest::get(format!("{base}/api/v1/tail?{query}"))
+        .await
+        .expect("answer");
+    assert_eq!(r.status(), 200);
+    assert_eq!(
+        r.headers()
+            .get("content-type")
+            .and_then(|v| v.to_str().ok()),
+        Some("text/event-stream")
+    );
+    r
+}
+
+fn event(service: &str, level: &str, n: usize) -> String {
+    serde_json::json!({
+        "timestamp": chrono::Utc::now().to_rfc3339(),
+        "level": level,
+        "service": service,
+        "message": format!("event {n}"),
+        "attributes": {"n": n},
+    })
+    .to_string()
+}
+
+async fn publish_all(producer: &FutureProducer, topic: &str, events: &[(String, String)]) {
+    let records = events.iter().map(|(key, payload)| {
+        FutureRecord::to(topic)
+            .key(key.as_str())
+            .payload(payload.as_str())
+    });
+    send_all(producer, records).await;
+}
+
+/// Items received until nothing comes for `quiet`.
+async fn drain(rx: &mut mpsc::UnboundedReceiver<Item>, quiet: Duration) -> Vec<Item> {
+    let mut items = Vec::new();
+    while let Ok(Some(item)) = tokio::time::timeout(quiet, rx.recv()).await {
+        items.push(item);
+    }
+    items
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn followers_get_their_events_and_a_stalled_one_is_told_what_it_skipped() {
+    if !enabled() {
+        return;
+    }
+    let topic = unique("tail");
+    create_topic(BROKERS, &topic, 3).await;
+    let gw = gateway(&topic).await;
+    let producer: FutureProducer = ClientConfig::new()
+        .set("bootstrap.servers", BROKERS)
+        .set("broker.address.family", "v4")
+        .set("linger.ms", "5")
+        .set("queue.buffering.max.messages", "1000000")
+        .create()
+        .expect("producer");
+
+    let bad = reqwest::get(format!("{}/api/v1/tail?level=LOUD", gw.base))
+        .await
+        .expect("answer");
+    assert_eq!(bad.status(), 400);
+
+    // A: payments at WARN and above, read all along. B: orders, not read until the end.
+    let mut a = read_events(follow(&gw.base, "service=payments&level=%3E%3DWARN").await);
+    let b_response = follow(&gw.base, "service=orders").await;
+
+    // A third follower is over the cap.
+    let third = reqwest::get(format!("{}/api/v1/tail", gw.base))
+        .await
+        .expect("answer");
+    assert_eq!(third.status(), 503);
+    let body: Value = third.json().await.expect("JSON error");
+    assert!(body["error"]
+        .as_str()
+        .is_some_and(|e| e.contains("LOGSTREAM_TAIL_MAX_CLIENTS")));
+
+    // The gateway reads from the end of the topic once someone follows: probe until A sees it.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        publish_all(
+            &producer,
+            &topic,
+            &[("payments".into(), event("payments", "ERROR", 0))],
+        )
+        .await;
+        if tokio::time::timeout(Duration::from_millis(500), a.recv())
+            .await
+            .is_ok()
+        {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the tail never showed the probe");
+    }
+    drain(&mut a, Duration::from_millis(300)).await;
+
+    // 150,000 events: two thirds orders (B: more than its buffer of 40,000 and what the
+    // sockets hold), the rest payments at INFO, WARN, ERROR by turns (A: 33,333, within its
+    // buffer however fast the topic is read).
+    const N: usize = 150_000;
+    let levels = ["INFO", "WARN", "ERROR"];
+    let events: Vec<(String, String)> = (1..=N)
+        .map(|n| {
+            let service = if n % 3 != 0 { "orders" } else { "payments" };
+            (service.to_owned(), event(service, levels[(n / 3) % 3], n))
+        })
+        .collect();
+    let expected_a: Vec<u64> = (1..=N as u64)
+        .filter(|n| n % 3 == 0 && levels[(*n as usize / 3) % 3] != "INFO")
+        .collect();
+    let expected_b = (1..=N).filter(|n| n % 3 != 0).count() as u64;
+    publish_all(&producer, &topic, &events).await;
+
+    let got_a = drain(&mut a, Duration::from_secs(3)).await;
+    let mut ns: Vec<u64> = got_a
+        .iter()
+        .map(|(name, v)| {
+            assert_eq!(name, "", "A reads all along and skips nothing: {v}");
+            assert_eq!(v["service"], "payments");
+            assert_ne!(v["level"], "INFO");
+            v["attributes"]["n"].as_u64().expect("n")
+        })
+        .collect();
+    ns.sort_unstable();
+    assert_eq!(ns, expected_a, "A got every event its filters keep, once");
+
+    // B now reads: what it got and what it was told it skipped add up to every orders event
+    // (the count of the last ones skipped comes before the next event: one more is sent).
+    let mut b = read_events(b_response);
+    let mut got_b = drain(&mut b, Duration::from_secs(3)).await;
+    publish_all(
+        &producer,
+        &topic,
+        &[("orders".into(), event("orders", "INFO", 0))],
+    )
+    .await;
+    got_b.extend(drain(&mut b, Duration::from_secs(3)).await);
+    let skipped: u64 = got_b
+        .iter()
+        .filter(|(name, _)| name == "skipped")
+        .map(|(_, v)| v["skipped"].as_u64().expect("count"))
+        .sum();
+    let received = got_b
+        .iter()
+        .filter(|(name, v)| name.is_empty() && v["attributes"]["n"] != 0)
+        .count() as u64;
+    assert!(
+        skipped > 0,
+        "B read nothing for a while: it must have skipped"
+    );
+    assert_eq!(
+        received + skipped,
+        expected_b,
+        "B: {received} received + {skipped} skipped"
+    );
+    let metrics = reqwest::get(format!("{}/metrics", gw.base))
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("text");
+    assert!(metrics.contains("gateway_tail_clients 2"), "{metrics}");
+    assert!(metrics
+        .lines()
+        .any(|l| l == format!("gateway_tail_events_skipped_total {skipped}")));
+}
