@@ -11,7 +11,8 @@
 #   - text + service + level over one hour;
 #   - the second page (cursor) of a service + level search;
 # and prints p50, p99 and max answer time of each (the whole HTTP request, client side), then
-# the query plans PostgreSQL chose (EXPLAIN ANALYZE) for the first two kinds.
+# the query plans PostgreSQL chose (EXPLAIN ANALYZE). Then it builds the optional full-text index
+# (what LOGSTREAM_SEARCH_TEXT_INDEX=true keeps) and asks the text queries again.
 #
 #   integration-tests/search-bench.sh [--events 10000000] [--rounds 50] [--keep]
 #
@@ -71,7 +72,7 @@ def load():
     psql(f"DROP SCHEMA IF EXISTS {SCHEMA} CASCADE; CREATE SCHEMA {SCHEMA}", "public")
     for path in sorted(glob.glob(os.path.join(ROOT, "migrations", "*.sql"))):
         psql(open(path).read())
-    psql("DROP INDEX log_events_service_level_time; DROP INDEX log_events_message_words")
+    psql("DROP INDEX log_events_service_level_time")
     psql("""CREATE TABLE sample AS
               SELECT row_number() OVER () AS rn, level, service, component, host, message, trace_id,
                      span_id, parent_id, attributes, instance_id, seq
@@ -88,7 +89,7 @@ def load():
                     s.component, s.host, s.message, s.trace_id, s.span_id, s.parent_id, s.attributes,
                     s.instance_id, s.seq, (g.i % 12)::int, g.i / 12
              FROM generate_series(0, {EVENTS} - 1) g(i) JOIN sample s ON s.rn = 1 + g.i % {n}""")
-    say(f"loaded in {time.time() - t0:.0f} s; building the search indexes")
+    say(f"loaded in {time.time() - t0:.0f} s; building the search index")
     t1 = time.time()
     for path in sorted(glob.glob(os.path.join(ROOT, "migrations", "*search*.sql"))):
         psql(open(path).read())
@@ -125,7 +126,7 @@ def start_gateway():
 def timed(base, params):
     url = base + "/api/v1/logs?" + urllib.parse.urlencode(params)
     t = time.perf_counter()
-    with urllib.request.urlopen(url, timeout=60) as r:
+    with urllib.request.urlopen(url, timeout=600) as r:
         body = json.load(r)
     return (time.perf_counter() - t) * 1000, body
 
@@ -139,52 +140,79 @@ def percentiles(ms):
     pick = lambda q: ms[min(len(ms) - 1, int(q * len(ms)))]
     return pick(0.5), pick(0.99), ms[-1]
 
+TEXT_INDEX = "CREATE INDEX IF NOT EXISTS log_events_message_words ON log_events USING gin (to_tsvector('simple'::regconfig, message))"
+
+def measure(base, kinds, rounds=None):
+    print("| query | p50 ms | p99 ms | max ms | events per answer (median) |")
+    print("| --- | ---: | ---: | ---: | ---: |")
+    for name, params in kinds.items():
+        times, counts = [], []
+        for _ in range(rounds or ROUNDS):
+            if params is None:
+                first = dict(zip(("from", "to"), hour(NOW)), service=random.choice(SERVICES), level="INFO")
+                _, body = timed(base, first)
+                p = dict(first, cursor=body["next"]) if body.get("next") else first
+            else:
+                p = params()
+            ms, body = timed(base, p)
+            times.append(ms)
+            counts.append(len(body["events"]))
+        p50, p99, mx = percentiles(times)
+        print(f"| {name} | {p50:.1f} | {p99:.1f} | {mx:.1f} | {sorted(counts)[len(counts) // 2]} |", flush=True)
+
+def plans(day_ago, text_only=False):
+    f, t = hour(NOW)
+    queries = [("service + level + 1 h", f"service = 'payments' AND level = 'ERROR' AND event_time >= '{f}' AND event_time < '{t}'"),
+               ("text: rare words, 1 h", f"to_tsvector('simple'::regconfig, message) @@ websearch_to_tsquery('simple'::regconfig, 'crashed memory') AND event_time >= '{f}' AND event_time < '{t}'"),
+               ("text: common word, 24 h", f"to_tsvector('simple'::regconfig, message) @@ websearch_to_tsquery('simple'::regconfig, 'timeout') AND event_time >= '{day_ago}' AND event_time < now()")]
+    for title, where in queries[1:] if text_only else queries[:2]:
+        plan = psql(f"EXPLAIN (ANALYZE, BUFFERS, COSTS OFF) SELECT * FROM log_events WHERE {where} "
+                    "ORDER BY event_time DESC, kafka_partition DESC, kafka_offset DESC LIMIT 101")
+        say(f"plan of {title}:\n{plan}")
+
+NOW = time.time()
+
 def main():
     rows = existing_rows()
     if rows >= EVENTS:
         say(f"reusing {SCHEMA}: {rows:,} rows")
+        psql("DROP INDEX IF EXISTS log_events_message_words")
     else:
         generate_sample()
         load()
     proc, base = start_gateway()
-    now = time.time()
-    day_ago = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(now - 86400))
-    kinds = {
-        "service + level + 1 h": lambda: dict(zip(("from", "to"), hour(now)), service=random.choice(SERVICES), level="ERROR"),
-        "service + >=WARN + 1 h": lambda: dict(zip(("from", "to"), hour(now)), service=random.choice(SERVICES), level=">=WARN"),
+    day_ago = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(NOW - 86400))
+    long_text = {
         "text: common word, 24 h": lambda: {"q": "timeout", "from": day_ago},
         "text: phrase, 24 h": lambda: {"q": '"issuer unavailable"', "from": day_ago},
         "text: rare words, 24 h": lambda: {"q": "crashed memory", "from": day_ago},
-        "text + service + level + 1 h": lambda: dict(zip(("from", "to"), hour(now)), q="declined", service="payments", level="ERROR"),
+    }
+    short_text = {
+        "text: rare words, 1 h": lambda: dict(zip(("from", "to"), hour(NOW)), q="crashed memory"),
+        "text + service + level + 1 h": lambda: dict(zip(("from", "to"), hour(NOW)), q="declined", service="payments", level="ERROR"),
+    }
+    text = {**long_text, **short_text}
+    kinds = {
+        "service + level + 1 h": lambda: dict(zip(("from", "to"), hour(NOW)), service=random.choice(SERVICES), level="ERROR"),
+        "service + >=WARN + 1 h": lambda: dict(zip(("from", "to"), hour(NOW)), service=random.choice(SERVICES), level=">=WARN"),
+        **short_text,
         "second page (cursor)": None,
     }
-    say(f"{ROUNDS} rounds of each, limit 100 (answer time of the whole HTTP request)")
-    print(f"| query | p50 ms | p99 ms | max ms | events per answer (median) |")
-    print(f"| --- | ---: | ---: | ---: | ---: |")
     try:
-        for name, params in kinds.items():
-            times, counts = [], []
-            for _ in range(ROUNDS):
-                if params is None:
-                    first = dict(zip(("from", "to"), hour(now)), service=random.choice(SERVICES), level="INFO")
-                    _, body = timed(base, first)
-                    p = dict(first, cursor=body["next"]) if body.get("next") else first
-                else:
-                    p = params()
-                ms, body = timed(base, p)
-                times.append(ms)
-                counts.append(len(body["events"]))
-            p50, p99, mx = percentiles(times)
-            print(f"| {name} | {p50:.1f} | {p99:.1f} | {mx:.1f} | {sorted(counts)[len(counts) // 2]} |", flush=True)
+        say(f"without the full-text index: {ROUNDS} rounds of each, limit 100 (answer time of the whole HTTP request)")
+        measure(base, kinds)
+        say("without the full-text index, a text query over 24 hours, once (every message of the day is read)")
+        measure(base, dict(list(long_text.items())[:1]), rounds=1)
+        plans(day_ago)
+        t = time.time()
+        psql(TEXT_INDEX)
+        size = psql("SELECT pg_size_pretty(sum(pg_relation_size(x.indexrelid))) FROM pg_inherits i JOIN pg_index x ON x.indrelid = i.inhrelid JOIN pg_class c ON c.oid = x.indexrelid WHERE i.inhparent = 'log_events'::regclass AND c.relname LIKE '%to_tsvector%'")
+        say(f"full-text index built in {time.time() - t:.0f} s ({size}); the text queries again")
+        measure(base, text)
+        plans(day_ago, text_only=True)
     finally:
         proc.terminate()
         proc.wait()
-    f, t = hour(now)
-    for title, where in [("service + level + 1 h", f"service = 'payments' AND level = 'ERROR' AND event_time >= '{f}' AND event_time < '{t}'"),
-                         ("text: common word, 24 h", f"to_tsvector('simple'::regconfig, message) @@ websearch_to_tsquery('simple'::regconfig, 'timeout') AND event_time >= '{day_ago}' AND event_time < now()")]:
-        plan = psql(f"EXPLAIN (ANALYZE, BUFFERS, COSTS OFF) SELECT * FROM log_events WHERE {where} "
-                    "ORDER BY event_time DESC, kafka_partition DESC, kafka_offset DESC LIMIT 101")
-        say(f"plan of {title}:\n{plan}")
     if not KEEP:
         psql(f"DROP SCHEMA {SCHEMA} CASCADE", "public")
 

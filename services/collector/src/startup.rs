@@ -88,6 +88,9 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let server = serve(&parts, registry, sampler.clone());
 
     migrate(&parts.pool, &parts.shutdown).await?;
+    if parts.config.search_text_index {
+        text_index(&parts.pool).await?;
+    }
     tracing::info!("database schema up to date");
     kafka::ensure_topics_with_retry(parts.config.kafka.clone(), topics, parts.shutdown.clone())
         .await;
@@ -145,6 +148,21 @@ fn route_topics(routing: &Routing) -> Vec<String> {
             _ => None,
         })
         .collect()
+}
+
+/// The full-text index of the messages' words (LOGSTREAM_SEARCH_TEXT_INDEX), built when missing.
+async fn text_index(pool: &sqlx::PgPool) -> anyhow::Result<()> {
+    tracing::info!(
+        "creating the full-text index of stored messages if missing (LOGSTREAM_SEARCH_TEXT_INDEX)"
+    );
+    sqlx::query(
+        "CREATE INDEX IF NOT EXISTS log_events_message_words ON log_events \
+         USING gin (to_tsvector('simple'::regconfig, message))",
+    )
+    .execute(pool)
+    .await
+    .map_err(|e| anyhow::anyhow!("LOGSTREAM_SEARCH_TEXT_INDEX: cannot create the index: {e}"))?;
+    Ok(())
 }
 
 /// Applies migrations, retrying while PostgreSQL is unreachable.

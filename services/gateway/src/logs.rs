@@ -1,9 +1,10 @@
 //! The query behind `GET /api/v1/logs`: stored events matching a search, newest first, one page
 //! at a time. The time range bounds which daily partitions of `log_events` are read; a service
-//! and level are found through `log_events_service_level_time` already in the listing's order,
-//! and the words of `q` through `log_events_message_words` (migration 0006).
+//! and level are found through `log_events_service_level_time` (migration 0006) already in the
+//! listing's order; the words of `q` through `log_events_message_words` when the collector keeps
+//! it (LOGSTREAM_SEARCH_TEXT_INDEX), else by reading the messages in range.
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, TimeDelta, Utc};
 use logstream_core::search::{AttributeFilter, Cursor};
 use logstream_core::Level;
 use serde::Serialize;
@@ -109,30 +110,132 @@ pub struct LogPage {
     pub limit: i64,
 }
 
+/// The columns a search returns.
+const COLUMNS: &str = "SELECT event_time, received_at, level, service, component, host, message, \
+     trace_id, span_id, parent_id, attributes::text AS attributes, instance_id, seq, \
+     kafka_partition, kafka_offset FROM log_events WHERE event_time >= ";
+
+/// The listing's order, newest first.
+const ORDER: &str = " ORDER BY event_time DESC, kafka_partition DESC, kafka_offset DESC LIMIT ";
+
+/// Most (service, level) pairs searched as branches of their own.
+const MAX_BRANCHES: usize = 24;
+
+/// The first slice of the range searched when no index gives the events in order.
+const FIRST_SLICE: TimeDelta = TimeDelta::minutes(15);
+
 /// The page of events `search` asks for.
+///
+/// Several services or levels are searched as one branch per (service, level) pair, each
+/// reading its index newest first and stopping at the page's size, merged in order: one scan
+/// with `level = ANY(...)` would read and sort every match in the range first. When some branch
+/// lacks a service or a level, no index gives its events in order: the range is then searched
+/// newest slice first (15 minutes, then each slice four times the last) until a page is full,
+/// so that a common word or no filter at all does not sort a whole day's matches.
 pub async fn search(pool: &PgPool, search: &Search) -> Result<LogPage, sqlx::Error> {
-    let mut query = QueryBuilder::<Postgres>::new(
-        "SELECT event_time, received_at, level, service, component, host, message, trace_id, \
-         span_id, parent_id, attributes::text AS attributes, instance_id, seq, kafka_partition, \
-         kafka_offset FROM log_events WHERE event_time >= ",
-    );
-    query.push_bind(search.from);
-    query.push(" AND event_time < ").push_bind(search.to);
-    match search.services.as_slice() {
-        [] => {}
-        [one] => {
+    let limit = search.limit + 1;
+    let pairs: Vec<(Option<&str>, Option<&str>)> = branches(search);
+    let ordered = pairs.iter().all(|(s, l)| s.is_some() && l.is_some());
+    let mut rows: Vec<Row> = Vec::new();
+    // Newer than the cursor's row there is nothing left to list.
+    let mut upper = match &search.after {
+        Some(after) => search.to.min(micros(after.event_time_us.saturating_add(1))),
+        None => search.to,
+    };
+    let mut width = FIRST_SLICE;
+    loop {
+        let lower = if ordered {
+            search.from
+        } else {
+            upper
+                .checked_sub_signed(width)
+                .map_or(search.from, |l| l.max(search.from))
+        };
+        let wanted = limit - rows.len() as i64;
+        let mut query = QueryBuilder::<Postgres>::new("");
+        if pairs.len() == 1 {
+            push_branch(&mut query, search, pairs[0], (lower, upper), wanted);
+        } else {
+            query.push("SELECT * FROM (");
+            for (i, pair) in pairs.iter().enumerate() {
+                query.push(if i == 0 { "(" } else { " UNION ALL (" });
+                push_branch(&mut query, search, *pair, (lower, upper), wanted);
+                query.push(")");
+            }
+            query.push(") AS matched");
+            query.push(ORDER).push_bind(wanted);
+        }
+        rows.extend(query.build_query_as::<Row>().fetch_all(pool).await?);
+        if rows.len() as i64 >= limit || lower <= search.from {
+            break;
+        }
+        upper = lower;
+        width = width.checked_mul(4).unwrap_or(TimeDelta::MAX);
+    }
+    let more = rows.len() as i64 > search.limit;
+    rows.truncate(search.limit as usize);
+    let next = rows.last().filter(|_| more).map(|last| {
+        Cursor {
+            event_time_us: last.event_time.timestamp_micros(),
+            partition: last.kafka_partition,
+            offset: last.kafka_offset,
+            from_us: search.from.timestamp_micros(),
+        }
+        .to_string()
+    });
+    Ok(LogPage {
+        events: rows.into_iter().map(StoredEvent::from).collect(),
+        next,
+        from: search.from,
+        to: search.to,
+        limit: search.limit,
+    })
+}
+
+/// The (service, level) pairs searched as branches (None: any), or one branch with lists.
+fn branches(search: &Search) -> Vec<(Option<&str>, Option<&str>)> {
+    let services: Vec<Option<&str>> = match search.services.as_slice() {
+        [] => vec![None],
+        many => many.iter().map(|s| Some(s.as_str())).collect(),
+    };
+    let levels: Vec<Option<&str>> = match search.levels.as_slice() {
+        [] => vec![None],
+        many => many.iter().map(|l| Some(l.as_str())).collect(),
+    };
+    if services.len() * levels.len() > MAX_BRANCHES {
+        return vec![(None, None)];
+    }
+    services
+        .iter()
+        .flat_map(|s| levels.iter().map(move |l| (*s, *l)))
+        .collect()
+}
+
+/// One branch: the search's filters with this service and level (None: the search's lists).
+fn push_branch<'a>(
+    query: &mut QueryBuilder<'a, Postgres>,
+    search: &'a Search,
+    (service, level): (Option<&'a str>, Option<&'a str>),
+    (from, to): (DateTime<Utc>, DateTime<Utc>),
+    limit: i64,
+) {
+    query.push(COLUMNS).push_bind(from);
+    query.push(" AND event_time < ").push_bind(to);
+    match (service, search.services.as_slice()) {
+        (Some(one), _) => {
             query.push(" AND service = ").push_bind(one);
         }
-        many => {
+        (None, []) => {}
+        (None, many) => {
             query.push(" AND service = ANY(").push_bind(many).push(")");
         }
     }
-    match search.levels.as_slice() {
-        [] => {}
-        [one] => {
-            query.push(" AND level = ").push_bind(one.as_str());
+    match (level, search.levels.as_slice()) {
+        (Some(one), _) => {
+            query.push(" AND level = ").push_bind(one);
         }
-        many => {
+        (None, []) => {}
+        (None, many) => {
             let names: Vec<&str> = many.iter().map(|l| l.as_str()).collect();
             query.push(" AND level = ANY(").push_bind(names).push(")");
         }
@@ -166,28 +269,7 @@ pub async fn search(pool: &PgPool, search: &Search) -> Result<LogPage, sqlx::Err
             .push_bind(after.offset)
             .push(")");
     }
-    query
-        .push(" ORDER BY event_time DESC, kafka_partition DESC, kafka_offset DESC LIMIT ")
-        .push_bind(search.limit + 1);
-    let mut rows: Vec<Row> = query.build_query_as().fetch_all(pool).await?;
-    let more = rows.len() as i64 > search.limit;
-    rows.truncate(search.limit as usize);
-    let next = rows.last().filter(|_| more).map(|last| {
-        Cursor {
-            event_time_us: last.event_time.timestamp_micros(),
-            partition: last.kafka_partition,
-            offset: last.kafka_offset,
-            from_us: search.from.timestamp_micros(),
-        }
-        .to_string()
-    });
-    Ok(LogPage {
-        events: rows.into_iter().map(StoredEvent::from).collect(),
-        next,
-        from: search.from,
-        to: search.to,
-        limit: search.limit,
-    })
+    query.push(ORDER).push_bind(limit);
 }
 
 /// A time from microseconds since the epoch, within [`within_rfc3339`]'s years.
