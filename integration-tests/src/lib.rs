@@ -416,8 +416,11 @@ pub async fn start_full_rate(http: &reqwest::Client, base: &str) {
 /// `prefix` and unique to the run, with the migrations applied; a pool whose connections use it,
 /// and its name.
 pub async fn migrated_schema(prefix: &str) -> (sqlx::PgPool, String) {
+    static TAKEN: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
     let url = database_url();
-    let schema = unique(prefix).replace('-', "_");
+    // Tests of one process start within the same millisecond: a counter tells them apart.
+    let n = TAKEN.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let schema = format!("{}_{n}", unique(prefix).replace('-', "_"));
     let admin = sqlx::PgPool::connect(&url).await.expect("postgres");
     sqlx::query(&format!("CREATE SCHEMA {schema}"))
         .execute(&admin)
