@@ -247,3 +247,82 @@ async fn the_cursor_pages_through_exactly_once_while_rows_arrive() {
     // the last one ended.
     assert_eq!(seen, expected, "every stored event once, in order");
 }
+
+/// The substring test the search puts before the full-text test rules out no message that
+/// PostgreSQL's own reading of the query (`websearch_to_tsquery('simple', q)`) matches: for every
+/// query, built from the words of awkward messages, both give the same messages.
+#[tokio::test]
+async fn required_words_never_rule_out_a_match() {
+    if !enabled() {
+        return;
+    }
+    let pool = PgPool::connect(&database_url()).await.expect("postgres");
+    let messages: Vec<String> = [
+        "user@example.com failed to log in",
+        "Foo-Bar baz: re-try in 5s",
+        "GET /api/v1/logs?service=pay&x=1 HTTP/1.1 500",
+        "file archive.tar.gz written, 1,000.5 ms (3e10 bytes)",
+        "İstanbul TIMEOUT İİ café",
+        "snake_case_word and CamelCase and don't",
+        "<tag>upstream</tag> timeout after 30s",
+        "\"issuer unavailable\" said the bank",
+        "x-request-id=abc123 trace 0xdeadBEEF",
+        "v2.3.4-rc1 released on 2026-12-03T10:00:00Z",
+        "ERROR ERROR error",
+        "",
+    ]
+    .map(String::from)
+    .to_vec();
+    let mut queries: Vec<String> = messages
+        .iter()
+        .flat_map(|m| m.split_whitespace().map(String::from).collect::<Vec<_>>())
+        .collect();
+    queries.extend(
+        messages
+            .iter()
+            .filter(|m| !m.is_empty())
+            .map(|m| format!("\"{m}\"")),
+    );
+    queries.extend(
+        [
+            "timeout upstream",
+            "\"upstream timeout\"",
+            "TIMEOUT or refused",
+            "-timeout",
+            "re-try",
+            "example.com",
+            "user@example",
+            "1,000.5",
+            "1.1 500",
+            "tar gz",
+            "İstanbul",
+            "istanbul",
+            "café",
+            "cafe",
+            "snake case",
+            "don t",
+            "0xdeadbeef",
+            "2026-12-03t10",
+        ]
+        .map(String::from),
+    );
+    for q in &queries {
+        let patterns: Vec<String> = logstream_core::search::words::required_words(q)
+            .iter()
+            .map(|w| format!("%{w}%"))
+            .collect();
+        let (full, filtered): (i64, i64) = sqlx::query_as(
+            "SELECT count(*) FILTER (WHERE t), count(*) FILTER (WHERE t AND m ILIKE ALL($3)) \
+             FROM (SELECT m, to_tsvector('simple'::regconfig, m) \
+                   @@ websearch_to_tsquery('simple'::regconfig, $2) AS t \
+                   FROM unnest($1::text[]) m) s",
+        )
+        .bind(&messages)
+        .bind(q)
+        .bind(&patterns)
+        .fetch_one(&pool)
+        .await
+        .expect("count");
+        assert_eq!(full, filtered, "query {q:?} (required {patterns:?})");
+    }
+}

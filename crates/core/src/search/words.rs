@@ -82,6 +82,28 @@ impl Words {
     }
 }
 
+/// The longest word [`required_words`] hands out: PostgreSQL's parser drops much longer words, and
+/// a word it drops is not required.
+const LONGEST_REQUIRED: usize = 100;
+
+/// Words every message matching `query` contains, case aside, as PostgreSQL reads the query
+/// (`websearch_to_tsquery('simple', query)`): a cheap test (`message ILIKE '%word%'`) that can
+/// rule a message out before its words are split. Only for queries whose reading is plain: without
+/// `-` (negation, or a hyphen PostgreSQL splits its own way) and without the word `or`; otherwise,
+/// and for words that are not ASCII (case folding differs) or are very long, nothing is required.
+/// Every word returned is ASCII letters and digits, so it needs no escaping in a LIKE pattern.
+pub fn required_words(query: &str) -> Vec<String> {
+    if query.contains('-') || split(query).any(|w| w == "or") {
+        return Vec::new();
+    }
+    let mut words: Vec<String> = split(query)
+        .filter(|w| w.is_ascii() && w.len() <= LONGEST_REQUIRED)
+        .collect();
+    words.sort();
+    words.dedup();
+    words
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -117,11 +139,37 @@ mod tests {
         assert_eq!(Words::parse("\"\""), None);
     }
 
+    #[test]
+    fn required_words_are_only_those_of_plain_queries() {
+        assert_eq!(required_words("Crashed  memory"), ["crashed", "memory"]);
+        assert_eq!(
+            required_words("\"issuer unavailable\", timeout"),
+            ["issuer", "timeout", "unavailable"]
+        );
+        assert_eq!(required_words("timeout timeout"), ["timeout"]);
+        assert!(required_words("timeout or refused").is_empty());
+        assert!(required_words("timeout OR refused").is_empty());
+        assert!(required_words("failed -served").is_empty());
+        assert!(required_words("re-try").is_empty());
+        assert_eq!(required_words("café timeout"), ["timeout"]);
+        assert_eq!(required_words(&"x".repeat(101)), Vec::<String>::new());
+    }
+
     proptest! {
         #[test]
         fn any_query_parses_without_panic(query in "\\PC{0,60}", message in "\\PC{0,60}") {
             if let Some(words) = Words::parse(&query) {
                 let _ = words.matches(&message);
+            }
+        }
+
+        #[test]
+        fn a_message_matching_a_query_holds_its_required_words(query in "[a-zA-Z0-9 \"]{1,30}", message in "[a-zA-Z0-9 :=.,\"-]{0,60}") {
+            if Words::parse(&query).is_some_and(|w| w.matches(&message)) {
+                let lower = message.to_lowercase();
+                for word in required_words(&query) {
+                    prop_assert!(lower.contains(&word), "{word:?} of {query:?} in {message:?}");
+                }
             }
         }
 
