@@ -9,10 +9,16 @@ use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::ClientConfig;
 use serde_json::Value;
 use tokio::sync::mpsc;
+use tokio_stream::StreamExt;
+use tokio_tungstenite::tungstenite::Message;
 
 const BROKERS: &str = "127.0.0.1:9092";
 
 async fn gateway(topic: &str) -> Service {
+    gateway_with_buffer(topic, "40000").await
+}
+
+async fn gateway_with_buffer(topic: &str, buffer: &str) -> Service {
     Service::start_path(
         "gateway-tail",
         std::path::Path::new(env!("CARGO_BIN_EXE_logstream-gateway")),
@@ -23,7 +29,7 @@ async fn gateway(topic: &str) -> Service {
             ("LOGSTREAM_TOPIC_RAW", topic),
             ("LOGSTREAM_KAFKA_BROKERS", BROKERS),
             ("LOGSTREAM_TAIL_MAX_CLIENTS", "2"),
-            ("LOGSTREAM_TAIL_BUFFER", "40000"),
+            ("LOGSTREAM_TAIL_BUFFER", buffer),
         ],
     )
     .await
@@ -228,4 +234,148 @@ async fn followers_get_their_events_and_a_stalled_one_is_told_what_it_skipped() 
     assert!(metrics
         .lines()
         .any(|l| l == format!("gateway_tail_events_skipped_total {skipped}")));
+}
+
+/// Reads a WebSocket tail's text frames into a channel, as (event name, data) like the
+/// Server-Sent Events: a `{"skipped": N}` frame is named "skipped".
+fn read_frames<S>(mut socket: S) -> mpsc::UnboundedReceiver<Item>
+where
+    S: tokio_stream::Stream<Item = Result<Message, tokio_tungstenite::tungstenite::Error>>
+        + Unpin
+        + Send
+        + 'static,
+{
+    let (tx, rx) = mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        while let Some(Ok(message)) = socket.next().await {
+            let Message::Text(text) = message else {
+                continue;
+            };
+            let value: Value = serde_json::from_str(&text).expect("each frame is one JSON value");
+            let name = if value.get("skipped").is_some() {
+                "skipped"
+            } else {
+                ""
+            };
+            if tx.send((name.to_owned(), value)).is_err() {
+                return;
+            }
+        }
+    });
+    rx
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_websocket_follower_gets_its_events_as_frames_and_is_told_what_it_skipped() {
+    if !enabled() {
+        return;
+    }
+    let topic = unique("tail-ws");
+    create_topic(BROKERS, &topic, 3).await;
+    let gw = gateway_with_buffer(&topic, "1000").await;
+    let producer: FutureProducer = ClientConfig::new()
+        .set("bootstrap.servers", BROKERS)
+        .set("broker.address.family", "v4")
+        .set("linger.ms", "5")
+        .set("queue.buffering.max.messages", "1000000")
+        .create()
+        .expect("producer");
+    let url = format!(
+        "{}/api/v1/tail?service=payments&level=ERROR",
+        gw.base.replacen("http://", "ws://", 1)
+    );
+    let (socket, _) = tokio_tungstenite::connect_async(url.as_str())
+        .await
+        .expect("upgrade");
+    let mut frames = read_frames(socket);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        publish_all(
+            &producer,
+            &topic,
+            &[("payments".into(), event("payments", "ERROR", 0))],
+        )
+        .await;
+        if tokio::time::timeout(Duration::from_millis(500), frames.recv())
+            .await
+            .is_ok()
+        {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the tail never showed the probe");
+    }
+    drain(&mut frames, Duration::from_millis(300)).await;
+
+    // Read all along: exactly the payments ERROR events, one frame each.
+    let events: Vec<(String, String)> = (1..=3_000)
+        .map(|n| {
+            let (service, level) = [
+                ("payments", "ERROR"),
+                ("payments", "INFO"),
+                ("orders", "ERROR"),
+            ][n % 3];
+            (service.to_owned(), event(service, level, n))
+        })
+        .collect();
+    publish_all(&producer, &topic, &events).await;
+    let got = drain(&mut frames, Duration::from_secs(3)).await;
+    let ns: Vec<u64> = got
+        .iter()
+        .map(|(name, v)| {
+            assert_eq!(name, "", "a follower that reads skips nothing: {v}");
+            assert_eq!(
+                (&v["service"], &v["level"]),
+                (&"payments".into(), &"ERROR".into())
+            );
+            v["attributes"]["n"].as_u64().expect("n")
+        })
+        .collect();
+    let expected: Vec<u64> = (1..=3_000).filter(|n| n % 3 == 0).collect();
+    assert_eq!(
+        ns, expected,
+        "every payments ERROR event once, in order (one key, one partition)"
+    );
+
+    // A follower that reads nothing while 100,000 events (about 20 MB, more than its buffer of
+    // 1,000 and the sockets hold) pass: what it then gets and what it is told it skipped add up.
+    let (slow, _) = tokio_tungstenite::connect_async(
+        format!(
+            "{}/api/v1/tail?service=orders",
+            gw.base.replacen("http://", "ws://", 1)
+        )
+        .as_str(),
+    )
+    .await
+    .expect("upgrade");
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    const N: usize = 100_000;
+    let events: Vec<(String, String)> = (1..=N)
+        .map(|n| ("orders".to_owned(), event("orders", "INFO", n)))
+        .collect();
+    publish_all(&producer, &topic, &events).await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let mut slow = read_frames(slow);
+    let mut got = drain(&mut slow, Duration::from_secs(3)).await;
+    publish_all(
+        &producer,
+        &topic,
+        &[("orders".into(), event("orders", "INFO", 0))],
+    )
+    .await;
+    got.extend(drain(&mut slow, Duration::from_secs(3)).await);
+    let skipped: u64 = got
+        .iter()
+        .filter(|(name, _)| name == "skipped")
+        .map(|(_, v)| v["skipped"].as_u64().expect("count"))
+        .sum();
+    let received = got
+        .iter()
+        .filter(|(name, v)| name.is_empty() && v["attributes"]["n"] != 0)
+        .count() as u64;
+    assert!(skipped > 0, "the slow follower must have skipped");
+    assert_eq!(
+        received + skipped,
+        N as u64,
+        "{received} received + {skipped} skipped"
+    );
 }
