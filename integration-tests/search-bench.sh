@@ -4,8 +4,9 @@
 # events for 10 s (20,000/s, an error burst on payments), the collector stores them; those rows
 # are copied into a schema of the bench's own (`search_bench`, migrated like the real one) until
 # it holds --events rows, spread evenly over the 24 hours before now across 12 Kafka partitions
-# (the indexes are built after the load, as a restore would). Then a gateway on that schema is
-# asked, --rounds times each, for:
+# (oldest first, as the collector stores them; the event-time index summarized as the collector
+# keeps it; the other indexes are built after the load, as a restore would). Then a gateway on
+# that schema is asked, --rounds times each, for:
 #   - service + level + one-hour range (a random hour and service each time);
 #   - text: a common word, a phrase, a rare word, over the whole 24 hours;
 #   - text + service + level over one hour;
@@ -26,7 +27,7 @@ while [ $# -gt 0 ]; do
     --events) EVENTS="$2"; shift 2 ;;
     --rounds) ROUNDS="$2"; shift 2 ;;
     --keep) KEEP=1; shift ;;
-    -h|--help) sed -n '2,19p' "$0"; exit 0 ;;
+    -h|--help) awk 'NR > 1 && !/^#/ { exit } NR > 1' "$0"; exit 0 ;;
     *) echo "unknown option $1 (see --help)" >&2; exit 2 ;;
   esac
 done
@@ -88,8 +89,14 @@ def load():
              SELECT now() - interval '1 ms' * (g.i * (86400000.0 / {EVENTS})), s.level, s.service,
                     s.component, s.host, s.message, s.trace_id, s.span_id, s.parent_id, s.attributes,
                     s.instance_id, s.seq, (g.i % 12)::int, g.i / 12
-             FROM generate_series(0, {EVENTS} - 1) g(i) JOIN sample s ON s.rn = 1 + g.i % {n}""")
-    say(f"loaded in {time.time() - t0:.0f} s; building the search index")
+             FROM generate_series(0, {EVENTS} - 1) g(i) JOIN sample s ON s.rn = 1 + g.i % {n}
+             ORDER BY g.i DESC""")
+    # What the collector does every 10 s as rows arrive (Store::summarize_time_index).
+    psql("""SELECT sum(brin_summarize_new_values(x.indexrelid)) FROM pg_inherits i
+              JOIN pg_index x ON x.indrelid = i.inhrelid JOIN pg_class c ON c.oid = x.indexrelid
+              JOIN pg_am a ON a.oid = c.relam
+            WHERE i.inhparent = 'log_events'::regclass AND a.amname = 'brin'""")
+    say(f"loaded in {time.time() - t0:.0f} s (the event-time index summarized, as the collector keeps it); building the search index")
     t1 = time.time()
     for path in sorted(glob.glob(os.path.join(ROOT, "migrations", "*search*.sql"))):
         psql(open(path).read())
@@ -142,12 +149,12 @@ def percentiles(ms):
 
 TEXT_INDEX = "CREATE INDEX IF NOT EXISTS log_events_message_words ON log_events USING gin (to_tsvector('simple'::regconfig, message))"
 
-def measure(base, kinds, rounds=None):
+def measure(base, kinds):
     print("| query | p50 ms | p99 ms | max ms | events per answer (median) |")
     print("| --- | ---: | ---: | ---: | ---: |")
     for name, params in kinds.items():
         times, counts = [], []
-        for _ in range(rounds or ROUNDS):
+        for _ in range(ROUNDS):
             if params is None:
                 first = dict(zip(("from", "to"), hour(NOW)), service=random.choice(SERVICES), level="INFO")
                 _, body = timed(base, first)
@@ -163,7 +170,7 @@ def measure(base, kinds, rounds=None):
 def plans(day_ago, text_only=False):
     f, t = hour(NOW)
     queries = [("service + level + 1 h", f"service = 'payments' AND level = 'ERROR' AND event_time >= '{f}' AND event_time < '{t}'"),
-               ("text: rare words, 1 h", f"to_tsvector('simple'::regconfig, message) @@ websearch_to_tsquery('simple'::regconfig, 'crashed memory') AND event_time >= '{f}' AND event_time < '{t}'"),
+               ("text: rare words, 1 h", f"message ILIKE '%crashed%' AND message ILIKE '%memory%' AND to_tsvector('simple'::regconfig, message) @@ websearch_to_tsquery('simple'::regconfig, 'crashed memory') AND event_time >= '{f}' AND event_time < '{t}'"),
                ("text: common word, 24 h", f"to_tsvector('simple'::regconfig, message) @@ websearch_to_tsquery('simple'::regconfig, 'timeout') AND event_time >= '{day_ago}' AND event_time < now()")]
     for title, where in queries[1:] if text_only else queries[:2]:
         plan = psql(f"EXPLAIN (ANALYZE, BUFFERS, COSTS OFF) SELECT * FROM log_events WHERE {where} "
@@ -195,14 +202,12 @@ def main():
     kinds = {
         "service + level + 1 h": lambda: dict(zip(("from", "to"), hour(NOW)), service=random.choice(SERVICES), level="ERROR"),
         "service + >=WARN + 1 h": lambda: dict(zip(("from", "to"), hour(NOW)), service=random.choice(SERVICES), level=">=WARN"),
-        **short_text,
+        **text,
         "second page (cursor)": None,
     }
     try:
         say(f"without the full-text index: {ROUNDS} rounds of each, limit 100 (answer time of the whole HTTP request)")
         measure(base, kinds)
-        say("without the full-text index, a text query over 24 hours, once (every message of the day is read)")
-        measure(base, dict(list(long_text.items())[:1]), rounds=1)
         plans(day_ago)
         t = time.time()
         psql(TEXT_INDEX)

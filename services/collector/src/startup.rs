@@ -396,7 +396,7 @@ fn alerts(parts: &Parts, fast: mpsc::Receiver<AlertChange>) -> anyhow::Result<()
     Ok(())
 }
 
-/// The periodic chores: lag and group health, `log_events` partitions.
+/// The periodic chores: lag and group health, `log_events` partitions and their time index.
 fn upkeep(parts: &Parts, sampler: LagSampler) {
     tokio::spawn(housekeeping::lag_loop(
         sampler,
@@ -409,6 +409,10 @@ fn upkeep(parts: &Parts, sampler: LagSampler) {
     tokio::spawn(housekeeping::partition_loop(
         parts.store.clone(),
         parts.config.retention_hours,
+        parts.shutdown.clone(),
+    ));
+    tokio::spawn(housekeeping::time_index_loop(
+        parts.store.clone(),
         parts.shutdown.clone(),
     ));
 }

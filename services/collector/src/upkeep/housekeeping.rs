@@ -1,7 +1,8 @@
 //! Periodic chores: consumer lag of every partition of the topic (high watermark − the next
 //! offset PostgreSQL holds, whoever owns the partition, so a partition nobody consumes shows a
 //! growing lag), whether this member has been left without partitions while some have no owner
-//! (readiness, and a new join when that lasts), and `log_events` partitions (created ahead, dropped after the retention).
+//! (readiness, and a new join when that lasts), and `log_events` partitions (created ahead, dropped after the retention, their event-time index
+//! kept summarized).
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -212,6 +213,39 @@ pub async fn partition_loop(store: Arc<Store>, retention_hours: u64, shutdown: C
             _ = tokio::time::sleep(Duration::from_secs(600)) => {}
         }
     }
+}
+
+/// How often the event-time index's new block ranges are summarized: besides its range, a search
+/// reads at most the rows written since the last time (the newest, mostly still cached).
+const SUMMARY_INTERVAL: Duration = Duration::from_secs(10);
+
+/// Keeps the event-time BRIN index of `log_events` summarized as rows arrive (see
+/// [`Store::summarize_time_index`]).
+pub async fn time_index_loop(store: Arc<Store>, shutdown: CancellationToken) {
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tokio::time::sleep(SUMMARY_INTERVAL) => {}
+        }
+        match store.summarize_time_index().await {
+            Ok(ranges) => tracing::debug!(ranges, "event-time index: new block ranges summarized"),
+            Err(e) if lock_timed_out(&e) => {
+                tracing::debug!(
+                    "event-time index: a partition is being vacuumed; summarized next time"
+                )
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "event-time index: cannot summarize new block ranges")
+            }
+        }
+    }
+}
+
+/// Whether PostgreSQL gave up waiting for a lock (lock_timeout: SQLSTATE 55P03).
+fn lock_timed_out(e: &sqlx::Error) -> bool {
+    e.as_database_error()
+        .and_then(|d| d.code())
+        .is_some_and(|c| c == "55P03")
 }
 
 #[cfg(test)]
