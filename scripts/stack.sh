@@ -102,6 +102,10 @@ SQL
     PGPASSWORD=$DB_PASSWORD psql -X -h 127.0.0.1 -U "$DB_USER" -tAc "SELECT 1" "$DB_NAME" >/dev/null \
       || die "cannot log in as $DB_USER over TCP (see pg_hba.conf)"
   fi
+  # e2e-bench starts each timed phase after a CHECKPOINT (pg_checkpoint: PostgreSQL 15+).
+  if [ -n "$(pg_version)" ]; then
+    as_postgres -d postgres -c "DO \$\$ BEGIN IF EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'pg_checkpoint') AND NOT pg_has_role('$DB_USER', 'pg_checkpoint', 'MEMBER') THEN EXECUTE 'GRANT pg_checkpoint TO $DB_USER'; END IF; END \$\$"
+  fi
   # The read-only role of Grafana's PostgreSQL datasource (and of the dashboard test's SQL).
   if ! PGPASSWORD=logstream_reader psql -X -h 127.0.0.1 -U logstream_reader -tAc "SELECT 1" "$DB_NAME" >/dev/null 2>&1; then
     [ -n "$(pg_version)" ] || { say "no read-only role logstream_reader (not this machine's cluster)"; return 0; }

@@ -47,6 +47,26 @@ fn psql(database: &str, command: &str) -> String {
     String::from_utf8_lossy(&out.stdout).trim().to_owned()
 }
 
+/// Starts a timed phase from a fresh checkpoint, so no phase pays for WAL the one before wrote
+/// (after a checkpoint each page's first change is logged whole, so a phase that straddles one
+/// pays more than one that does not). Needs `pg_checkpoint` (PostgreSQL 15+; `scripts/stack.sh`
+/// grants it); without it the phases are timed as they come, and this says so once.
+fn checkpoint(database: &str) {
+    let out = Command::new("psql")
+        .args([database, "-X", "-q", "-c", "CHECKPOINT"])
+        .output()
+        .expect("psql runs");
+    static WARNED: std::sync::Once = std::sync::Once::new();
+    if !out.status.success() {
+        WARNED.call_once(|| {
+            eprintln!(
+                "cannot CHECKPOINT before each phase ({}): the figures vary more",
+                String::from_utf8_lossy(&out.stderr).trim()
+            )
+        });
+    }
+}
+
 /// Fills `topic` with at least `events` events from `generators` generator instances (ids
 /// `{instance}-g1`, `{instance}-g2`, ...) at full rate; returns how many.
 async fn prefill(
@@ -133,6 +153,7 @@ async fn main() {
     let instances = format!("{instance}-g%");
 
     // The collector: from its start until every pre-filled event is stored.
+    checkpoint(&database);
     let started = Instant::now();
     let postgres_before = cpu_seconds_of_named("postgres");
     // The Kafka broker is the stack's only Java process.
@@ -235,6 +256,7 @@ fn copy_ceiling(database: &str, instance: &str, rows: u64, topic: &str, format: 
             file.display()
         ),
     );
+    checkpoint(database);
     let postgres_before = cpu_seconds_of_named("postgres");
     let began = Instant::now();
     psql(
