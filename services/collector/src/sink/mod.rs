@@ -1,7 +1,7 @@
 //! Stage 3, out of the process: the `committer` writes each batch while the next fills, first
 //! its dead letters (`dlq`) and `routed` copies, then one PostgreSQL transaction (`store`:
-//! events, window counts, alert episodes and the partitions' offsets together); two batches at
-//! once, taking `turn`s to finish in order. Beside it,
+//! events, window counts, alert episodes and the partitions' offsets together); up to three
+//! batches at once, taking `turn`s to finish in order. Beside it,
 //! `alert_publisher` takes the alert transitions the batches queued to `logs.alerts`, and the
 //! `notifier` to Alertmanager and a webhook; `alert_fast_lane` sends critical alerts before
 //! their batch is stored. New destinations (an archive, a search cluster)

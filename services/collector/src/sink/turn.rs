@@ -1,6 +1,6 @@
-//! Whose turn it is to finish a transaction. The committer writes two batches at once, each on
-//! its own connection: the later one copies its events while the earlier one finishes, then
-//! waits for the earlier one's end before it touches the rows both share (window counts, alert
+//! Whose turn it is to finish a transaction. The committer writes several batches at once, each
+//! on its own connection: a later one copies its events while the one before finishes, then
+//! waits for that one's end before it touches the rows both share (window counts, alert
 //! episodes, detector snapshots, the partitions' offsets), so batches still end in order and
 //! each offset fence finds the offsets the batch before it stored.
 
