@@ -1,9 +1,9 @@
 //! The committer: writes the batches the writer hands it, in order, while the writer builds the
 //! next one (decoding and aggregating overlap with PostgreSQL's work). Up to three batches are
 //! written at once, each on its own connection: the later ones copy their events while the
-//! earliest finishes, and each takes its `turn` for the rest, so they end in order. Each batch's dead letters
-//! and routed copies go out first, then one transaction; a failed write is retried with the same
-//! batch, and the writer waits meanwhile (the hand-off channel holds one more).
+//! earliest finishes, and each takes its `turn` for the rest, so they end in order. Each batch's
+//! dead letters and routed copies go out first, then one transaction; a failed write is retried
+//! with the same batch, and the writer waits meanwhile (the hand-off channel holds one more).
 
 use std::collections::{BTreeMap, VecDeque};
 use std::ops::Range;

@@ -1,8 +1,8 @@
 //! Periodic chores: consumer lag of every partition of the topic (high watermark − the next
 //! offset PostgreSQL holds, whoever owns the partition, so a partition nobody consumes shows a
 //! growing lag), whether this member has been left without partitions while some have no owner
-//! (readiness, and a new join when that lasts), and `log_events` partitions (created ahead, dropped after the retention, their event-time index
-//! kept summarized).
+//! (readiness, and a new join when that lasts), and `log_events` partitions (created ahead,
+//! dropped after the retention, their event-time index kept summarized).
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -228,24 +228,16 @@ pub async fn time_index_loop(store: Arc<Store>, shutdown: CancellationToken) {
             _ = tokio::time::sleep(SUMMARY_INTERVAL) => {}
         }
         match store.summarize_time_index().await {
-            Ok(ranges) => tracing::debug!(ranges, "event-time index: new block ranges summarized"),
-            Err(e) if lock_timed_out(&e) => {
-                tracing::debug!(
-                    "event-time index: a partition is being vacuumed; summarized next time"
-                )
-            }
+            Ok(done) => tracing::debug!(
+                ranges = done.ranges,
+                skipped = done.skipped,
+                "event-time index: new block ranges summarized (partitions being vacuumed: next time)"
+            ),
             Err(e) => {
                 tracing::warn!(error = %e, "event-time index: cannot summarize new block ranges")
             }
         }
     }
-}
-
-/// Whether PostgreSQL gave up waiting for a lock (lock_timeout: SQLSTATE 55P03).
-fn lock_timed_out(e: &sqlx::Error) -> bool {
-    e.as_database_error()
-        .and_then(|d| d.code())
-        .is_some_and(|c| c == "55P03")
 }
 
 #[cfg(test)]
