@@ -111,6 +111,57 @@ async fn drain(rx: &mut mpsc::UnboundedReceiver<Item>, quiet: Duration) -> Vec<I
     items
 }
 
+fn producer() -> FutureProducer {
+    ClientConfig::new()
+        .set("bootstrap.servers", BROKERS)
+        .set("broker.address.family", "v4")
+        .set("linger.ms", "5")
+        .set("queue.buffering.max.messages", "1000000")
+        .create()
+        .expect("producer")
+}
+
+/// The gateway reads from the end of the topic once someone follows: publishes a payments
+/// ERROR probe (n = 0) until the follower `rx` shows one, then drains what it got.
+async fn wait_until_following(
+    producer: &FutureProducer,
+    topic: &str,
+    rx: &mut mpsc::UnboundedReceiver<Item>,
+) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        publish_all(
+            producer,
+            topic,
+            &[("payments".into(), event("payments", "ERROR", 0))],
+        )
+        .await;
+        if tokio::time::timeout(Duration::from_millis(500), rx.recv())
+            .await
+            .is_ok()
+        {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the tail never showed the probe");
+    }
+    drain(rx, Duration::from_millis(300)).await;
+}
+
+/// Of the items a follower got: the events it received (probes, n = 0, aside) and the events
+/// it was told it skipped.
+fn received_and_skipped(items: &[Item]) -> (u64, u64) {
+    let skipped = items
+        .iter()
+        .filter(|(name, _)| name == "skipped")
+        .map(|(_, v)| v["skipped"].as_u64().expect("count"))
+        .sum();
+    let received = items
+        .iter()
+        .filter(|(name, v)| name.is_empty() && v["attributes"]["n"] != 0)
+        .count() as u64;
+    (received, skipped)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn followers_get_their_events_and_a_stalled_one_is_told_what_it_skipped() {
     if !enabled() {
@@ -119,13 +170,7 @@ async fn followers_get_their_events_and_a_stalled_one_is_told_what_it_skipped() 
     let topic = unique("tail");
     create_topic(BROKERS, &topic, 3).await;
     let gw = gateway(&topic).await;
-    let producer: FutureProducer = ClientConfig::new()
-        .set("bootstrap.servers", BROKERS)
-        .set("broker.address.family", "v4")
-        .set("linger.ms", "5")
-        .set("queue.buffering.max.messages", "1000000")
-        .create()
-        .expect("producer");
+    let producer = producer();
 
     let bad = reqwest::get(format!("{}/api/v1/tail?level=LOUD", gw.base))
         .await
@@ -147,23 +192,7 @@ async fn followers_get_their_events_and_a_stalled_one_is_told_what_it_skipped() 
         .is_some_and(|e| e.contains("LOGSTREAM_TAIL_MAX_CLIENTS")));
 
     // The gateway reads from the end of the topic once someone follows: probe until A sees it.
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        publish_all(
-            &producer,
-            &topic,
-            &[("payments".into(), event("payments", "ERROR", 0))],
-        )
-        .await;
-        if tokio::time::timeout(Duration::from_millis(500), a.recv())
-            .await
-            .is_ok()
-        {
-            break;
-        }
-        assert!(Instant::now() < deadline, "the tail never showed the probe");
-    }
-    drain(&mut a, Duration::from_millis(300)).await;
+    wait_until_following(&producer, &topic, &mut a).await;
 
     // 150,000 events: two thirds orders (B: more than its buffer of 40,000 and what the
     // sockets hold), the rest payments at INFO, WARN, ERROR by turns (A: 33,333, within its
@@ -206,15 +235,7 @@ async fn followers_get_their_events_and_a_stalled_one_is_told_what_it_skipped() 
     )
     .await;
     got_b.extend(drain(&mut b, Duration::from_secs(3)).await);
-    let skipped: u64 = got_b
-        .iter()
-        .filter(|(name, _)| name == "skipped")
-        .map(|(_, v)| v["skipped"].as_u64().expect("count"))
-        .sum();
-    let received = got_b
-        .iter()
-        .filter(|(name, v)| name.is_empty() && v["attributes"]["n"] != 0)
-        .count() as u64;
+    let (received, skipped) = received_and_skipped(&got_b);
     assert!(
         skipped > 0,
         "B read nothing for a while: it must have skipped"
@@ -234,6 +255,13 @@ async fn followers_get_their_events_and_a_stalled_one_is_told_what_it_skipped() 
     assert!(metrics
         .lines()
         .any(|l| l == format!("gateway_tail_events_skipped_total {skipped}")));
+}
+
+fn ws_url(base: &str, query: &str) -> String {
+    format!(
+        "{}/api/v1/tail?{query}",
+        base.replacen("http://", "ws://", 1)
+    )
 }
 
 /// Reads a WebSocket tail's text frames into a channel, as (event name, data) like the
@@ -273,38 +301,13 @@ async fn a_websocket_follower_gets_its_events_as_frames_and_is_told_what_it_skip
     let topic = unique("tail-ws");
     create_topic(BROKERS, &topic, 3).await;
     let gw = gateway_with_buffer(&topic, "1000").await;
-    let producer: FutureProducer = ClientConfig::new()
-        .set("bootstrap.servers", BROKERS)
-        .set("broker.address.family", "v4")
-        .set("linger.ms", "5")
-        .set("queue.buffering.max.messages", "1000000")
-        .create()
-        .expect("producer");
-    let url = format!(
-        "{}/api/v1/tail?service=payments&level=ERROR",
-        gw.base.replacen("http://", "ws://", 1)
-    );
-    let (socket, _) = tokio_tungstenite::connect_async(url.as_str())
-        .await
-        .expect("upgrade");
-    let mut frames = read_frames(socket);
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        publish_all(
-            &producer,
-            &topic,
-            &[("payments".into(), event("payments", "ERROR", 0))],
-        )
-        .await;
-        if tokio::time::timeout(Duration::from_millis(500), frames.recv())
+    let producer = producer();
+    let (socket, _) =
+        tokio_tungstenite::connect_async(ws_url(&gw.base, "service=payments&level=ERROR"))
             .await
-            .is_ok()
-        {
-            break;
-        }
-        assert!(Instant::now() < deadline, "the tail never showed the probe");
-    }
-    drain(&mut frames, Duration::from_millis(300)).await;
+            .expect("upgrade");
+    let mut frames = read_frames(socket);
+    wait_until_following(&producer, &topic, &mut frames).await;
 
     // Read all along: exactly the payments ERROR events, one frame each.
     let events: Vec<(String, String)> = (1..=3_000)
@@ -338,15 +341,9 @@ async fn a_websocket_follower_gets_its_events_as_frames_and_is_told_what_it_skip
 
     // A follower that reads nothing while 100,000 events (about 20 MB, more than its buffer of
     // 1,000 and the sockets hold) pass: what it then gets and what it is told it skipped add up.
-    let (slow, _) = tokio_tungstenite::connect_async(
-        format!(
-            "{}/api/v1/tail?service=orders",
-            gw.base.replacen("http://", "ws://", 1)
-        )
-        .as_str(),
-    )
-    .await
-    .expect("upgrade");
+    let (slow, _) = tokio_tungstenite::connect_async(ws_url(&gw.base, "service=orders"))
+        .await
+        .expect("upgrade");
     tokio::time::sleep(Duration::from_secs(2)).await;
     const N: usize = 100_000;
     let events: Vec<(String, String)> = (1..=N)
@@ -363,15 +360,7 @@ async fn a_websocket_follower_gets_its_events_as_frames_and_is_told_what_it_skip
     )
     .await;
     got.extend(drain(&mut slow, Duration::from_secs(3)).await);
-    let skipped: u64 = got
-        .iter()
-        .filter(|(name, _)| name == "skipped")
-        .map(|(_, v)| v["skipped"].as_u64().expect("count"))
-        .sum();
-    let received = got
-        .iter()
-        .filter(|(name, v)| name.is_empty() && v["attributes"]["n"] != 0)
-        .count() as u64;
+    let (received, skipped) = received_and_skipped(&got);
     assert!(skipped > 0, "the slow follower must have skipped");
     assert_eq!(
         received + skipped,
