@@ -5,11 +5,18 @@
 //! indexes), and the ratio; also next to the same in COPY's binary format, which the collector
 //! uses.
 //!
+//! Every timed phase starts from the same table: the rows of the phase before deleted, the table
+//! vacuumed (so no autovacuum of them runs during the next phase) and checkpointed. psql talks to
+//! PostgreSQL without TLS, like the collector (`PGSSLMODE=disable` unless set otherwise): a
+//! `\copy` over TLS pays for encryption the collector does not, and measured about 10% slower.
+//! `--rounds N` repeats the whole run (a new topic each time) and prints the median ratios: the
+//! ceiling of one `\copy` on this machine varies by up to a third from run to run.
+//!
 //! Needs the native stack (`scripts/stack.sh up`: Kafka, PostgreSQL, Redis) and the release
 //! binaries.
 //!
 //!   cargo run --release -p logstream-integration-tests --bin e2e-bench -- [--events 2000000]
-//!       [--generators 1] [--collectors 1]
+//!       [--generators 1] [--collectors 1] [--rounds 1]
 //!
 //! With `--generators N` the topic is filled by N generator instances at once (their combined
 //! rate is printed); with `--collectors N`, N collectors in one consumer group store it (the
@@ -34,9 +41,18 @@ fn env_or(name: &str, default: &str) -> String {
     std::env::var(name).unwrap_or_else(|_| default.to_owned())
 }
 
+/// psql, without TLS unless `PGSSLMODE` says otherwise (the collector uses none).
+fn psql_command() -> Command {
+    let mut command = Command::new("psql");
+    if std::env::var_os("PGSSLMODE").is_none() {
+        command.env("PGSSLMODE", "disable");
+    }
+    command
+}
+
 fn psql(database: &str, command: &str) -> String {
-    let out = Command::new("psql")
-        .args([database, "-v", "ON_ERROR_STOP=1", "-tAc", command])
+    let out = psql_command()
+        .args([database, "-X", "-v", "ON_ERROR_STOP=1", "-tAc", command])
         .output()
         .expect("psql runs");
     assert!(
@@ -47,12 +63,15 @@ fn psql(database: &str, command: &str) -> String {
     String::from_utf8_lossy(&out.stdout).trim().to_owned()
 }
 
-/// Starts a timed phase from a fresh checkpoint, so no phase pays for WAL the one before wrote
-/// (after a checkpoint each page's first change is logged whole, so a phase that straddles one
-/// pays more than one that does not). Needs `pg_checkpoint` (PostgreSQL 15+; `scripts/stack.sh`
-/// grants it); without it the phases are timed as they come, and this says so once.
-fn checkpoint(database: &str) {
-    let out = Command::new("psql")
+/// Brings the table to the same state before each timed phase: vacuumed (the rows the phase
+/// before deleted are free space again, and no autovacuum of them competes with the phase) and
+/// checkpointed, so no phase pays for WAL the one before wrote (after a checkpoint each page's
+/// first change is logged whole, so a phase that straddles one pays more than one that does
+/// not). The checkpoint needs `pg_checkpoint` (PostgreSQL 15+; `scripts/stack.sh` grants it);
+/// without it the phases are timed as they come, and this says so once.
+fn settle(database: &str) {
+    psql(database, "VACUUM log_events");
+    let out = psql_command()
         .args([database, "-X", "-q", "-c", "CHECKPOINT"])
         .output()
         .expect("psql runs");
@@ -126,17 +145,28 @@ fn number<T: std::str::FromStr>(name: &str, value: &str) -> T {
     })
 }
 
+/// One round's rates: events/s stored end to end, rows/s of `\copy` in text and binary.
+struct Round {
+    e2e: f64,
+    text: f64,
+    binary: f64,
+}
+
 #[tokio::main]
 async fn main() {
-    let (mut events, mut generators, mut collectors) = (2_000_000u64, 1usize, 1usize);
+    let (mut events, mut generators, mut collectors, mut rounds) =
+        (2_000_000u64, 1usize, 1usize, 1usize);
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         match (arg.as_str(), args.next()) {
             ("--events", Some(n)) => events = number("--events", &n),
             ("--generators", Some(n)) => generators = number("--generators", &n),
             ("--collectors", Some(n)) => collectors = number("--collectors", &n),
+            ("--rounds", Some(n)) => rounds = number("--rounds", &n),
             _ => {
-                eprintln!("usage: e2e-bench [--events N] [--generators N] [--collectors N]");
+                eprintln!(
+                    "usage: e2e-bench [--events N] [--generators N] [--collectors N] [--rounds N]"
+                );
                 std::process::exit(2);
             }
         }
@@ -146,30 +176,79 @@ async fn main() {
         "DATABASE_URL",
         "postgres://logstream:logstream@127.0.0.1:5432/logstream",
     );
+    let mut results = Vec::new();
+    for n in 1..=rounds.max(1) {
+        if rounds > 1 {
+            println!("--- round {n} of {rounds}");
+        }
+        results.push(
+            round(
+                &brokers,
+                &database,
+                events,
+                generators.max(1),
+                collectors.max(1),
+            )
+            .await,
+        );
+    }
+    if results.len() > 1 {
+        let median = |f: fn(&Round) -> f64| {
+            let mut v: Vec<f64> = results.iter().map(f).collect();
+            v.sort_by(f64::total_cmp);
+            v[v.len() / 2]
+        };
+        let ratios: Vec<String> = results
+            .iter()
+            .map(|r| format!("{:.2}", r.e2e / r.binary))
+            .collect();
+        println!(
+            "median of {} rounds: end to end {:.0} events/s, plain COPY {:.0} rows/s, binary COPY \
+             {:.0} rows/s; ratio vs plain COPY {:.2}, vs binary COPY {:.2} (each round: {})",
+            results.len(),
+            median(|r| r.e2e),
+            median(|r| r.text),
+            median(|r| r.binary),
+            median(|r| r.e2e / r.text),
+            median(|r| r.e2e / r.binary),
+            ratios.join(", ")
+        );
+    }
+}
+
+/// A topic pre-filled with `events` events, stored by `collectors` fresh collectors; then the
+/// same rows again through `\copy` in text and in binary format, each from the same table state.
+async fn round(
+    brokers: &str,
+    database: &str,
+    events: u64,
+    generators: usize,
+    collectors: usize,
+) -> Round {
     let topic = unique("e2e-raw");
     let instance = unique("e2e");
-    create_topic(&brokers, &topic, PARTITIONS).await;
-    let sent = prefill(&brokers, &topic, &instance, events, generators.max(1)).await;
+    create_topic(brokers, &topic, PARTITIONS).await;
+    let sent = prefill(brokers, &topic, &instance, events, generators).await;
     let instances = format!("{instance}-g%");
 
     // The collector: from its start until every pre-filled event is stored.
-    checkpoint(&database);
+    settle(database);
     let started = Instant::now();
     let postgres_before = cpu_seconds_of_named("postgres");
     // The Kafka broker is the stack's only Java process.
     let kafka_before = cpu_seconds_of_named("java");
     let mut running = Vec::new();
-    for i in 1..=collectors.max(1) {
+    for i in 1..=collectors {
         running.push(
             Service::start(
                 &format!("e2e-bench-collector-{i}"),
                 "logstream-collector",
                 "LOGSTREAM_COLLECTOR_LISTEN",
                 &[
-                    ("LOGSTREAM_KAFKA_BROKERS", brokers.as_str()),
+                    ("LOGSTREAM_KAFKA_BROKERS", brokers),
                     ("LOGSTREAM_TOPIC_RAW", topic.as_str()),
                     ("LOGSTREAM_CONSUMER_GROUP", topic.as_str()),
-                    ("LOGSTREAM_DATABASE_URL", database.as_str()),
+                    ("LOGSTREAM_DATABASE_URL", database),
                     ("LOGSTREAM_LOG", "warn"),
                 ],
             )
@@ -195,6 +274,10 @@ async fn main() {
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     };
+    let mut pauses = 0.0;
+    for collector in &running {
+        pauses += metric_sum(&collector.base, "collector_consumer_pauses_total").await;
+    }
     let collector_cpu: f64 = running.iter().filter_map(|c| cpu_seconds(c.pid())).sum();
     let postgres_cpu = cpu_seconds_of_named("postgres") - postgres_before;
     let kafka_cpu = cpu_seconds_of_named("java") - kafka_before;
@@ -206,7 +289,7 @@ async fn main() {
     let steady_secs = done.duration_since(first_at).as_secs_f64();
     let e2e = (sent - first_stored) as f64 / steady_secs;
     let stored_rows: u64 = psql(
-        &database,
+        database,
         &format!("SELECT count(*) FROM log_events WHERE instance_id LIKE '{instances}'"),
     )
     .parse()
@@ -218,7 +301,7 @@ async fn main() {
     );
     println!(
         "CPU per event: collector(s) {:.2} µs, PostgreSQL {:.2} µs, Kafka broker {:.2} µs \
-         (whole run, {:.2} cores in all)",
+         (whole run, {:.2} cores in all); the consumer paused {pauses} time(s) for storage",
         collector_cpu * 1e6 / sent as f64,
         postgres_cpu * 1e6 / sent as f64,
         kafka_cpu * 1e6 / sent as f64,
@@ -226,13 +309,24 @@ async fn main() {
     );
 
     // The ceiling: the same rows through psql \copy into the same table, in COPY's text format
-    // (plain COPY) and in its binary format (what the collector sends).
-    let text = copy_ceiling(&database, &instance, stored_rows, &topic, "text");
-    let binary = copy_ceiling(&database, &instance, stored_rows, &topic, "binary");
-    // The bench's rows would slow every later query without an index on instance_id.
-    psql(
-        &database,
-        &format!("DELETE FROM log_events WHERE instance_id LIKE '{instances}'"),
+    // (plain COPY) and in its binary format (what the collector sends). The rows are exported
+    // first, then deleted, so each load starts from the table the collector started from.
+    let files: Vec<(&str, std::path::PathBuf)> = ["text", "binary"]
+        .into_iter()
+        .map(|format| (format, export(database, &instances, &topic, format)))
+        .collect();
+    let delete = format!("DELETE FROM log_events WHERE instance_id LIKE '{instances}'");
+    psql(database, &delete);
+    let mut ceilings = files.iter().map(|(format, file)| {
+        let ceiling = copy_ceiling(database, file, stored_rows, format);
+        // The bench's rows would slow every later query without an index on instance_id.
+        psql(database, &delete);
+        let _ = std::fs::remove_file(file);
+        ceiling
+    });
+    let (text, binary) = (
+        ceilings.next().unwrap_or(f64::NAN),
+        ceilings.next().unwrap_or(f64::NAN),
     );
     println!(
         "end to end {e2e:.0} events/s vs plain COPY {text:.0} rows/s: ratio {:.2} \
@@ -240,23 +334,28 @@ async fn main() {
         e2e / text,
         e2e / binary
     );
+    Round { e2e, text, binary }
 }
 
-/// Rows/s of psql `\copy` loading the instance's `rows` stored rows again (under another
-/// instance id, deleted afterwards) in COPY `format` (text or binary).
-fn copy_ceiling(database: &str, instance: &str, rows: u64, topic: &str, format: &str) -> f64 {
+/// Writes the rows of `instances` (a LIKE pattern) to a file in COPY `format`, in the order
+/// the collector stored them.
+fn export(database: &str, instances: &str, topic: &str, format: &str) -> std::path::PathBuf {
     let file = std::env::temp_dir().join(format!("{topic}.{format}.copy"));
-    let ceiling_instance = format!("{instance}-copy");
     psql(
         database,
         &format!(
-            "\\copy (SELECT event_time, level, service, component, host, message, trace_id, span_id, \
-             parent_id, attributes, '{ceiling_instance}', seq, kafka_partition, kafka_offset \
-             FROM log_events WHERE instance_id LIKE '{instance}-g%') TO '{}' WITH (FORMAT {format})",
+            "\\copy (SELECT {COLUMNS} FROM log_events WHERE instance_id LIKE '{instances}') \
+             TO '{}' WITH (FORMAT {format})",
             file.display()
         ),
     );
-    checkpoint(database);
+    file
+}
+
+/// Rows/s of psql `\copy` loading `rows` rows from `file` (COPY `format`) into the table,
+/// from the state [`settle`] leaves it in.
+fn copy_ceiling(database: &str, file: &std::path::Path, rows: u64, format: &str) -> f64 {
+    settle(database);
     let postgres_before = cpu_seconds_of_named("postgres");
     let began = Instant::now();
     psql(
@@ -270,11 +369,6 @@ fn copy_ceiling(database: &str, instance: &str, rows: u64, topic: &str, format: 
     // psql's backend counts in the postmaster's children once the postmaster has reaped it.
     std::thread::sleep(Duration::from_millis(500));
     let postgres_cpu = cpu_seconds_of_named("postgres") - postgres_before;
-    psql(
-        database,
-        &format!("DELETE FROM log_events WHERE instance_id = '{ceiling_instance}'"),
-    );
-    let _ = std::fs::remove_file(&file);
     let ceiling = rows as f64 / copy_secs;
     println!(
         "psql \\copy ({format}) of the same {rows} rows: {copy_secs:.2} s ({ceiling:.0} rows/s; \
