@@ -60,13 +60,15 @@ pub struct Membership {
 const SELF_FENCE_WINDOW: Duration = Duration::from_secs(120);
 
 /// Largest fetch response (librdkafka's default: 50 MB), at most half the prefetch buffer.
-const FETCH_MAX_BYTES: u64 = 64 << 20;
+const FETCH_MAX_BYTES: u64 = 16 << 20;
 
 /// Largest share of one partition in a fetch response (librdkafka's default: 1 MiB). With the
 /// defaults the collector waited for Kafka: in e2e-bench it stored 145-165k events/s with its
-/// threads asleep most of the time (1.5 of 2 cores busy); with 8 MiB per partition, 64 MiB per
-/// fetch and the short backoff below, 185-204k events/s (1.8 cores busy).
-const PARTITION_FETCH_BYTES: u64 = 8 << 20;
+/// threads asleep most of the time (1.5 of 2 cores busy); with 2 MiB per partition, 16 MiB per
+/// fetch and the short backoff below, 169-180k (1.8 cores busy). 8 and 64 MiB stored no more
+/// and raised the collector's peak in a 60 s spike from 338 to 429 MiB (the limit counts the
+/// compressed bytes of a response; they take several times that once decompressed).
+const PARTITION_FETCH_BYTES: u64 = 2 << 20;
 
 /// How long librdkafka waits before fetching again once its prefetch queue is over its
 /// thresholds (default 1000 ms: a second without fetching while the writer drains the queue).
