@@ -13,6 +13,8 @@ use serde_json::value::RawValue;
 
 use crate::event::{Level, LogEvent};
 
+mod flat;
+
 /// Why bytes could not be decoded into a [`LogEvent`].
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum DecodeError {
@@ -93,7 +95,7 @@ impl<'de: 'a, 'a> Deserialize<'de> for WireTimestamp<'a> {
     }
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, Default)]
 struct WireIn<'a> {
     #[serde(default, borrow)]
     timestamp: Option<WireTimestamp<'a>>,
@@ -281,9 +283,18 @@ fn non_empty(field: Option<Cow<'_, str>>) -> Option<String> {
 
 /// Decodes one event from its JSON bytes.
 pub fn decode(bytes: &[u8]) -> Result<LogEvent, DecodeError> {
+    let wire = match flat::read(bytes) {
+        Some(wire) => wire,
+        None => read_with_serde(bytes)?,
+    };
+    event_of(wire)
+}
+
+/// The wire form as serde_json reads it, or why it is not one.
+fn read_with_serde(bytes: &[u8]) -> Result<WireIn<'_>, DecodeError> {
     // No UTF-8 pass over the whole record first: serde_json checks the strings it keeps (and
     // the raw attributes); only a record it refuses is looked at again, to say why.
-    let wire: WireIn<'_> = serde_json::from_slice(bytes).map_err(|e| {
+    serde_json::from_slice(bytes).map_err(|e| {
         let text = match std::str::from_utf8(bytes) {
             Ok(text) => text,
             Err(utf8) => return DecodeError::InvalidUtf8(utf8.to_string()),
@@ -293,7 +304,11 @@ pub fn decode(bytes: &[u8]) -> Result<LogEvent, DecodeError> {
         } else {
             DecodeError::InvalidJson(e.to_string())
         }
-    })?;
+    })
+}
+
+/// The event of a wire form, or why it is not one.
+fn event_of(wire: WireIn<'_>) -> Result<LogEvent, DecodeError> {
     let timestamp_ms = match wire.timestamp {
         None => return Err(DecodeError::MissingField("timestamp")),
         Some(WireTimestamp::Millis(ms)) => ms,

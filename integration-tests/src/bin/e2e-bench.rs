@@ -6,7 +6,10 @@
 //! uses.
 //!
 //! Every timed phase starts from the same table: the rows of the phase before deleted, the table
-//! vacuumed (so no autovacuum of them runs during the next phase) and checkpointed. psql talks to
+//! vacuumed and checkpointed. Autovacuum of `log_events`' partitions is off while the bench runs
+//! (and back as it was at exit): each phase inserts enough rows to start an autovacuum or an
+//! analyze of the partition, which otherwise lands in one phase or another at random (one took
+//! a timed phase from 8.3 to 10.5 µs of PostgreSQL CPU per row). psql talks to
 //! PostgreSQL without TLS, like the collector (`PGSSLMODE=disable` unless set otherwise): a
 //! `\copy` over TLS pays for encryption the collector does not, and measured about 10% slower.
 //! `--rounds N` repeats the whole run (a new topic each time) and prints the median ratios: the
@@ -83,6 +86,52 @@ fn settle(database: &str) {
                 String::from_utf8_lossy(&out.stderr).trim()
             )
         });
+    }
+}
+
+/// Autovacuum off on `log_events`' partitions for as long as it lives; on drop, back on where
+/// it turned it off (partitions that already had the setting are left alone). A bench killed
+/// before then leaves it off: `ALTER TABLE <partition> RESET (autovacuum_enabled)` restores it.
+struct AutovacuumPaused {
+    database: String,
+    partitions: Vec<String>,
+}
+
+impl AutovacuumPaused {
+    fn new(database: &str) -> Self {
+        let listed = psql(
+            database,
+            "SELECT c.oid::regclass FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid \
+             WHERE i.inhparent = 'log_events'::regclass AND c.relkind = 'r' \
+             AND NOT coalesce(c.reloptions::text[] && ARRAY['autovacuum_enabled=true', \
+             'autovacuum_enabled=false'], false)",
+        );
+        let partitions: Vec<String> = listed.lines().map(str::to_owned).collect();
+        for partition in &partitions {
+            psql(
+                database,
+                &format!("ALTER TABLE {partition} SET (autovacuum_enabled = false)"),
+            );
+        }
+        println!(
+            "autovacuum paused on {} partition(s) of log_events while the bench runs",
+            partitions.len()
+        );
+        AutovacuumPaused {
+            database: database.to_owned(),
+            partitions,
+        }
+    }
+}
+
+impl Drop for AutovacuumPaused {
+    fn drop(&mut self) {
+        for partition in &self.partitions {
+            psql(
+                &self.database,
+                &format!("ALTER TABLE {partition} RESET (autovacuum_enabled)"),
+            );
+        }
     }
 }
 
@@ -176,6 +225,7 @@ async fn main() {
         "DATABASE_URL",
         "postgres://logstream:logstream@127.0.0.1:5432/logstream",
     );
+    let _autovacuum = AutovacuumPaused::new(&database);
     let mut results = Vec::new();
     for n in 1..=rounds.max(1) {
         if rounds > 1 {
