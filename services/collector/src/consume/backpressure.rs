@@ -28,9 +28,15 @@ pub struct Valve {
     pause_after: Duration,
     memory_limit_bytes: u64,
     memory_checked: Instant,
+    /// Calls since the clock was last read for the memory check.
+    unchecked_calls: u32,
     over_memory: bool,
     metrics: Metrics,
 }
+
+/// Calls of [`Valve::regulate`] (one per record when busy) between two reads of the clock for
+/// the memory check, while not paused.
+const CLOCK_EVERY: u32 = 64;
 
 impl Valve {
     pub fn new(
@@ -45,6 +51,7 @@ impl Valve {
             pause_after,
             memory_limit_bytes,
             memory_checked: Instant::now(),
+            unchecked_calls: 0,
             over_memory: false,
             metrics,
         }
@@ -129,8 +136,14 @@ impl Valve {
         }
     }
 
-    /// Whether resident memory is over the limit (sampled at most every 100 ms).
+    /// Whether resident memory is over the limit (sampled at most every 100 ms, and, while
+    /// records flow, at least every [`CLOCK_EVERY`] records).
     fn over_memory(&mut self) -> bool {
+        self.unchecked_calls += 1;
+        if !self.paused && self.unchecked_calls < CLOCK_EVERY {
+            return self.over_memory;
+        }
+        self.unchecked_calls = 0;
         if self.memory_checked.elapsed() >= Duration::from_millis(100) {
             self.memory_checked = Instant::now();
             self.over_memory = resident_bytes().is_some_and(|rss| rss > self.memory_limit_bytes);

@@ -91,6 +91,9 @@ struct State {
     in_flight: usize,
     detection: Detection,
     sampler: Sampler,
+    /// The wall clock (epoch ms) when the chunk of input being taken was received: records
+    /// are dated by it (their bounds, detector stamps), one clock read per chunk.
+    now_ms: i64,
 }
 
 impl Writer {
@@ -110,6 +113,7 @@ impl Writer {
             in_flight: 0,
             detection: Detection::new(self.rules.clone(), self.snapshot_every),
             sampler: Sampler::new(self.sample_rule),
+            now_ms: 0,
         };
         // Taken from the queue a chunk at a time: one wake-up and one timer per chunk, not per
         // record.
@@ -135,6 +139,7 @@ impl Writer {
             if received == 0 {
                 break;
             }
+            s.now_ms = wall_clock_ms();
             for input in inputs.drain(..) {
                 self.input(&mut s, input).await;
             }
@@ -198,8 +203,7 @@ impl Writer {
         {
             self.metrics.faults.replayed.inc();
             if let Some(detectors) = s.detection.detectors(partition) {
-                s.batch
-                    .replay(&record, chrono::Utc::now().timestamp_millis(), detectors);
+                s.batch.replay(&record, s.now_ms, detectors);
             }
             return;
         }
@@ -209,6 +213,7 @@ impl Writer {
         match expected {
             Some(expected) if record.offset > expected => {
                 let taken = self.past_expected(s, &record, expected).await;
+                s.now_ms = wall_clock_ms();
                 if !taken {
                     return;
                 }
@@ -225,7 +230,7 @@ impl Writer {
         }
         s.batch.add(
             record,
-            chrono::Utc::now().timestamp_millis(),
+            s.now_ms,
             &mut s.watermark,
             s.detection.detectors(partition),
         );
@@ -249,9 +254,7 @@ impl Writer {
     /// Decides the sampling of the batch `record` opens, from how far behind it is read.
     fn open_sampling(&self, s: &mut State, record: &Record) {
         let was = s.sampler.is_active();
-        let lag_ms = record
-            .timestamp_ms
-            .map(|at| chrono::Utc::now().timestamp_millis() - at);
+        let lag_ms = record.timestamp_ms.map(|at| s.now_ms - at);
         s.batch.sample = s.sampler.update(lag_ms);
         let now = s.sampler.is_active();
         if now != was {
@@ -393,7 +396,10 @@ impl Writer {
             watermark_before: s.watermark_before.clone(),
         };
         s.opened = None;
-        if s.jobs.send(job).await.is_err() {
+        let sent = s.jobs.send(job).await;
+        // The queue of batches may have been full (storage slow or down) for a while.
+        s.now_ms = wall_clock_ms();
+        if sent.is_err() {
             tracing::error!("the committer is gone; the batch will be read again after a restart");
             return;
         }
@@ -423,6 +429,7 @@ impl Writer {
             };
             rewind.extend(self.take_outcome(s, outcome).into_iter().flatten());
         }
+        s.now_ms = wall_clock_ms();
         if rewind.is_empty() {
             return;
         }
@@ -431,6 +438,7 @@ impl Writer {
         s.opened = None;
         let partitions: Vec<i32> = rewind.into_iter().collect();
         self.rewind(&partitions, s).await;
+        s.now_ms = wall_clock_ms();
     }
 
     /// The first offset still in a partition's log (None when the broker does not answer).
@@ -483,4 +491,9 @@ fn seeked(s: &mut State, partition: i32, offset: Option<i64>) {
         }
         _ => {}
     }
+}
+
+/// Epoch milliseconds now.
+fn wall_clock_ms() -> i64 {
+    chrono::Utc::now().timestamp_millis()
 }
