@@ -15,11 +15,19 @@
 //! `--rounds N` repeats the whole run (a new topic each time) and prints the median ratios: the
 //! ceiling of one `\copy` on this machine varies by up to a third from run to run.
 //!
+//! A warm-up round (`--warmup 1`, the default) runs first and is printed but not counted: the
+//! `\copy` phases load into space the phase before freed (deleted, vacuumed), while the first
+//! collector phase on a table without that space has to grow its files and indexes, three
+//! `COPY`s at once contending for the extension lock (PostgreSQL CPU per row 8.55 µs in the
+//! first round on a fresh table against 5.21 µs for the binary `\copy` after it, 6.34 vs 4.99 in
+//! the third). Every counted round's collector phase starts after the deletes of the round
+//! before, like the `\copy` phases.
+//!
 //! Needs the native stack (`scripts/stack.sh up`: Kafka, PostgreSQL, Redis) and the release
 //! binaries.
 //!
 //!   cargo run --release -p logstream-integration-tests --bin e2e-bench -- [--events 2000000]
-//!       [--generators 1] [--collectors 1] [--rounds 1]
+//!       [--generators 1] [--collectors 1] [--rounds 1] [--warmup 1]
 //!
 //! With `--generators N` the topic is filled by N generator instances at once (their combined
 //! rate is printed); with `--collectors N`, N collectors in one consumer group store it (the
@@ -203,8 +211,8 @@ struct Round {
 
 #[tokio::main]
 async fn main() {
-    let (mut events, mut generators, mut collectors, mut rounds) =
-        (2_000_000u64, 1usize, 1usize, 1usize);
+    let (mut events, mut generators, mut collectors, mut rounds, mut warmup) =
+        (2_000_000u64, 1usize, 1usize, 1usize, 1usize);
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         match (arg.as_str(), args.next()) {
@@ -212,9 +220,11 @@ async fn main() {
             ("--generators", Some(n)) => generators = number("--generators", &n),
             ("--collectors", Some(n)) => collectors = number("--collectors", &n),
             ("--rounds", Some(n)) => rounds = number("--rounds", &n),
+            ("--warmup", Some(n)) => warmup = number("--warmup", &n),
             _ => {
                 eprintln!(
-                    "usage: e2e-bench [--events N] [--generators N] [--collectors N] [--rounds N]"
+                    "usage: e2e-bench [--events N] [--generators N] [--collectors N] [--rounds N] \
+                     [--warmup N]"
                 );
                 std::process::exit(2);
             }
@@ -226,9 +236,20 @@ async fn main() {
         "postgres://logstream:logstream@127.0.0.1:5432/logstream",
     );
     let _autovacuum = AutovacuumPaused::new(&database);
+    for n in 1..=warmup {
+        println!("--- warm-up round {n} of {warmup} (not counted)");
+        round(
+            &brokers,
+            &database,
+            events,
+            generators.max(1),
+            collectors.max(1),
+        )
+        .await;
+    }
     let mut results = Vec::new();
     for n in 1..=rounds.max(1) {
-        if rounds > 1 {
+        if rounds > 1 || warmup > 0 {
             println!("--- round {n} of {rounds}");
         }
         results.push(
