@@ -236,9 +236,14 @@ async fn main() {
         "postgres://logstream:logstream@127.0.0.1:5432/logstream",
     );
     let _autovacuum = AutovacuumPaused::new(&database);
-    for n in 1..=warmup {
-        println!("--- warm-up round {n} of {warmup} (not counted)");
-        round(
+    let mut results = Vec::new();
+    for n in 1..=warmup + rounds.max(1) {
+        if n <= warmup {
+            println!("--- warm-up round {n} of {warmup} (not counted)");
+        } else if rounds > 1 || warmup > 0 {
+            println!("--- round {} of {rounds}", n - warmup);
+        }
+        let measured = round(
             &brokers,
             &database,
             events,
@@ -246,22 +251,9 @@ async fn main() {
             collectors.max(1),
         )
         .await;
-    }
-    let mut results = Vec::new();
-    for n in 1..=rounds.max(1) {
-        if rounds > 1 || warmup > 0 {
-            println!("--- round {n} of {rounds}");
+        if n > warmup {
+            results.push(measured);
         }
-        results.push(
-            round(
-                &brokers,
-                &database,
-                events,
-                generators.max(1),
-                collectors.max(1),
-            )
-            .await,
-        );
     }
     if results.len() > 1 {
         let median = |f: fn(&Round) -> f64| {

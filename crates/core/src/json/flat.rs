@@ -94,8 +94,9 @@ impl<'a> Cursor<'a> {
         self.text.as_bytes()
     }
 
+    /// Spaces: the only whitespace left, as [`read`] refused every control character.
     fn skip_whitespace(&mut self) {
-        while let Some(b' ' | b'\n' | b'\r' | b'\t') = self.bytes().get(self.at) {
+        while self.bytes().get(self.at) == Some(&b' ') {
             self.at += 1;
         }
     }
