@@ -1,5 +1,6 @@
 //! logstream's domain logic, free of I/O so it can be unit-tested, fuzzed and benchmarked.
 //!
+//! - [`archive`]: the S3 archive's layout: segments of offsets, objects by hour and service.
 //! - [`api`]: the generator control API's request and status types, validated once.
 //! - [`detect`]: detectors of incidents and attacks, and alerts as episodes.
 //! - [`event`]: the normalised log event every format is turned into.
@@ -19,6 +20,7 @@
 //! - [`copy`]: PostgreSQL `COPY ... FROM STDIN` text encoding of field values.
 
 pub mod api;
+pub mod archive;
 pub mod copy;
 pub mod detect;
 pub mod event;

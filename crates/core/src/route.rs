@@ -1,5 +1,5 @@
 //! Filter and route rules: which events the collector drops, and which it also sends to extra
-//! destinations (Kafka topics, NDJSON files, stdout) besides PostgreSQL. Pure: parsing and
+//! destinations (Kafka topics, NDJSON files, stdout, an S3 archive) besides PostgreSQL. Pure: parsing and
 //! matching only; the collector's sinks do the sending.
 //!
 //! A rule is a conjunction of conditions joined by ` and `, or `*` for every event:
@@ -11,7 +11,9 @@
 //!
 //! Settings: `LOGSTREAM_FILTER_DROP` is a `;`-separated list of rules (an event matching any is
 //! dropped, and counted); `LOGSTREAM_ROUTES` is a `;`-separated list of `DESTINATION=RULE`, with
-//! `DESTINATION` one of `kafka:TOPIC`, `file:PATH`, `stdout`.
+//! `DESTINATION` one of `kafka:TOPIC`, `file:PATH`, `stdout`, `s3://BUCKET/PREFIX` (the prefix
+//! may be empty). Kafka, file and stdout routes are sent with each stored batch ([`Destination::
+//! is_archive`] false); an archive route reads the topic on its own, at its own pace.
 
 use std::fmt;
 
@@ -213,6 +215,44 @@ pub enum Destination {
     Kafka(String),
     File(String),
     Stdout,
+    /// An S3-compatible bucket, and the key prefix of the archive's objects (no leading or
+    /// trailing `/`; may be empty).
+    S3 {
+        bucket: String,
+        prefix: String,
+    },
+}
+
+impl Destination {
+    /// An archive reads the topic itself (its own offsets), instead of taking each batch's
+    /// routed events.
+    pub fn is_archive(&self) -> bool {
+        matches!(self, Destination::S3 { .. })
+    }
+
+    fn parse(text: &str) -> Option<Self> {
+        if text == "stdout" {
+            return Some(Destination::Stdout);
+        }
+        if let Some(rest) = text.strip_prefix("s3://") {
+            let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
+            let bucket_ok = (3..=63).contains(&bucket.len())
+                && bucket.bytes().all(|b| {
+                    b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'.'
+                });
+            return bucket_ok.then(|| Destination::S3 {
+                bucket: bucket.to_owned(),
+                prefix: prefix.trim_matches('/').to_owned(),
+            });
+        }
+        match text.split_once(':') {
+            Some(("kafka", topic)) if !topic.is_empty() => {
+                Some(Destination::Kafka(topic.to_owned()))
+            }
+            Some(("file", path)) if !path.is_empty() => Some(Destination::File(path.to_owned())),
+            _ => None,
+        }
+    }
 }
 
 impl fmt::Display for Destination {
@@ -221,6 +261,7 @@ impl fmt::Display for Destination {
             Destination::Kafka(topic) => write!(f, "kafka:{topic}"),
             Destination::File(path) => write!(f, "file:{path}"),
             Destination::Stdout => f.write_str("stdout"),
+            Destination::S3 { bucket, prefix } => write!(f, "s3://{bucket}/{prefix}"),
         }
     }
 }
@@ -248,25 +289,16 @@ impl Routing {
                 let (destination, rule) = text
                     .split_once('=')
                     .ok_or_else(|| error(text, "a route is DESTINATION=RULE"))?;
-                let destination = match destination.trim() {
-                    "stdout" => Destination::Stdout,
-                    d => match d.split_once(':') {
-                        Some(("kafka", topic)) if !topic.is_empty() => {
-                            Destination::Kafka(topic.to_owned())
-                        }
-                        Some(("file", path)) if !path.is_empty() => {
-                            Destination::File(path.to_owned())
-                        }
-                        _ => {
-                            return Err(error(
-                                text,
-                                format!(
-                                    "destination {d:?} is none of kafka:TOPIC, file:PATH, stdout"
-                                ),
-                            ))
-                        }
-                    },
-                };
+                let destination = Destination::parse(destination.trim()).ok_or_else(|| {
+                    error(
+                        text,
+                        format!(
+                            "destination {:?} is none of kafka:TOPIC, file:PATH, stdout, \
+                             s3://BUCKET/PREFIX (a bucket name: 3 to 63 of a-z 0-9 . -)",
+                            destination.trim()
+                        ),
+                    )
+                })?;
                 Ok(Route {
                     destination,
                     rule: Rule::parse(rule)?,
@@ -281,12 +313,12 @@ impl Routing {
         self.drop.iter().position(|r| r.matches(event))
     }
 
-    /// Indexes of the routes `event` goes to.
+    /// Indexes of the routes sent with each batch (not archives) that `event` goes to.
     pub fn routes_of<'a>(&'a self, event: &'a LogEvent) -> impl Iterator<Item = usize> + 'a {
         self.routes
             .iter()
             .enumerate()
-            .filter(|(_, r)| r.rule.matches(event))
+            .filter(|(_, r)| !r.destination.is_archive() && r.rule.matches(event))
             .map(|(i, _)| i)
     }
 }
@@ -397,5 +429,24 @@ mod tests {
         assert!(Routing::parse("", "").expect("empty").routes.is_empty());
         assert!(Routing::parse("", "nowhere=*").is_err());
         assert!(Routing::parse("", "kafka:=*").is_err());
+        let archive = Routing::parse(
+            "",
+            "s3://logs-archive/raw/=*; s3://b12=level>=WARN; stdout=*",
+        )
+        .expect("archives");
+        assert_eq!(
+            archive.routes[0].destination,
+            Destination::S3 {
+                bucket: "logs-archive".into(),
+                prefix: "raw".into()
+            }
+        );
+        assert_eq!(archive.routes[1].destination.to_string(), "s3://b12/");
+        // Archives read the topic themselves: a batch routes only to the others.
+        assert_eq!(archive.routes_of(&e).collect::<Vec<_>>(), [2]);
+        for bad in ["s3://=*", "s3://Upper/x=*", "s3://ab=*"] {
+            let e = Routing::parse("", bad).expect_err(bad);
+            assert!(e.to_string().contains("s3://BUCKET/PREFIX"), "{bad}: {e}");
+        }
     }
 }

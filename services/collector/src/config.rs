@@ -187,6 +187,51 @@ pub struct Config {
           value_parser = clap::value_parser!(Level))]
     pub sample_max_level: Level,
 
+    /// S3 endpoint of `s3://` routes (archives), e.g. `http://127.0.0.1:8014` for s3s-fs or
+    /// MinIO. Empty (default): AWS, `https://s3.REGION.amazonaws.com`. Credentials come from
+    /// AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY (and AWS_SESSION_TOKEN).
+    #[arg(long, env = "LOGSTREAM_S3_ENDPOINT", default_value = "")]
+    pub s3_endpoint: String,
+
+    /// Access key of the archive's requests (AWS's standard variable).
+    #[arg(long, env = "AWS_ACCESS_KEY_ID")]
+    pub s3_access_key_id: Option<String>,
+
+    /// Secret key of the archive's requests (AWS's standard variable).
+    #[arg(long, env = "AWS_SECRET_ACCESS_KEY", hide_env_values = true)]
+    pub s3_secret_access_key: Option<String>,
+
+    /// Session token of temporary credentials (AWS's standard variable).
+    #[arg(long, env = "AWS_SESSION_TOKEN", hide_env_values = true)]
+    pub s3_session_token: Option<String>,
+
+    /// Region the archive's requests are signed for (AWS_REGION when unset; else us-east-1).
+    #[arg(long, env = "LOGSTREAM_S3_REGION")]
+    pub s3_region: Option<String>,
+
+    /// Path-style requests (ENDPOINT/BUCKET/KEY), as MinIO, s3s-fs and most servers other
+    /// than AWS expect; off: virtual-hosted style (BUCKET.ENDPOINT/KEY).
+    #[arg(long, env = "LOGSTREAM_S3_PATH_STYLE", default_value_t = false,
+          action = clap::ArgAction::Set)]
+    pub s3_path_style: bool,
+
+    /// An archive closes a partition's segment (and uploads its objects) once its NDJSON
+    /// reaches this many MiB, before compression.
+    #[arg(long, env = "LOGSTREAM_ARCHIVE_MAX_MB", default_value_t = 32,
+          value_parser = clap::value_parser!(u64).range(1..=4_096))]
+    pub archive_max_mb: u64,
+
+    /// ... or once its first record was read this many seconds ago.
+    #[arg(long, env = "LOGSTREAM_ARCHIVE_MAX_SECONDS", default_value_t = 60,
+          value_parser = clap::value_parser!(u64).range(1..=86_400))]
+    pub archive_max_seconds: u64,
+
+    /// Record bytes an archive's reader may hold ahead of its uploads; past it the archive's
+    /// reading pauses (PostgreSQL storage goes on).
+    #[arg(long, env = "LOGSTREAM_ARCHIVE_BUFFER_MB", default_value_t = 64,
+          value_parser = clap::value_parser!(u64).range(1..=16_384))]
+    pub archive_buffer_mb: u64,
+
     #[command(flatten)]
     pub kafka: KafkaSettings,
 

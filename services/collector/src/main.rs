@@ -13,12 +13,15 @@
 //! 3. `sink`: out of the process. The `committer` sends the batch's dead letters (`dlq`) and
 //!    `routed` copies, then writes one transaction (`store`: events, window counts, offsets).
 //! 4. `upkeep`: beside the path: lag, group health, day partitions, the status endpoint.
+//! 5. `archive`: `s3://` routes, which read the topic on their own (their own group and
+//!    progress) and upload segments of it, so a slow bucket never holds storage back.
 //!
 //! Between them: `messages` (what the stages hand each other), `shared` (what they publish for
 //! status and readiness), `stored_offsets` (where each partition stands in PostgreSQL, read by
 //! the source, the writer and the lag sampler), `broker` (questions to Kafka's metadata),
 //! `metrics`, `config`, and `startup`, which wires it all in that order.
 
+mod archive;
 mod broker;
 mod config;
 mod consume;

@@ -5,7 +5,7 @@ use logstream_core::format::decode;
 use logstream_service::metrics::Registrar;
 use logstream_service::sync::lock;
 use prometheus::{
-    Histogram, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Registry,
+    GaugeVec, Histogram, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Registry,
 };
 
 use crate::messages::{EMPTY_PAYLOAD, STORAGE_REJECTED};
@@ -39,6 +39,40 @@ pub struct Metrics {
     /// What went wrong on the way, and was handled.
     pub faults: Faults,
     pub alerts: Alerting,
+    pub sinks: Sinks,
+}
+
+/// Metrics of the destinations that read the topic on their own (archives), by `sink` (the
+/// destination as configured, e.g. `s3://bucket/prefix`).
+#[derive(Clone)]
+pub struct Sinks {
+    pub sent: IntCounterVec,
+    /// By sink and reason (`s3_unreachable`, `s3_status_NNN`, `progress_store`, `fenced`, ...).
+    pub errors: IntCounterVec,
+    /// Age of the oldest record read and not yet archived (0 when caught up).
+    pub lag: GaugeVec,
+}
+
+impl Sinks {
+    fn register(r: &Registrar<'_>) -> prometheus::Result<Self> {
+        Ok(Self {
+            sent: r.counter_vec(
+                "sink_events_sent_total",
+                "Events written to a destination that reads the topic on its own (an S3 archive), by sink",
+                &["sink"],
+            )?,
+            errors: r.counter_vec(
+                "sink_errors_total",
+                "Failed attempts of a destination (retried; nothing is dropped), by sink and reason",
+                &["sink", "reason"],
+            )?,
+            lag: r.float_gauge_vec(
+                "sink_lag_seconds",
+                "Age (Kafka timestamp against the clock) of the oldest record a destination has read and not yet written, 0 when caught up",
+                &["sink"],
+            )?,
+        })
+    }
 }
 
 /// Metrics of detection: alerts raised and firing, published and notified.
@@ -148,16 +182,21 @@ impl Metrics {
             )?,
             faults: Faults::register(&r)?,
             alerts: Alerting::register(&r)?,
+            sinks: Sinks::register(&r)?,
         };
-        // Known label values start at zero, so dashboards and alerts have series before the
-        // first occurrence.
+        m.known_labels_at_zero();
+        Ok(m)
+    }
+
+    /// Known label values start at zero, so dashboards and alerts have series before the
+    /// first occurrence.
+    fn known_labels_at_zero(&self) {
         for reason in dlq_reasons() {
-            m.dlq.with_label_values(&[reason]);
+            self.dlq.with_label_values(&[reason]);
         }
         for kind in Kind::ALL {
-            m.alerts.raised.with_label_values(&[kind.as_str()]);
+            self.alerts.raised.with_label_values(&[kind.as_str()]);
         }
-        Ok(m)
     }
 
     /// Counts stored events of one service and level, keeping the service label set bounded.

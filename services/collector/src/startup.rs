@@ -14,6 +14,7 @@ use logstream_service::sync::lock;
 use logstream_service::{kafka, postgres, shutdown};
 use tokio::sync::mpsc;
 
+use crate::archive;
 use crate::broker::Broker;
 use crate::config::Config;
 use crate::consume::backpressure::Valve;
@@ -77,6 +78,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let committer = committer(&parts, &routing)?;
     let topics = route_topics(&routing);
     let (fast_tx, fast_rx) = mpsc::channel(alert_fast_lane::QUEUE);
+    let archives = archives(&parts, &routing)?;
     let writer = writer(&parts, routing, rewind_tx, fast_tx)?;
     let sampler = LagSampler {
         broker: parts.broker.clone(),
@@ -103,6 +105,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let (topic, group) = (&parts.config.kafka.topic_raw, &parts.config.consumer_group);
     tracing::info!(%topic, %group, "collector consuming");
     upkeep(&parts, sampler);
+    let archives = archive::start_all(archives, &parts.metrics.sinks, &parts.shutdown)?;
 
     parts.shutdown.cancelled().await;
     let deadline = Duration::from_secs(parts.config.common.shutdown_timeout_seconds);
@@ -110,6 +113,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         let _ = tokio::task::spawn_blocking(move || consumer_thread.join()).await;
         let _ = writer.await;
         let _ = committer.await;
+        archive::stopped(archives).await;
     };
     match tokio::time::timeout(deadline, drained).await {
         Ok(()) => tracing::info!("all consumed records committed; bye"),
@@ -123,6 +127,26 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         anyhow::bail!("kafka consumer failed: {error}");
     }
     Ok(())
+}
+
+/// The archive (s3://) routes, checked against their settings; not started.
+fn archives(parts: &Parts, routing: &Arc<Routing>) -> anyhow::Result<Vec<archive::Archive>> {
+    archive::build(
+        &parts.config,
+        routing,
+        &parts.pool,
+        &parts.metrics.sinks,
+        time_bounds(&parts.config),
+    )
+}
+
+/// Event times accepted around the clock: the retention behind, LOGSTREAM_MAX_FUTURE_SECONDS
+/// ahead.
+fn time_bounds(config: &Config) -> TimeBounds {
+    TimeBounds {
+        max_past_ms: config.retention_hours as i64 * 3_600_000,
+        max_future_ms: config.max_future_seconds as i64 * 1000,
+    }
 }
 
 /// The drop rules and routes, logged; fails naming the settings.
@@ -280,10 +304,7 @@ fn writer(
         max_events: config.batch_max_events,
         max_wait: Duration::from_millis(config.batch_max_wait_ms),
         window_specs: config.window_specs().map_err(anyhow::Error::msg)?,
-        time_bounds: TimeBounds {
-            max_past_ms: config.retention_hours as i64 * 3_600_000,
-            max_future_ms: config.max_future_seconds as i64 * 1000,
-        },
+        time_bounds: time_bounds(config),
         allowed_lateness_ms: config.allowed_lateness_seconds as i64 * 1000,
         rewinds,
         committed: parts.shared.committed.clone(),

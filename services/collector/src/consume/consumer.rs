@@ -74,6 +74,32 @@ const PARTITION_FETCH_BYTES: u64 = 2 << 20;
 /// thresholds (default 1000 ms: a second without fetching while the writer drains the queue).
 const FETCH_QUEUE_BACKOFF_MS: u64 = 10;
 
+/// A consumer-group member's settings whose offsets live in PostgreSQL, not in Kafka: nothing
+/// committed to the group, each assigned partition started where PostgreSQL says.
+pub fn member_config(
+    brokers: &str,
+    client_id: &str,
+    group: &str,
+    assignment_strategy: &str,
+    session_timeout_ms: u64,
+) -> rdkafka::ClientConfig {
+    let mut config = logstream_service::kafka::base_config(brokers, client_id);
+    config
+        .set("group.id", group)
+        .set("enable.auto.commit", "false")
+        .set("enable.auto.offset.store", "false")
+        .set("auto.offset.reset", "earliest")
+        // Records of aborted transactions are never read (librdkafka's default, stated).
+        .set("isolation.level", "read_committed")
+        .set("partition.assignment.strategy", assignment_strategy)
+        .set("session.timeout.ms", session_timeout_ms.to_string())
+        .set(
+            "heartbeat.interval.ms",
+            (session_timeout_ms / 4).to_string(),
+        );
+    config
+}
+
 impl Membership {
     /// Creates the group member and subscribes it.
     pub fn join(&self) -> anyhow::Result<BaseConsumer<Rebalancer>> {
@@ -88,30 +114,17 @@ impl Membership {
         };
         // Half the prefetch buffer at most: librdkafka can hold a whole response past the limit.
         let fetch_max_bytes = (settings.prefetch_kbytes * 1024 / 2).min(FETCH_MAX_BYTES);
-        let mut config =
-            logstream_service::kafka::base_config(&settings.brokers, "logstream-collector");
+        let mut config = member_config(
+            &settings.brokers,
+            "logstream-collector",
+            &settings.group,
+            &settings.assignment_strategy,
+            settings.session_timeout_ms,
+        );
         if let Some(id) = &settings.group_instance_id {
             config.set("group.instance.id", id);
         }
         let consumer: BaseConsumer<Rebalancer> = config
-            .set("group.id", &settings.group)
-            .set("enable.auto.commit", "false")
-            .set("enable.auto.offset.store", "false")
-            .set("auto.offset.reset", "earliest")
-            // Records of aborted transactions never reach the writer (librdkafka's default, stated).
-            .set("isolation.level", "read_committed")
-            .set(
-                "partition.assignment.strategy",
-                &settings.assignment_strategy,
-            )
-            .set(
-                "session.timeout.ms",
-                settings.session_timeout_ms.to_string(),
-            )
-            .set(
-                "heartbeat.interval.ms",
-                (settings.session_timeout_ms / 4).to_string(),
-            )
             .set(
                 "queued.max.messages.kbytes",
                 settings.prefetch_kbytes.to_string(),
@@ -161,12 +174,13 @@ impl Last {
 
 /// The headers whose values repeat from record to record.
 #[derive(Default)]
-struct LastHeaders {
+pub struct LastHeaders {
     instance_id: Last,
     content_type: Last,
 }
 
-fn to_record(message: &BorrowedMessage<'_>, last: &mut LastHeaders) -> Record {
+/// The record of `message`, its headers read (`last` spares allocating repeated values).
+pub fn to_record(message: &BorrowedMessage<'_>, last: &mut LastHeaders) -> Record {
     let mut instance_id = None;
     let mut seq = None;
     let mut traceparent = None;

@@ -31,35 +31,113 @@ pub struct Rebalancer {
 }
 
 impl Rebalancer {
-    fn partitions(&self, tpl: &TopicPartitionList) -> Vec<i32> {
-        tpl.elements()
-            .iter()
-            .filter(|e| e.topic() == self.topic)
-            .map(|e| e.partition())
-            .collect()
-    }
-
     /// Reads stored offsets, retrying while PostgreSQL is unreachable.
     fn stored_offsets(&self, partitions: &[i32]) -> HashMap<i32, StoredPosition> {
-        let mut backoff = Backoff::new(Duration::from_millis(200), Duration::from_secs(5));
-        loop {
-            match self.runtime.block_on(self.offsets.load(partitions)) {
-                Ok(offsets) => return offsets,
-                Err(e) if self.shutdown.is_cancelled() => {
-                    tracing::warn!(error = %e, "cannot read stored offsets while shutting down");
-                    return HashMap::new();
-                }
-                Err(e) => {
-                    let delay = backoff.next_delay();
-                    tracing::warn!(error = %e, retry_in = ?delay, "cannot read stored offsets");
-                    std::thread::sleep(delay);
-                }
+        block_on_retrying(&self.runtime, &self.shutdown, "stored offsets", || {
+            self.offsets.load(partitions)
+        })
+        .unwrap_or_default()
+    }
+}
+
+/// Runs `attempt` on `runtime` from a thread outside it (the consumer's, in a rebalance
+/// callback) until it succeeds, waiting more between failures (PostgreSQL unreachable); None
+/// when shutting down.
+pub fn block_on_retrying<T, E: std::fmt::Display, F: std::future::Future<Output = Result<T, E>>>(
+    runtime: &tokio::runtime::Handle,
+    shutdown: &CancellationToken,
+    what: &str,
+    mut attempt: impl FnMut() -> F,
+) -> Option<T> {
+    let mut backoff = Backoff::new(Duration::from_millis(200), Duration::from_secs(5));
+    loop {
+        match runtime.block_on(attempt()) {
+            Ok(value) => return Some(value),
+            Err(e) if shutdown.is_cancelled() => {
+                tracing::warn!(error = %e, "cannot read {what} while shutting down");
+                return None;
+            }
+            Err(e) => {
+                let delay = backoff.next_delay();
+                tracing::warn!(error = %e, retry_in = ?delay, "cannot read {what}");
+                std::thread::sleep(delay);
             }
         }
     }
 }
 
 impl ClientContext for Rebalancer {}
+
+/// What a group member does when partitions come and go; [`handle`] calls it from librdkafka's
+/// rebalance callback, for the eager and the cooperative protocol alike.
+pub trait OnRebalance {
+    /// The topic whose partitions it follows.
+    fn topic(&self) -> &str;
+    /// Before `tpl` is assigned: set each partition's start offset in it.
+    fn assigned(&self, tpl: &mut TopicPartitionList);
+    /// Before `partitions` go (`lost`: the session expired, someone else may own them now).
+    fn revoked(&self, partitions: Vec<i32>, lost: bool);
+}
+
+/// The partitions of `topic` in `tpl`.
+pub fn partitions_of(tpl: &TopicPartitionList, topic: &str) -> Vec<i32> {
+    tpl.elements()
+        .iter()
+        .filter(|e| e.topic() == topic)
+        .map(|e| e.partition())
+        .collect()
+}
+
+/// Serves one rebalance event: assignment, revocation, or an error (which gives up the whole
+/// assignment, as a revocation would).
+pub fn handle<C: ConsumerContext>(
+    consumer: &BaseConsumer<C>,
+    err: RDKafkaRespErr,
+    tpl: &mut TopicPartitionList,
+    on: &impl OnRebalance,
+) {
+    let cooperative = matches!(
+        consumer.rebalance_protocol(),
+        RebalanceProtocol::Cooperative
+    );
+    match err {
+        RDKafkaRespErr::RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS => {
+            on.assigned(tpl);
+            let result = if cooperative {
+                consumer.incremental_assign(tpl)
+            } else {
+                consumer.assign(tpl)
+            };
+            if let Err(e) = result {
+                tracing::error!(error = %e, "assign failed");
+            }
+        }
+        RDKafkaRespErr::RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS => {
+            on.revoked(partitions_of(tpl, on.topic()), consumer.assignment_lost());
+            let result = if cooperative {
+                consumer.incremental_unassign(tpl)
+            } else {
+                consumer.unassign()
+            };
+            if let Err(e) = result {
+                tracing::error!(error = %e, "unassign failed");
+            }
+        }
+        other => {
+            tracing::error!(error = ?other, "rebalance error; giving up the assignment");
+            // Forget every owned partition first, as on a revocation, so a later assignment
+            // starts from what PostgreSQL holds.
+            let owned = consumer
+                .assignment()
+                .map(|a| partitions_of(&a, on.topic()))
+                .unwrap_or_default();
+            on.revoked(owned, false);
+            if let Err(e) = consumer.unassign() {
+                tracing::error!(error = %e, "unassign failed");
+            }
+        }
+    }
+}
 
 impl ConsumerContext for Rebalancer {
     fn rebalance(
@@ -68,60 +146,33 @@ impl ConsumerContext for Rebalancer {
         err: RDKafkaRespErr,
         tpl: &mut TopicPartitionList,
     ) {
-        let cooperative = matches!(
-            consumer.rebalance_protocol(),
-            RebalanceProtocol::Cooperative
-        );
-        match err {
-            RDKafkaRespErr::RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS => {
-                self.assign(tpl);
-                let result = if cooperative {
-                    consumer.incremental_assign(tpl)
-                } else {
-                    consumer.assign(tpl)
-                };
-                if let Err(e) = result {
-                    tracing::error!(error = %e, "assign failed");
-                }
-            }
-            RDKafkaRespErr::RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS => {
-                let partitions = self.partitions(tpl);
-                let lost = consumer.assignment_lost();
-                tracing::info!(?partitions, lost, "partitions revoked; flushing");
-                if lost {
-                    *lock(&self.lost) = Some(Instant::now());
-                }
-                self.flush(partitions);
-                let result = if cooperative {
-                    consumer.incremental_unassign(tpl)
-                } else {
-                    consumer.unassign()
-                };
-                if let Err(e) = result {
-                    tracing::error!(error = %e, "unassign failed");
-                }
-            }
-            other => {
-                tracing::error!(error = ?other, "rebalance error; giving up the assignment");
-                // Flush and forget every owned partition first, as on a revocation, so a later
-                // assignment starts from what PostgreSQL holds.
-                let owned = consumer
-                    .assignment()
-                    .map(|a| self.partitions(&a))
-                    .unwrap_or_default();
-                self.flush(owned);
-                if let Err(e) = consumer.unassign() {
-                    tracing::error!(error = %e, "unassign failed");
-                }
-            }
+        handle(consumer, err, tpl, self);
+    }
+}
+
+impl OnRebalance for Rebalancer {
+    fn topic(&self) -> &str {
+        &self.topic
+    }
+
+    fn assigned(&self, tpl: &mut TopicPartitionList) {
+        self.assign(tpl);
+    }
+
+    /// The writer stores everything consumed from the partitions first.
+    fn revoked(&self, partitions: Vec<i32>, lost: bool) {
+        tracing::info!(?partitions, lost, "partitions revoked; flushing");
+        if lost {
+            *lock(&self.lost) = Some(Instant::now());
         }
+        self.flush(partitions);
     }
 }
 
 impl Rebalancer {
     /// Sets each assigned partition's start to the offset PostgreSQL holds, and tells the writer.
     fn assign(&self, tpl: &mut TopicPartitionList) {
-        let partitions = self.partitions(tpl);
+        let partitions = partitions_of(tpl, &self.topic);
         let stored = self.stored_offsets(&partitions);
         for &p in &partitions {
             let offset = stored

@@ -20,6 +20,8 @@ enum Sink {
     Kafka(String),
     File(Mutex<BufWriter<File>>),
     Stdout,
+    /// Reads the topic on its own (`crate::archive`): nothing comes with the batches.
+    Archive,
 }
 
 pub struct RouteSinks {
@@ -63,6 +65,7 @@ impl RouteSinks {
                     Sink::File(Mutex::new(BufWriter::new(file)))
                 }
                 Destination::Stdout => Sink::Stdout,
+                Destination::S3 { .. } => Sink::Archive,
             });
         }
         Ok(Self { producer, sinks })

@@ -1,0 +1,158 @@
+//! Archives: `s3://BUCKET/PREFIX=RULE` routes. Unlike the other routes, which go with each
+//! stored batch, an archive reads the topic on its own (its own consumer group and progress in
+//! PostgreSQL), so a slow or unreachable bucket pauses only the archive:
+//!
+//! 1. `source`: the archive's Kafka member, on its own thread, starting each partition where
+//!    `progress` says; pauses while the archiver is behind.
+//! 2. `archiver`: segments of offsets per partition (`logstream_core::archive`), closed by
+//!    size or age: claim the span (`progress`), upload its objects (`s3`), complete the span.
+//!
+//! Exactly once in the archive: a span is claimed before its objects are uploaded, and objects
+//! are named by their span, so whoever closes it again (after a crash, a rebalance) writes the
+//! same objects under the same keys; the progress moves only after every upload succeeded.
+
+pub mod archiver;
+pub mod progress;
+pub mod s3;
+pub mod source;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use logstream_core::archive::{key_segment, Limits};
+use logstream_core::route::{Destination, Routing};
+use logstream_service::shutdown::CancellationToken;
+
+use crate::archive::archiver::{Archiver, Selection};
+use crate::archive::progress::Progress;
+use crate::archive::s3::{Bucket, Endpoint};
+use crate::archive::source::{Source, SourceSettings};
+use crate::config::Config;
+use crate::metrics::Sinks;
+use crate::pipeline::batch::TimeBounds;
+
+/// One archive, built and not started.
+pub struct Archive {
+    name: String,
+    bucket: Bucket,
+    selection: Selection,
+    progress: Arc<Progress>,
+    limits: Limits,
+    settings: SourceSettings,
+}
+
+/// The archives of `routing`, checked against the settings (endpoint, credentials); fails
+/// naming what is wrong, before anything starts.
+pub fn build(
+    config: &Config,
+    routing: &Arc<Routing>,
+    pool: &sqlx::PgPool,
+    metrics: &Sinks,
+    bounds: TimeBounds,
+) -> anyhow::Result<Vec<Archive>> {
+    let endpoint = Endpoint {
+        url: config.s3_endpoint.trim().to_owned(),
+        region: config
+            .s3_region
+            .clone()
+            .or_else(|| std::env::var("AWS_REGION").ok())
+            .filter(|r| !r.is_empty())
+            .unwrap_or_else(|| "us-east-1".to_owned()),
+        path_style: config.s3_path_style,
+        timeout: Duration::from_secs(120),
+        credentials: config
+            .s3_access_key_id
+            .clone()
+            .zip(config.s3_secret_access_key.clone())
+            .map(|(key, secret)| (key, secret, config.s3_session_token.clone())),
+    };
+    let topic = &config.kafka.topic_raw;
+    let mut archives = Vec::new();
+    for (route, r) in routing.routes.iter().enumerate() {
+        let Destination::S3 { bucket, prefix } = &r.destination else {
+            continue;
+        };
+        let name = r.destination.to_string();
+        metrics.sent.with_label_values(&[&name]);
+        metrics.lag.with_label_values(&[&name]);
+        let progress = Arc::new(Progress::new(pool.clone(), name.clone(), topic.clone()));
+        let settings = SourceSettings {
+            brokers: config.kafka.kafka_brokers.clone(),
+            group: format!(
+                "{}-archive-{}-{}",
+                config.consumer_group,
+                bucket,
+                key_segment(prefix)
+            ),
+            topic: topic.clone(),
+            assignment_strategy: config.assignment_strategy.clone(),
+            session_timeout_ms: config.session_timeout_ms,
+            buffer_bytes: (config.archive_buffer_mb << 20) as usize,
+        };
+        archives.push(Archive {
+            bucket: Bucket::new(&endpoint, bucket)?,
+            selection: Selection {
+                routing: routing.clone(),
+                route,
+                bounds,
+                topic: topic.clone(),
+                prefix: prefix.clone(),
+            },
+            progress,
+            limits: Limits {
+                max_bytes: (config.archive_max_mb << 20) as usize,
+                max_age_ms: config.archive_max_seconds as i64 * 1000,
+            },
+            settings,
+            name,
+        });
+    }
+    Ok(archives)
+}
+
+/// An archive's reader thread and archiver task, once started.
+pub type Running = (std::thread::JoinHandle<()>, tokio::task::JoinHandle<()>);
+
+/// Starts every archive (see [`Archive::start`]).
+pub fn start_all(
+    archives: Vec<Archive>,
+    metrics: &Sinks,
+    shutdown: &CancellationToken,
+) -> anyhow::Result<Vec<Running>> {
+    archives
+        .into_iter()
+        .map(|a| a.start(metrics, shutdown))
+        .collect()
+}
+
+/// Waits for started archives to stop (after shutdown).
+pub async fn stopped(archives: Vec<Running>) {
+    for (thread, task) in archives {
+        let _ = task.await;
+        let _ = tokio::task::spawn_blocking(move || thread.join()).await;
+    }
+}
+
+impl Archive {
+    /// Joins the archive's group and starts its reader thread and its archiver task (on the
+    /// current runtime); both stop on `shutdown`.
+    pub fn start(self, metrics: &Sinks, shutdown: &CancellationToken) -> anyhow::Result<Running> {
+        let (source, rx, feedback) =
+            Source::join(self.settings, self.progress.clone(), shutdown.clone())?;
+        tracing::info!(sink = %self.name, "archive reading the topic");
+        let archiver = Archiver {
+            name: self.name,
+            selection: self.selection,
+            bucket: self.bucket,
+            progress: self.progress,
+            limits: self.limits,
+            metrics: metrics.clone(),
+            feedback,
+            shutdown: shutdown.clone(),
+        };
+        let thread = std::thread::Builder::new()
+            .name("archive-source".into())
+            .spawn(move || source.run())?;
+        Ok((thread, tokio::spawn(archiver.run(rx))))
+    }
+}
