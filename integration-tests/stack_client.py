@@ -387,3 +387,76 @@ def redis_outage(down_for, say):
             raise StackError(f"the rate limiters did not return to Redis: generator {modes}, "
                              f"gateway_rate_limiter_local {gateway_local:.0f}")
     say(f"back on Redis: generator limiter {modes}, gateway_rate_limiter_local {gateway_local:.0f}")
+
+
+def s3_outage(down_for, rate, say):
+    """Stops the S3 server (s3s-fs) for `down_for` seconds: the archive must pause (its lag
+    grows) while PostgreSQL storage goes on at about the generated rate."""
+    stack("stop", "s3")
+    stopped = time.time()
+    say("S3 server stopped")
+    lag = 0.0
+    while time.time() - stopped < down_for:
+        time.sleep(1)
+        try:
+            lag = max(lag, metric("sink_lag_seconds"))
+        except OSError:
+            pass  # the collector restarting
+    (rows,), = sql("SELECT count(*) FROM log_events WHERE received_at >= "
+                   f"to_timestamp({stopped + 2}) AND received_at < to_timestamp({time.time()})")
+    stack("start", "s3")
+    span = time.time() - stopped - 2
+    say(f"S3 server started again after {time.time() - stopped:.1f} s; meanwhile the archive's lag "
+        f"reached {lag:.1f} s at most and PostgreSQL stored {int(rows)} events ({int(rows) / span:.0f}/s)")
+    if lag < min(5.0, down_for / 2):
+        raise StackError(f"the archive's lag was only {lag:.1f} s with the S3 server down")
+    if int(rows) < 0.5 * rate * span:
+        raise StackError(f"PostgreSQL storage slowed down while S3 was down: {int(rows)} events in {span:.0f} s")
+
+
+def archived(directory, runs):
+    """Per instance of `runs`: the seq values of the run in the archive's objects under
+    `directory` (an s3s-fs bucket directory and prefix: zstd NDJSON files), and the objects that
+    could not be read yet (an upload in progress)."""
+    seqs = {iid: [] for iid in runs}
+    unreadable = 0
+    for path, _dirs, files in os.walk(directory):
+        for name in files:
+            if name.startswith(".") or not name.endswith(".ndjson.zst"):
+                continue
+            out = subprocess.run(["zstd", "-dcq", os.path.join(path, name)], capture_output=True)
+            if out.returncode != 0:
+                unreadable += 1
+                continue
+            for line in out.stdout.splitlines():
+                kafka = json.loads(line)["kafka"]
+                iid = kafka.get("instance_id")
+                if iid in seqs and kafka.get("seq", 0) > runs[iid][0]:
+                    seqs[iid].append(kafka["seq"])
+    return seqs, unreadable
+
+
+def archive_discrepancies(directory, runs, timeout, say):
+    """Waits until the archive under `directory` holds exactly the run's stored events, per
+    instance and seq (or `timeout` seconds pass); returns the problems (empty: exact)."""
+    stored = {iid: sorted(int(s) for (s,) in sql(
+        f"SELECT seq FROM log_events WHERE instance_id = '{iid}' AND seq > {lo}"))
+        for iid, (lo, _hi, _s, _f) in runs.items()}
+    deadline = time.time() + timeout
+    while True:
+        seqs, unreadable = archived(directory, runs)
+        if all(sorted(seqs[iid]) == stored[iid] for iid in runs) and not unreadable:
+            say(f"archive: {sum(len(v) for v in seqs.values())} events, equal to the stored ones per instance and seq")
+            return []
+        if time.time() > deadline:
+            break
+        time.sleep(3)
+    problems = [f"archive: {unreadable} objects unreadable"] if unreadable else []
+    for iid in runs:
+        got, want = seqs[iid], stored[iid]
+        dup = len(got) - len(set(got))
+        missing = len(set(want) - set(got))
+        extra = len(set(got) - set(want))
+        if dup or missing or extra:
+            problems.append(f"archive {iid}: {dup} duplicates, {missing} stored but not archived, {extra} archived but not stored")
+    return problems

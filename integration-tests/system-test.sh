@@ -11,6 +11,7 @@
 #                                    [--freeze-broker-at S --broker-frozen-for D]
 #                                    [--kill-broker-at S --broker-down-for D]
 #                                    [--stop-redis-at S --redis-down-for D]
+#                                    [--stop-s3-at S --s3-down-for D] [--archive DIR]
 #                                    [--formats '{"json": 70, "apache": 20, "syslog5424": 10}']
 #                                    [--ingest-rate N]
 #
@@ -42,6 +43,11 @@
 # cap (global_rate_per_second = --rate): the generator's limiter must fall back to its local
 # share while Redis is down (status rate_limiter "local"), the gateway's to local windows
 # (gateway_rate_limiter_local 1), and both return to Redis after it is back.
+# --stop-s3-at S --s3-down-for D stops the S3 server of the archive routes (s3s-fs, scripts/stack.sh
+# stop s3) for D seconds: the archive's lag must grow while PostgreSQL goes on storing at about the
+# generated rate. --archive DIR (an s3s-fs bucket directory and prefix, e.g.
+# .stack/s3/logstream-archive/raw) checks, once everything is stored, that the archive's objects
+# there hold exactly the stored events of the run, per instance and seq, no duplicate.
 # --ingest-rate N also sends N events/s into the ingest service for the whole run (half over
 # HTTP, NDJSON and text lines in the four formats; half over syslog TCP): its instance is
 # checked like a generator's, from its seq accounting (GET /api/v1/ingest/status, `kafka`):
@@ -51,7 +57,7 @@
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 PYTHONPATH="$ROOT/integration-tests" exec python3 - "$ROOT" "$@" <<'PY'
-import argparse, json, os, signal, subprocess, sys, time
+import argparse, json, os, signal, subprocess, sys, threading, time
 import stack_client as stack
 
 root = sys.argv[1]
@@ -70,6 +76,9 @@ ap.add_argument("--kill-broker-at", type=float, default=None)
 ap.add_argument("--broker-down-for", type=float, default=10)
 ap.add_argument("--stop-redis-at", type=float, default=None)
 ap.add_argument("--redis-down-for", type=float, default=20)
+ap.add_argument("--stop-s3-at", type=float, default=None)
+ap.add_argument("--s3-down-for", type=float, default=30)
+ap.add_argument("--archive", default=None)
 ap.add_argument("--formats", type=json.loads, default=None)
 ap.add_argument("--ingest-rate", type=int, default=0)
 args = ap.parse_args(sys.argv[2:])
@@ -84,6 +93,14 @@ def abort(msg):
         pass
     stack.fail("system-test", msg)
 
+def stack_errors(step):
+    """Runs `step`; its StackError's message, or None."""
+    try:
+        step()
+    except stack.StackError as e:
+        return str(e)
+    return None
+
 def collector_env(**settings):
     """Environment for an extra collector: the stack's Kafka brokers."""
     env = {**os.environ, **settings}
@@ -95,6 +112,7 @@ def collector_env(**settings):
 try:
     binary = os.path.join(root, "target", os.environ.get("STACK_PROFILE", "release"), "logstream-collector")
     zombie = None
+    outage, outcome = None, []
     stack.call("POST", "/api/v1/generator/stop")  # a quiet start, whatever ran before
     before = stack.instances()
     load = None
@@ -151,6 +169,13 @@ try:
     if args.stop_redis_at is not None:
         at(args.stop_redis_at)
         stack.redis_outage(args.redis_down_for, say)
+    if args.stop_s3_at is not None:
+        # On a thread of its own, so the collector can be killed while the S3 server is down.
+        def s3_outage():
+            at(args.stop_s3_at)
+            stack.s3_outage(args.s3_down_for, args.rate, say)
+        outage = threading.Thread(target=lambda: outcome.append(stack_errors(s3_outage)))
+        outage.start()
     if args.stop_postgres_at is not None:
         time.sleep(args.stop_postgres_at)
         stack.postgres("stop")
@@ -194,6 +219,10 @@ try:
             second_stored_total += second_stored
         if second_stored_total == 0:
             abort("the second collector never stored anything: no partitions moved to it")
+    if outage is not None:
+        outage.join()
+        if outcome[0]:
+            abort(outcome[0])
     time.sleep(max(0.0, args.duration - (time.time() - started)))
     after = {i["instance_id"]: i for i in stack.call("POST", "/api/v1/generator/stop")["instances"]}
     if load is not None:
@@ -214,6 +243,8 @@ try:
     for iid, (lo, hi, sent, failed) in runs.items():
         say(f"{iid}: seq {lo + 1}..{hi}: sent {sent}, failed {failed}, stored {counts[iid][0]} ({counts[iid][1]} distinct)")
     problems = stack.discrepancies(runs, counts)
+    if args.archive:
+        problems += stack.archive_discrepancies(os.path.join(root, args.archive), runs, catch_up, say)
     windows = stack.window_discrepancies(window_since)
     problems += windows
     if not windows:

@@ -10,14 +10,15 @@
 #                                 only when `up` started it)
 #   scripts/stack.sh status       what runs, and each service's readiness
 #   scripts/stack.sh start NAME   start one piece again (kafka, redis, postgres, collector,
-#                                 generator, gateway, ingest, prometheus, alertmanager): for fault tests
+#                                 generator, gateway, ingest, prometheus, alertmanager, s3): for
+#                                 fault tests
 #   scripts/stack.sh stop NAME    stop one piece (SIGTERM; PostgreSQL with pg_ctlcluster -m fast)
 #
 # Uses the same LOGSTREAM_* settings as docker-compose.yml. State (pids, logs, Kafka's log
 # directory) lives in .stack/; the Kafka jars in .stack/kafka-VERSION/ (reused when present;
 # from Maven Central through scripts/kafka/pom.xml, nothing fetched from anywhere else).
 # Environment: STACK_PROFILE=release|debug (default release), STACK_PROMETHEUS=1|0 (default 1),
-# STACK_ALERTMANAGER=1|0 (default 1),
+# STACK_ALERTMANAGER=1|0 (default 1), STACK_S3=1|0 (default 0: s3s-fs for archive routes),
 # LOGSTREAM_TOPIC_PARTITIONS (default 6), STACK_KAFKA_HEAP_MB (default 1024, the broker's -Xmx).
 # PostgreSQL: a role and database `logstream` (password `logstream`), as in docker-compose.yml;
 # created through the local socket as the postgres OS user, so Debian's default pg_hba.conf
@@ -195,6 +196,25 @@ ensure_prometheus() {
     --web.listen-address=127.0.0.1:9090
 }
 
+# An S3 server for the archive (s3://) routes: s3s-fs from crates.io on 127.0.0.1:8014, its
+# objects plain files under .stack/s3/BUCKET/KEY, the bucket `logstream-archive` created.
+# Credentials: AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY (default logstream / logstream-secret),
+# as the collector reads them. Started by `up` when STACK_S3=1, or by `start s3`.
+S3_PORT=8014 S3S_VERSION=0.14.1
+export AWS_ACCESS_KEY_ID="${AWS_ACCESS_KEY_ID:-logstream}" AWS_SECRET_ACCESS_KEY="${AWS_SECRET_ACCESS_KEY:-logstream-secret}"
+ensure_s3() {
+  local bin="$STATE/tools/bin/s3s-fs"
+  if [ ! -x "$bin" ]; then
+    say "installing s3s-fs $S3S_VERSION (cargo install, about 2 minutes)"
+    cargo install s3s-fs --version "$S3S_VERSION" --locked --features binary --root "$STATE/tools" -q
+  fi
+  if listening $S3_PORT && ! alive s3; then say "something else listens on $S3_PORT; not starting s3s-fs"; return; fi
+  mkdir -p "$STATE/s3/logstream-archive"
+  launch s3 "$bin" --host 127.0.0.1 --port $S3_PORT --access-key "$AWS_ACCESS_KEY_ID" \
+    --secret-key "$AWS_SECRET_ACCESS_KEY" "$STATE/s3"
+  wait_port s3 $S3_PORT
+}
+
 # Alertmanager (Debian's prometheus-alertmanager) on 127.0.0.1:9095 (9093 is Kafka's controller
 # here), gossip off; the collector pushes alerts to it.
 ensure_alertmanager() {
@@ -279,13 +299,14 @@ case "${1:-}" in
     build
     ensure_kafka
     ensure_alertmanager
+    [ "${STACK_S3:-0}" = 1 ] && ensure_s3
     for name in collector generator gateway ingest; do start_service "$name"; done
     ensure_prometheus
     wait_ready collector:8081 generator:8080 gateway:8090 ingest:8082
     say "up: gateway http://127.0.0.1:8090  generator :8080  collector :8081  ingest :8082 (syslog :5514)  kafka $KAFKA  postgres $DB_URL"
     ;;
   down)
-    for name in ingest gateway generator collector prometheus alertmanager kafka redis; do stop_one "$name"; done
+    for name in ingest gateway generator collector prometheus alertmanager s3 kafka redis; do stop_one "$name"; done
     if [ -f "$STATE/postgres.started" ]; then
       listening 5432 && stop_postgres
       rm -f "$STATE/postgres.started"
@@ -298,22 +319,23 @@ case "${1:-}" in
       postgres) pg_ctlcluster --skip-systemctl-redirect "$(pg_version)" main start; wait_port postgresql 5432;;
       prometheus) ensure_prometheus;;
       alertmanager) ensure_alertmanager;;
+      s3) ensure_s3;;
       collector) start_service collector; wait_ready collector:8081;;
       generator) start_service generator; wait_ready generator:8080;;
       gateway) start_service gateway; wait_ready gateway:8090;;
       ingest) start_service ingest; wait_ready ingest:8082;;
-      *) die "start what? kafka, redis, postgres, prometheus, alertmanager, collector, generator, gateway or ingest";;
+      *) die "start what? kafka, redis, postgres, prometheus, alertmanager, s3, collector, generator, gateway or ingest";;
     esac
     ;;
   stop)
     case "${2:-}" in
-      kafka|redis|prometheus|alertmanager|collector|generator|gateway|ingest) stop_one "$2";;
+      kafka|redis|prometheus|alertmanager|s3|collector|generator|gateway|ingest) stop_one "$2";;
       postgres) stop_postgres;;
-      *) die "stop what? kafka, redis, postgres, prometheus, alertmanager, collector, generator, gateway or ingest";;
+      *) die "stop what? kafka, redis, postgres, prometheus, alertmanager, s3, collector, generator, gateway or ingest";;
     esac
     ;;
   status)
-    for pair in kafka:9092 redis:6379 prometheus:9090 alertmanager:9095 collector:8081 generator:8080 gateway:8090 ingest:8082; do
+    for pair in kafka:9092 redis:6379 prometheus:9090 alertmanager:9095 s3:8014 collector:8081 generator:8080 gateway:8090 ingest:8082; do
       name=${pair%%:*}; port=${pair##*:}
       if alive "$name"; then state="running (pid $(cat "$STATE/$name.pid"))"
       elif listening "$port"; then state="listening on $port, not started here"

@@ -14,7 +14,8 @@
 #      the windows against a recount: all four formats; PostgreSQL stopped for 30 s; the
 #      collector killed five times; a second collector joining and leaving twice; a second
 #      collector under the same static member id (fencing); the broker frozen for 30 s; the
-#      broker killed and restarted; Redis stopped for 20 s.
+#      broker killed and restarted; Redis stopped for 20 s; an S3 archive route (s3s-fs) with
+#      the collector killed twice and S3 stopped for 30 s, archive == stored.
 # Stops what it started on exit.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -103,6 +104,9 @@ integration-tests/system-test.sh --rate 5000 --duration 50 --kill-broker-at 10 -
 
 step "Redis outage: 2,000 events/s for 45 s under a global cap, Redis stopped from 10 s to 30 s"
 integration-tests/system-test.sh --rate 2000 --duration 45 --stop-redis-at 10 --redis-down-for 20
+
+step "S3 archive: 5,000 events/s for 60 s into s3s-fs, the collector killed twice and S3 stopped for 30 s; archive == stored per instance and seq"
+integration-tests/archive-test.sh
 
 step "sampling under lag: the collector 10 s behind with LOGSTREAM_SAMPLE_LAG_SECONDS=5, then keeping up; stored + sampled out == sent per instance and seq, windows count every event"
 integration-tests/sampling-test.sh
