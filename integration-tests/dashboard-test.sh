@@ -5,7 +5,8 @@
 # every PromQL expression of every panel of every dashboard under monitoring/grafana/dashboards
 # returns at least one series (the alert and ingest panels: one above zero; ingest gets syslog and
 # NDJSON traffic, with a bad line, and is restarted for the run to tail a file being written and
-# to read the generator's WebSocket stream), and every SQL panel (the
+# to read the generator's WebSocket stream; the Sinks panels one above zero too, the collector
+# restarted with an archive route into s3s-fs, stopped for 6 s), and every SQL panel (the
 # PostgreSQL datasource) and SQL variable at least one row, as Grafana would send it (its time
 # macros over the last 6 hours, every variable at All, a text box empty), run by psql as the
 # datasource's read-only role logstream_reader (READER_DATABASE_URL), which must be refused a
@@ -77,12 +78,24 @@ stack.stack("stop", "ingest")
 os.environ.update(LOGSTREAM_FILE_PATHS=f"{FILES}/*.log", LOGSTREAM_WS_SOURCES=STREAM,
                   LOGSTREAM_FILE_SOURCE_ID=f"dashboard-{int(time.time())}")
 stack.stack("start", "ingest")
+# The collector with an archive route into s3s-fs, for the Sinks panels (S3 is stopped for a few
+# seconds of the run, so the failed attempts are real ones).
+ARCHIVE = {"LOGSTREAM_ROUTES": f"s3://logstream-archive/dashboard-{int(time.time())}=level>=WARN",
+           "LOGSTREAM_S3_ENDPOINT": "http://127.0.0.1:8014", "LOGSTREAM_S3_PATH_STYLE": "true",
+           "LOGSTREAM_ARCHIVE_MAX_SECONDS": "2"}
+stack.stack("start", "s3")
+stack.stack("stop", "collector")
+os.environ.update(ARCHIVE)
+stack.stack("start", "collector")
 
 def restore_ingest():
-    for name in ("LOGSTREAM_FILE_PATHS", "LOGSTREAM_WS_SOURCES", "LOGSTREAM_FILE_SOURCE_ID"):
+    for name in ("LOGSTREAM_FILE_PATHS", "LOGSTREAM_WS_SOURCES", "LOGSTREAM_FILE_SOURCE_ID", *ARCHIVE):
         os.environ.pop(name, None)
     stack.stack("stop", "ingest")
     stack.stack("start", "ingest")
+    stack.stack("stop", "collector")
+    stack.stack("start", "collector")
+    stack.stack("start", "s3")
 __import__("atexit").register(restore_ingest)
 
 held = None
@@ -116,6 +129,10 @@ try:
     for second in range(20):
         stack.call("GET", "/api/v1/stats")
         ingest_traffic(second)
+        if second == 8:
+            stack.stack("stop", "s3")
+        if second == 14:
+            stack.stack("start", "s3")
         time.sleep(1)
     stack.call("POST", "/api/v1/generator/stop")
     held.close()
@@ -152,7 +169,8 @@ for path in sorted(glob.glob("monitoring/grafana/dashboards/*.json")):
                     result = query(expr)
                     # Alert series exist at zero from the start: these panels must show alerts.
                     # So do the ingest counters: these panels must show the test's traffic.
-                    if panel["title"].startswith(("Alerts", "Ingest")):
+                    # And the Sinks panels: the archive's run, with S3 stopped for a while.
+                    if panel["title"].startswith(("Alerts", "Ingest", "Sinks")):
                         result = [r for r in result if float(r["value"][1]) > 0]
                     series = len(result)
                 else:

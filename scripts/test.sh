@@ -108,6 +108,9 @@ integration-tests/system-test.sh --rate 2000 --duration 45 --stop-redis-at 10 --
 step "S3 archive: 5,000 events/s for 60 s into s3s-fs, the collector killed twice and S3 stopped for 30 s; archive == stored per instance and seq"
 integration-tests/archive-test.sh
 
+step "enrichment: Apache lines and ECS JSON with real user agents and public addresses, a real GeoLite2 country database (npm): ua and geo as expected"
+integration-tests/enrich-test.sh
+
 step "sampling under lag: the collector 10 s behind with LOGSTREAM_SAMPLE_LAG_SECONDS=5, then keeping up; stored + sampled out == sent per instance and seq, windows count every event"
 integration-tests/sampling-test.sh
 

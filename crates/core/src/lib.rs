@@ -3,6 +3,7 @@
 //! - [`archive`]: the S3 archive's layout: segments of offsets, objects by hour and service.
 //! - [`api`]: the generator control API's request and status types, validated once.
 //! - [`detect`]: detectors of incidents and attacks, and alerts as episodes.
+//! - [`enrich`]: user agents parsed and client addresses located, into attributes.
 //! - [`event`]: the normalised log event every format is turned into.
 //! - [`format`]: the wire formats (JSON, Apache access lines, syslog RFC 5424 and 3164) and
 //!   their `content-type` names; encoders for the generator, parsers for the collector.
@@ -23,6 +24,7 @@ pub mod api;
 pub mod archive;
 pub mod copy;
 pub mod detect;
+pub mod enrich;
 pub mod event;
 pub mod format;
 pub mod ingest;

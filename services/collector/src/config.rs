@@ -187,6 +187,19 @@ pub struct Config {
           value_parser = clap::value_parser!(Level))]
     pub sample_max_level: Level,
 
+    /// Parse each event's user agent (`http.user_agent`, `user_agent.original`, `user_agent`)
+    /// into a `ua` attribute: browser, OS, device, bot (uap-core's rules, built in).
+    #[arg(long, env = "LOGSTREAM_ENRICH_USER_AGENT", default_value_t = true,
+          action = clap::ArgAction::Set)]
+    pub enrich_user_agent: bool,
+
+    /// MaxMind-format databases (GeoLite2/GeoIP2 Country or ASN, DB-IP, ...), comma-separated
+    /// paths: each event's client address (`http.client_ip`, `client.ip`, `source.ip`,
+    /// `client_ip`) is located into a `geo` attribute (country, asn, as_org). Empty (default):
+    /// not located.
+    #[arg(long, env = "LOGSTREAM_GEOIP_DATABASES", default_value = "")]
+    pub geoip_databases: String,
+
     /// S3 endpoint of `s3://` routes (archives), e.g. `http://127.0.0.1:8014` for s3s-fs or
     /// MinIO. Empty (default): AWS, `https://s3.REGION.amazonaws.com`. Credentials come from
     /// AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY (and AWS_SESSION_TOKEN).

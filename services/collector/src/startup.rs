@@ -7,6 +7,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use logstream_core::enrich::geo::GeoDatabase;
+use logstream_core::enrich::{user_agent, Enricher, Sources};
 use logstream_core::route::{Destination, Routing};
 use logstream_service::ops::{self, Check, ReadyChecks};
 use logstream_service::retry::Backoff;
@@ -78,8 +80,9 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let committer = committer(&parts, &routing)?;
     let topics = route_topics(&routing);
     let (fast_tx, fast_rx) = mpsc::channel(alert_fast_lane::QUEUE);
-    let archives = archives(&parts, &routing)?;
-    let writer = writer(&parts, routing, rewind_tx, fast_tx)?;
+    let enrichment = enrichment(&parts.config)?;
+    let archives = archives(&parts, &routing, &enrichment)?;
+    let writer = writer(&parts, routing, &enrichment, rewind_tx, fast_tx)?;
     let sampler = LagSampler {
         broker: parts.broker.clone(),
         offsets: parts.offsets.clone(),
@@ -129,11 +132,47 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The enrichment's sources: the built-in user-agent rules (unless turned off) and the
+/// MaxMind-format databases configured; fails naming the setting.
+fn enrichment(config: &Config) -> anyhow::Result<Sources> {
+    let agents = if config.enrich_user_agent {
+        Some(
+            user_agent::builtin_rules()
+                .map_err(|e| anyhow::anyhow!("LOGSTREAM_ENRICH_USER_AGENT: {e}"))?,
+        )
+    } else {
+        None
+    };
+    let mut geo = Vec::new();
+    for path in config
+        .geoip_databases
+        .split(',')
+        .map(str::trim)
+        .filter(|p| !p.is_empty())
+    {
+        let bytes = std::fs::read(path)
+            .map_err(|e| anyhow::anyhow!("LOGSTREAM_GEOIP_DATABASES: cannot read {path}: {e}"))?;
+        let db = GeoDatabase::from_bytes(bytes)
+            .map_err(|e| anyhow::anyhow!("LOGSTREAM_GEOIP_DATABASES: {path}: {e}"))?;
+        tracing::info!(%path, kind = db.kind(), "client addresses located with this database");
+        geo.push(db);
+    }
+    Ok(Sources {
+        agents,
+        geo: Arc::new(geo),
+    })
+}
+
 /// The archive (s3://) routes, checked against their settings; not started.
-fn archives(parts: &Parts, routing: &Arc<Routing>) -> anyhow::Result<Vec<archive::Archive>> {
+fn archives(
+    parts: &Parts,
+    routing: &Arc<Routing>,
+    enrichment: &Sources,
+) -> anyhow::Result<Vec<archive::Archive>> {
     archive::build(
         &parts.config,
         routing,
+        enrichment,
         &parts.pool,
         &parts.metrics.sinks,
         time_bounds(&parts.config),
@@ -291,6 +330,7 @@ fn committer(parts: &Parts, routing: &Routing) -> anyhow::Result<Committer> {
 fn writer(
     parts: &Parts,
     routing: Arc<Routing>,
+    enrichment: &Sources,
     rewinds: std::sync::mpsc::Sender<Rewind>,
     fast_lane: mpsc::Sender<AlertChange>,
 ) -> anyhow::Result<Writer> {
@@ -300,6 +340,8 @@ fn writer(
         broker: parts.broker.clone(),
         topic: config.kafka.topic_raw.clone(),
         routing,
+        enricher: (!enrichment.is_empty())
+            .then(|| Arc::new(std::sync::Mutex::new(Enricher::new(enrichment)))),
         metrics: parts.metrics.clone(),
         max_events: config.batch_max_events,
         max_wait: Duration::from_millis(config.batch_max_wait_ms),

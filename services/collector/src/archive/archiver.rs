@@ -5,15 +5,17 @@
 
 use std::collections::HashMap;
 use std::sync::atomic::Ordering;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use logstream_core::archive::{self, Limits, Object, Provenance, Segment, Span};
+use logstream_core::enrich::Enricher;
 use logstream_core::format::lenient;
 use logstream_core::route::Routing;
 use logstream_core::{json, storable, window};
 use logstream_service::retry::Backoff;
 use logstream_service::shutdown::CancellationToken;
+use logstream_service::sync::lock;
 use tokio::sync::mpsc;
 
 use crate::archive::progress::{Position, Progress};
@@ -26,6 +28,8 @@ use crate::pipeline::batch::TimeBounds;
 /// Which events an archive takes, and how it writes them.
 pub struct Selection {
     pub routing: Arc<Routing>,
+    /// Enriched as stored events are (None: no enrichment configured).
+    pub enricher: Option<Mutex<Enricher>>,
     /// The archive's route (its index in LOGSTREAM_ROUTES).
     pub route: usize,
     pub bounds: TimeBounds,
@@ -57,6 +61,9 @@ impl Selection {
             return None;
         }
         storable::event(&mut event);
+        if let Some(enricher) = &self.enricher {
+            lock(enricher).enrich(&mut event);
+        }
         if self.routing.dropped_by(&event).is_some()
             || !self.routing.routes.get(self.route)?.rule.matches(&event)
         {

@@ -20,6 +20,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use logstream_core::archive::{key_segment, Limits};
+use logstream_core::enrich::{Enricher, Sources};
 use logstream_core::route::{Destination, Routing};
 use logstream_service::shutdown::CancellationToken;
 
@@ -46,6 +47,7 @@ pub struct Archive {
 pub fn build(
     config: &Config,
     routing: &Arc<Routing>,
+    enrichment: &Sources,
     pool: &sqlx::PgPool,
     metrics: &Sinks,
     bounds: TimeBounds,
@@ -93,6 +95,8 @@ pub fn build(
             bucket: Bucket::new(&endpoint, bucket)?,
             selection: Selection {
                 routing: routing.clone(),
+                enricher: (!enrichment.is_empty())
+                    .then(|| std::sync::Mutex::new(Enricher::new(enrichment))),
                 route,
                 bounds,
                 topic: topic.clone(),

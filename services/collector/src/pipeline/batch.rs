@@ -2,9 +2,10 @@
 //! counts, records to dead-letter, and the next offset per partition. Pure: no I/O.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use logstream_core::detect::Detectors;
+use logstream_core::enrich::Enricher;
 use logstream_core::format::lenient::{self, Decoded};
 use logstream_core::json;
 use logstream_core::route::Routing;
@@ -13,12 +14,16 @@ use logstream_core::sketch::latency_us_of_attributes;
 use logstream_core::storable;
 use logstream_core::window::{self, Watermark, WindowSpec, Windows};
 use logstream_core::{Level, LogEvent};
+use logstream_service::sync::lock;
 
 use crate::messages::{AlertChange, DeadLetter, DetectorSnapshot, Record, Routed, EMPTY_PAYLOAD};
 use crate::pipeline::event_rows as rows;
 
 /// Most distinct trace contexts a batch remembers (its span links to them).
 pub const MAX_TRACES: usize = 32;
+
+/// The enricher of a writer's batches (its user-agent cache outlives each batch).
+pub type SharedEnricher = Arc<Mutex<Enricher>>;
 
 /// Event times the collector accepts, relative to its clock.
 #[derive(Debug, Clone, Copy)]
@@ -41,6 +46,8 @@ pub struct Batch {
     pub routed: Vec<Routed>,
     bounds: TimeBounds,
     routing: Arc<Routing>,
+    /// User agents parsed, client addresses located (None: no enrichment configured).
+    enricher: Option<SharedEnricher>,
     pub dead_letters: Vec<DeadLetter>,
     /// Partition → offset after the last record of the batch.
     pub next_offsets: BTreeMap<i32, i64>,
@@ -72,7 +79,12 @@ pub struct Batch {
 impl Batch {
     /// A batch aggregating `specs` (the first decides lateness) that accepts events within
     /// `bounds`.
-    pub fn new(specs: Vec<WindowSpec>, bounds: TimeBounds, routing: Arc<Routing>) -> Self {
+    pub fn new(
+        specs: Vec<WindowSpec>,
+        bounds: TimeBounds,
+        routing: Arc<Routing>,
+        enricher: Option<SharedEnricher>,
+    ) -> Self {
         Self {
             rows: Vec::with_capacity(1 << 20),
             stored: 0,
@@ -83,6 +95,7 @@ impl Batch {
             routed: Vec::new(),
             bounds,
             routing,
+            enricher,
             dead_letters: Vec::new(),
             next_offsets: BTreeMap::new(),
             records: 0,
@@ -104,6 +117,7 @@ impl Batch {
             self.windows.specs().to_vec(),
             self.bounds,
             self.routing.clone(),
+            self.enricher.clone(),
         );
         batch.sample = self.sample;
         batch
@@ -246,6 +260,9 @@ impl Batch {
         let changed = storable::event(&mut event);
         for what in changed.names() {
             *self.sanitized.entry(what).or_default() += 1;
+        }
+        if let Some(enricher) = &self.enricher {
+            lock(enricher).enrich(&mut event);
         }
         if let Some(index) = self.routing.dropped_by(&event) {
             *self.filtered.entry(index).or_default() += 1;
@@ -511,6 +528,7 @@ mod tests {
                 max_future_ms: 3_600_000,
             },
             Arc::new(routing),
+            None,
         )
     }
 

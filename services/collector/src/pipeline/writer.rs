@@ -20,7 +20,7 @@ use tokio::sync::mpsc;
 use crate::broker::Broker;
 use crate::messages::{AlertChange, Input, Record, Rewind, StoredPosition};
 use crate::metrics::Metrics;
-use crate::pipeline::batch::{Batch, TimeBounds};
+use crate::pipeline::batch::{Batch, SharedEnricher, TimeBounds};
 use crate::pipeline::detection::Detection;
 use crate::pipeline::handoff::{Job, Outcome, WriterEnds};
 use crate::shared::Committed;
@@ -53,6 +53,7 @@ pub struct Writer {
     /// The consumed topic.
     pub topic: String,
     pub routing: Arc<Routing>,
+    pub enricher: Option<SharedEnricher>,
     pub metrics: Metrics,
     pub max_events: u64,
     pub max_wait: Duration,
@@ -191,6 +192,7 @@ impl Writer {
             self.window_specs.clone(),
             self.time_bounds,
             self.routing.clone(),
+            self.enricher.clone(),
         )
     }
 

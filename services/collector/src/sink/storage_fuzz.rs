@@ -206,7 +206,7 @@ async fn storage_fuzz() {
         let mut expected = None;
         let deadline = Instant::now() + Duration::from_secs(seconds);
         while Instant::now() < deadline {
-            let mut batch = Batch::new(specs.clone(), bounds, routing.clone());
+            let mut batch = Batch::new(specs.clone(), bounds, routing.clone(), None);
             for _ in 0..rng.random_range(1..=200) {
                 let now = chrono::Utc::now().timestamp_millis();
                 batch.add(
