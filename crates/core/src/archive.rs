@@ -82,6 +82,13 @@ pub struct Span {
 
 const HOUR_MS: i64 = 3_600_000;
 
+/// Most objects a segment is written as: past it, further services' events share one object
+/// per hour under `service=_other` (100,000 service names must not make 100,000 uploads).
+pub const MAX_OBJECTS: usize = 100;
+
+/// The service key of the shared object.
+pub const OTHER_SERVICES: &str = "_other";
+
 /// The key of the object holding a segment's events of one hour (`hour` in hours since the
 /// epoch) and one service (already a [`key_segment`]).
 pub fn object_key(prefix: &str, topic: &str, span: Span, hour: i64, service: &str) -> String {
@@ -183,10 +190,11 @@ impl Segment {
     ) {
         self.skip(offset, now_ms);
         let hour = event_time_ms.div_euclid(HOUR_MS);
-        let (lines, count) = self
-            .objects
-            .entry((hour, key_segment(service)))
-            .or_default();
+        let mut key = (hour, key_segment(service));
+        if self.objects.len() >= MAX_OBJECTS && !self.objects.contains_key(&key) {
+            key.1 = OTHER_SERVICES.to_owned();
+        }
+        let (lines, count) = self.objects.entry(key).or_default();
         lines.extend_from_slice(line);
         lines.push(b'\n');
         *count += 1;
@@ -308,6 +316,21 @@ mod tests {
         assert!(objects[1].key.contains("hour=01/service=a_b/t-0-"));
         assert_eq!(next.next_offset(), 14);
         assert!(next.span().is_none());
+        let mut many = Segment::new(2, 0);
+        for i in 0..(MAX_OBJECTS as i64 + 50) {
+            many.push(i, 0, 0, &format!("service-{i}"), b"{}");
+        }
+        let (_, objects, _) = many.close("p", "t").expect("records");
+        assert_eq!(
+            objects.len(),
+            MAX_OBJECTS + 1,
+            "capped, plus the shared object"
+        );
+        let other = objects
+            .iter()
+            .find(|o| o.key.contains("service=_other/"))
+            .expect("shared object");
+        assert_eq!(other.events, 50);
         let mut big = Segment::new(1, 0);
         big.push(0, 0, 0, "s", &[b'x'; 64]);
         assert!(big.is_due(0, limits), "due by size");

@@ -8,7 +8,7 @@
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use logstream_service::shutdown::CancellationToken;
 use logstream_service::sync::lock;
@@ -185,6 +185,7 @@ impl Source {
         let mut held: VecDeque<Record> = VecDeque::new();
         let mut headers = LastHeaders::default();
         let mut paused = false;
+        let mut paused_at = Instant::now();
         while !self.shutdown.is_cancelled() {
             while let Ok(partition) = self.rewinds.try_recv() {
                 self.rewind(partition, &mut held);
@@ -194,14 +195,19 @@ impl Source {
                     self.send(record);
                 }
             }
+            // Paused once behind; resumed once the archiver is down to half the buffer (not
+            // at the first free byte: resuming restarts fetching, and pausing again at once
+            // would throw the fetched records away). Paused again every second meanwhile, so
+            // partitions assigned since pause too.
             let behind = !held.is_empty();
-            if behind {
-                // The whole assignment each time: partitions assigned meanwhile pause too.
+            if behind && (!paused || paused_at.elapsed() >= Duration::from_secs(1)) {
                 self.pause(true);
-            } else if paused {
+                paused = true;
+                paused_at = Instant::now();
+            } else if paused && !behind && self.in_flight() < self.settings.buffer_bytes / 2 {
                 self.pause(false);
+                paused = false;
             }
-            paused = behind;
             match self.consumer.poll(Duration::from_millis(100)) {
                 Some(Ok(message)) => {
                     let record = to_record(&message, &mut headers);
@@ -223,8 +229,12 @@ impl Source {
         self.consumer.unsubscribe();
     }
 
+    fn in_flight(&self) -> usize {
+        self.in_flight.load(Ordering::Relaxed)
+    }
+
     fn has_room(&self) -> bool {
-        self.in_flight.load(Ordering::Relaxed) < self.settings.buffer_bytes
+        self.in_flight() < self.settings.buffer_bytes
     }
 
     fn send(&self, record: Record) {
