@@ -9,10 +9,12 @@
 pub mod geo;
 pub mod user_agent;
 
+use std::collections::BTreeMap;
 use std::net::IpAddr;
 use std::sync::Arc;
 
-use serde_json::{Map, Value};
+use serde::Deserialize;
+use serde_json::value::RawValue;
 
 use crate::event::LogEvent;
 use geo::GeoDatabase;
@@ -46,18 +48,6 @@ pub struct Enricher {
     geo: Arc<Vec<GeoDatabase>>,
 }
 
-const UA_PATHS: [&[&str]; 3] = [
-    &["http", "user_agent"],
-    &["user_agent", "original"],
-    &["user_agent"],
-];
-const IP_PATHS: [&[&str]; 4] = [
-    &["http", "client_ip"],
-    &["client", "ip"],
-    &["source", "ip"],
-    &["client_ip"],
-];
-
 impl Enricher {
     pub fn new(sources: &Sources) -> Self {
         Self {
@@ -67,7 +57,8 @@ impl Enricher {
     }
 
     /// Adds `ua` and `geo` to `event`'s attributes, as far as it has a user agent or a client
-    /// address and the sources know them.
+    /// address and the sources know them. Only the top level of the attributes is rebuilt: the
+    /// other members are copied as they are.
     pub fn enrich(&mut self, event: &mut LogEvent) -> Enriched {
         let Some(text) = event.attributes.as_deref() else {
             return Enriched::default();
@@ -77,49 +68,100 @@ impl Enricher {
         if !may_agent && !may_place {
             return Enriched::default();
         }
-        let Ok(Value::Object(mut attributes)) = serde_json::from_str::<Value>(text) else {
+        let Ok(mut attributes) = serde_json::from_str::<BTreeMap<String, Box<RawValue>>>(text)
+        else {
             return Enriched::default();
         };
+        let probe = Probe::of(&attributes);
         let mut done = Enriched::default();
         if let (true, Some(parser)) = (may_agent, self.agents.as_mut()) {
-            let agent = first_text(&attributes, &UA_PATHS).and_then(|ua| parser.parse(ua));
-            if let Some(value) = agent.and_then(|a| serde_json::to_value(a).ok()) {
-                attributes.insert("ua".to_owned(), value);
+            let agent = probe.user_agent.as_deref().and_then(|ua| parser.parse(ua));
+            if let Some(raw) = agent.and_then(|a| raw(&a)) {
+                attributes.insert("ua".to_owned(), raw);
                 done.agent = true;
             }
         }
         if may_place {
-            let place = first_text(&attributes, &IP_PATHS)
+            let place = probe
+                .client_ip
+                .as_deref()
                 .and_then(|ip| ip.trim().parse::<IpAddr>().ok())
                 .and_then(|ip| geo::locate(&self.geo, ip));
-            if let Some(value) = place.and_then(|p| serde_json::to_value(p).ok()) {
-                attributes.insert("geo".to_owned(), value);
+            if let Some(raw) = place.and_then(|p| raw(&p)) {
+                attributes.insert("geo".to_owned(), raw);
                 done.place = true;
             }
         }
         if done != Enriched::default() {
-            event.attributes = Some(Value::Object(attributes).to_string());
+            if let Ok(text) = serde_json::to_string(&attributes) {
+                event.attributes = Some(text);
+            }
         }
         done
     }
 }
 
-/// The first of `paths` that leads to a string in `attributes`.
-fn first_text<'a>(attributes: &'a Map<String, Value>, paths: &[&[&str]]) -> Option<&'a str> {
-    paths.iter().find_map(|path| {
-        let (first, rest) = path.split_first()?;
-        let mut value = attributes.get(*first)?;
-        for key in rest {
-            value = value.get(key)?;
+/// `value` as a raw JSON value.
+fn raw(value: &impl serde::Serialize) -> Option<Box<RawValue>> {
+    serde_json::value::to_raw_value(value).ok()
+}
+
+/// The user agent and client address an event's attributes hold, where shippers put them.
+#[derive(Default)]
+struct Probe {
+    user_agent: Option<String>,
+    client_ip: Option<String>,
+}
+
+/// The members of one attribute object read for enrichment (others skipped unread).
+#[derive(Deserialize, Default)]
+struct Nested {
+    #[serde(default)]
+    user_agent: Option<String>,
+    #[serde(default)]
+    client_ip: Option<String>,
+    #[serde(default)]
+    original: Option<String>,
+    #[serde(default)]
+    ip: Option<String>,
+}
+
+impl Probe {
+    fn of(attributes: &BTreeMap<String, Box<RawValue>>) -> Self {
+        let nested = |key: &str| -> Nested {
+            attributes
+                .get(key)
+                .filter(|raw| raw.get().starts_with('{'))
+                .and_then(|raw| serde_json::from_str(raw.get()).ok())
+                .unwrap_or_default()
+        };
+        let text = |key: &str| -> Option<String> {
+            attributes
+                .get(key)
+                .and_then(|raw| serde_json::from_str::<String>(raw.get()).ok())
+        };
+        let http = nested("http");
+        let user_agent = http
+            .user_agent
+            .or_else(|| nested("user_agent").original)
+            .or_else(|| text("user_agent"));
+        let client_ip = http
+            .client_ip
+            .or_else(|| nested("client").ip)
+            .or_else(|| nested("source").ip)
+            .or_else(|| text("client_ip"));
+        Self {
+            user_agent,
+            client_ip,
         }
-        value.as_str()
-    })
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::event::Level;
+    use serde_json::Value;
 
     fn event(attributes: Option<&str>) -> LogEvent {
         LogEvent {
