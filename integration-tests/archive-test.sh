@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
-# The S3 archive, exactly once: the stack's collector restarted with an archive route
-# (s3://logstream-archive/PREFIX=*, into s3s-fs started by scripts/stack.sh start s3), then
-# 5,000 events/s for 60 s with the collector SIGKILLed twice and the S3 server stopped for 30 s
-# in between. PostgreSQL must hold exactly what was sent and the archive exactly what
-# PostgreSQL holds (per instance and seq, no duplicate); while S3 is down the archive's lag must
-# grow and PostgreSQL keep storing. The collector is restarted without the route at the end.
+# The S3 archive and the search cluster, exactly once: the stack's collector restarted with an
+# archive route (s3://logstream-archive/PREFIX=*, into s3s-fs: scripts/stack.sh start s3) and a
+# search route (opensearch+http://127.0.0.1:9200/logstream-PREFIX=*, into OpenSearch 2.19:
+# scripts/stack.sh start opensearch), then 5,000 events/s for 60 s with the collector SIGKILLed
+# twice and the S3 server stopped for 30 s in between. PostgreSQL must hold exactly what was
+# sent, and the archive and the index exactly what PostgreSQL holds (per instance and seq, no
+# duplicate); while S3 is down the archive's lag must grow and PostgreSQL keep storing. The
+# collector is restarted without the routes at the end.
 #
 #   integration-tests/archive-test.sh [--rate N] [--duration S]
 set -euo pipefail
@@ -21,6 +23,7 @@ done
 command -v zstd >/dev/null || { apt-get install -y -qq zstd >/dev/null; }
 prefix="it-$(date +%s)"
 scripts/stack.sh start s3
+scripts/stack.sh start opensearch
 export AWS_ACCESS_KEY_ID="${AWS_ACCESS_KEY_ID:-logstream}" AWS_SECRET_ACCESS_KEY="${AWS_SECRET_ACCESS_KEY:-logstream-secret}"
 restore() {
   scripts/stack.sh stop collector
@@ -28,10 +31,10 @@ restore() {
 }
 trap restore EXIT
 scripts/stack.sh stop collector
-export LOGSTREAM_ROUTES="s3://logstream-archive/$prefix=*" LOGSTREAM_S3_ENDPOINT=http://127.0.0.1:8014 \
+export LOGSTREAM_ROUTES="s3://logstream-archive/$prefix=*; opensearch+http://127.0.0.1:9200/logstream-$prefix=*" LOGSTREAM_S3_ENDPOINT=http://127.0.0.1:8014 \
   LOGSTREAM_S3_PATH_STYLE=true LOGSTREAM_ARCHIVE_MAX_SECONDS=5
 scripts/stack.sh start collector
 integration-tests/system-test.sh --rate "$rate" --duration "$duration" \
   --kill-collector-at "$((duration / 6)),$((duration * 2 / 3))" \
   --stop-s3-at "$((duration / 4))" --s3-down-for "$((duration / 2))" \
-  --archive ".stack/s3/logstream-archive/$prefix"
+  --archive ".stack/s3/logstream-archive/$prefix" --search "http://127.0.0.1:9200/logstream-$prefix"

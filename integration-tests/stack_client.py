@@ -460,3 +460,58 @@ def archive_discrepancies(directory, runs, timeout, say):
         if dup or missing or extra:
             problems.append(f"archive {iid}: {dup} duplicates, {missing} stored but not archived, {extra} archived but not stored")
     return problems
+
+
+def indexed(url, prefix, runs):
+    """Per instance of `runs`: the seq values of the run in the search cluster's `prefix-*`
+    indices (scrolled after a refresh)."""
+    def call(method, path, body=None):
+        req = urllib.request.Request(f"{url}{path}", method=method,
+                                     data=None if body is None else json.dumps(body).encode(),
+                                     headers={"content-type": "application/json"})
+        with urllib.request.urlopen(req, timeout=60) as r:
+            return json.load(r)
+    call("POST", f"/{prefix}-*/_refresh")
+    seqs = {iid: [] for iid in runs}
+    should = [{"bool": {"filter": [{"term": {"kafka.instance_id": iid}},
+                                   {"range": {"kafka.seq": {"gt": lo}}}]}}
+              for iid, (lo, _hi, _s, _f) in runs.items()]
+    page = call("POST", f"/{prefix}-*/_search?scroll=1m",
+                {"size": 10000, "_source": ["kafka.instance_id", "kafka.seq"],
+                 "query": {"bool": {"should": should, "minimum_should_match": 1}}})
+    while page["hits"]["hits"]:
+        for hit in page["hits"]["hits"]:
+            kafka = hit["_source"]["kafka"]
+            seqs[kafka["instance_id"]].append(kafka["seq"])
+        page = call("POST", "/_search/scroll", {"scroll": "1m", "scroll_id": page["_scroll_id"]})
+    return seqs
+
+
+def search_discrepancies(url, prefix, runs, timeout, say):
+    """Waits until the search cluster's `prefix-*` indices hold exactly the run's stored events,
+    per instance and seq (or `timeout` seconds pass); returns the problems (empty: exact)."""
+    stored = {iid: sorted(int(s) for (s,) in sql(
+        f"SELECT seq FROM log_events WHERE instance_id = '{iid}' AND seq > {lo}"))
+        for iid, (lo, _hi, _s, _f) in runs.items()}
+    deadline = time.time() + timeout
+    while True:
+        try:
+            seqs = indexed(url, prefix, runs)
+        except (OSError, KeyError) as e:
+            seqs = {iid: [] for iid in runs}
+            say(f"search cluster: {e}")
+        if all(sorted(seqs[iid]) == stored[iid] for iid in runs):
+            say(f"search cluster: {sum(len(v) for v in seqs.values())} documents, equal to the stored events per instance and seq")
+            return []
+        if time.time() > deadline:
+            break
+        time.sleep(3)
+    problems = []
+    for iid in runs:
+        got, want = seqs[iid], stored[iid]
+        dup = len(got) - len(set(got))
+        missing = len(set(want) - set(got))
+        extra = len(set(got) - set(want))
+        if dup or missing or extra:
+            problems.append(f"search {iid}: {dup} duplicates, {missing} stored but not indexed, {extra} indexed but not stored")
+    return problems

@@ -12,6 +12,7 @@
 #                                    [--kill-broker-at S --broker-down-for D]
 #                                    [--stop-redis-at S --redis-down-for D]
 #                                    [--stop-s3-at S --s3-down-for D] [--archive DIR]
+#                                    [--search URL/PREFIX]
 #                                    [--formats '{"json": 70, "apache": 20, "syslog5424": 10}']
 #                                    [--ingest-rate N]
 #
@@ -48,6 +49,8 @@
 # generated rate. --archive DIR (an s3s-fs bucket directory and prefix, e.g.
 # .stack/s3/logstream-archive/raw) checks, once everything is stored, that the archive's objects
 # there hold exactly the stored events of the run, per instance and seq, no duplicate.
+# --search URL/PREFIX (e.g. http://127.0.0.1:9200/logstream-it) checks the same of the search
+# cluster's PREFIX-* indices.
 # --ingest-rate N also sends N events/s into the ingest service for the whole run (half over
 # HTTP, NDJSON and text lines in the four formats; half over syslog TCP): its instance is
 # checked like a generator's, from its seq accounting (GET /api/v1/ingest/status, `kafka`):
@@ -79,6 +82,7 @@ ap.add_argument("--redis-down-for", type=float, default=20)
 ap.add_argument("--stop-s3-at", type=float, default=None)
 ap.add_argument("--s3-down-for", type=float, default=30)
 ap.add_argument("--archive", default=None)
+ap.add_argument("--search", default=None)
 ap.add_argument("--formats", type=json.loads, default=None)
 ap.add_argument("--ingest-rate", type=int, default=0)
 args = ap.parse_args(sys.argv[2:])
@@ -245,6 +249,9 @@ try:
     problems = stack.discrepancies(runs, counts)
     if args.archive:
         problems += stack.archive_discrepancies(os.path.join(root, args.archive), runs, catch_up, say)
+    if args.search:
+        url, prefix = args.search.rsplit("/", 1)
+        problems += stack.search_discrepancies(url, prefix, runs, catch_up, say)
     windows = stack.window_discrepancies(window_since)
     problems += windows
     if not windows:

@@ -19,6 +19,7 @@
 # from Maven Central through scripts/kafka/pom.xml, nothing fetched from anywhere else).
 # Environment: STACK_PROFILE=release|debug (default release), STACK_PROMETHEUS=1|0 (default 1),
 # STACK_ALERTMANAGER=1|0 (default 1), STACK_S3=1|0 (default 0: s3s-fs for archive routes),
+# STACK_OPENSEARCH=1|0 (default 0: OpenSearch for search-cluster routes),
 # LOGSTREAM_TOPIC_PARTITIONS (default 6), STACK_KAFKA_HEAP_MB (default 1024, the broker's -Xmx).
 # PostgreSQL: a role and database `logstream` (password `logstream`), as in docker-compose.yml;
 # created through the local socket as the postgres OS user, so Debian's default pg_hba.conf
@@ -215,6 +216,23 @@ ensure_s3() {
   wait_port s3 $S3_PORT
 }
 
+# OpenSearch 2.19 for the search-cluster (opensearch+http://) routes, from Maven Central jars
+# (scripts/opensearch/run.sh) on 127.0.0.1:9200. Started by `up` when STACK_OPENSEARCH=1, or by
+# `start opensearch`.
+ensure_opensearch() {
+  if listening 9200 && ! alive opensearch; then say "something else listens on 9200; not starting OpenSearch"; return; fi
+  "$ROOT/scripts/opensearch/run.sh" --install-only >>"$LOGS/opensearch-install.log" 2>&1 \
+    || die "cannot assemble OpenSearch (see .stack/logs/opensearch-install.log)"
+  LAUNCH_PORT=9200 launch opensearch "$ROOT/scripts/opensearch/run.sh"
+  local i
+  for i in $(seq 1 240); do
+    curl -fsS "http://127.0.0.1:9200/_cluster/health?wait_for_status=yellow&timeout=1s" >/dev/null 2>&1 && { say "opensearch ready on :9200"; return; }
+    alive opensearch || die "opensearch exited (see .stack/logs/opensearch.log)"
+    sleep 0.5
+  done
+  die "opensearch not ready after 120 s (see .stack/logs/opensearch.log)"
+}
+
 # Alertmanager (Debian's prometheus-alertmanager) on 127.0.0.1:9095 (9093 is Kafka's controller
 # here), gossip off; the collector pushes alerts to it.
 ensure_alertmanager() {
@@ -300,13 +318,14 @@ case "${1:-}" in
     ensure_kafka
     ensure_alertmanager
     [ "${STACK_S3:-0}" = 1 ] && ensure_s3
+    [ "${STACK_OPENSEARCH:-0}" = 1 ] && ensure_opensearch
     for name in collector generator gateway ingest; do start_service "$name"; done
     ensure_prometheus
     wait_ready collector:8081 generator:8080 gateway:8090 ingest:8082
     say "up: gateway http://127.0.0.1:8090  generator :8080  collector :8081  ingest :8082 (syslog :5514)  kafka $KAFKA  postgres $DB_URL"
     ;;
   down)
-    for name in ingest gateway generator collector prometheus alertmanager s3 kafka redis; do stop_one "$name"; done
+    for name in ingest gateway generator collector prometheus alertmanager s3 opensearch kafka redis; do stop_one "$name"; done
     if [ -f "$STATE/postgres.started" ]; then
       listening 5432 && stop_postgres
       rm -f "$STATE/postgres.started"
@@ -320,22 +339,23 @@ case "${1:-}" in
       prometheus) ensure_prometheus;;
       alertmanager) ensure_alertmanager;;
       s3) ensure_s3;;
+      opensearch) ensure_opensearch;;
       collector) start_service collector; wait_ready collector:8081;;
       generator) start_service generator; wait_ready generator:8080;;
       gateway) start_service gateway; wait_ready gateway:8090;;
       ingest) start_service ingest; wait_ready ingest:8082;;
-      *) die "start what? kafka, redis, postgres, prometheus, alertmanager, s3, collector, generator, gateway or ingest";;
+      *) die "start what? kafka, redis, postgres, prometheus, alertmanager, s3, opensearch, collector, generator, gateway or ingest";;
     esac
     ;;
   stop)
     case "${2:-}" in
-      kafka|redis|prometheus|alertmanager|s3|collector|generator|gateway|ingest) stop_one "$2";;
+      kafka|redis|prometheus|alertmanager|s3|opensearch|collector|generator|gateway|ingest) stop_one "$2";;
       postgres) stop_postgres;;
-      *) die "stop what? kafka, redis, postgres, prometheus, alertmanager, s3, collector, generator, gateway or ingest";;
+      *) die "stop what? kafka, redis, postgres, prometheus, alertmanager, s3, opensearch, collector, generator, gateway or ingest";;
     esac
     ;;
   status)
-    for pair in kafka:9092 redis:6379 prometheus:9090 alertmanager:9095 s3:8014 collector:8081 generator:8080 gateway:8090 ingest:8082; do
+    for pair in kafka:9092 redis:6379 prometheus:9090 alertmanager:9095 s3:8014 opensearch:9200 collector:8081 generator:8080 gateway:8090 ingest:8082; do
       name=${pair%%:*}; port=${pair##*:}
       if alive "$name"; then state="running (pid $(cat "$STATE/$name.pid"))"
       elif listening "$port"; then state="listening on $port, not started here"

@@ -250,6 +250,7 @@ if [ "$(id -u)" = 0 ]; then
   # owning what the node writes.
   id opensearch >/dev/null 2>&1 || useradd --system --no-create-home --shell /usr/sbin/nologin opensearch
   chown -R opensearch "$OS_HOME" "$OS_DATA" "$OS_LOGS"
-  exec runuser -u opensearch -- "${CMD[@]}"
+  # setpriv execs (runuser would stay as a parent): the pid recorded is the node's.
+  exec setpriv --reuid=opensearch --regid=opensearch --init-groups -- "${CMD[@]}"
 fi
 exec "${CMD[@]}"

@@ -113,12 +113,33 @@ pub fn object_key(prefix: &str, topic: &str, span: Span, hour: i64, service: &st
     )
 }
 
-/// One object of a closed segment: its key, its NDJSON lines, how many.
+/// The daily index of events at `day` (days since the epoch): `PREFIX-YYYY.MM.DD`.
+pub fn index_name(prefix: &str, day: i64) -> String {
+    match DateTime::from_timestamp_millis(day.saturating_mul(DAY_MS)) {
+        Some(t) => format!("{prefix}-{:04}.{:02}.{:02}", t.year(), t.month(), t.day()),
+        None => format!("{prefix}-invalid"),
+    }
+}
+
+const DAY_MS: i64 = 86_400_000;
+
+/// How a segment's events are grouped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Layout {
+    /// Objects of an S3 archive: one per hour of event time and service.
+    Archive,
+    /// A search cluster's daily indices: one group per day of event time.
+    DailyIndex,
+}
+
+/// One object of a closed segment: its key (an object key, or an index name), its NDJSON
+/// lines, how many, and the offset of each.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Object {
     pub key: String,
     pub ndjson: Vec<u8>,
     pub events: u64,
+    pub offsets: Vec<i64>,
 }
 
 /// When a partition's open segment closes.
@@ -134,6 +155,7 @@ pub struct Limits {
 /// by object.
 #[derive(Debug, Clone)]
 pub struct Segment {
+    layout: Layout,
     partition: i32,
     /// The first offset of the span (where the archive's progress stands).
     first: i64,
@@ -142,14 +164,16 @@ pub struct Segment {
     opened_at_ms: i64,
     bytes: usize,
     events: u64,
-    /// Lines by (hour since the epoch, service key segment).
-    objects: BTreeMap<(i64, String), (Vec<u8>, u64)>,
+    /// Lines (and their offsets) by (hour since the epoch, service key segment), or by (day
+    /// since the epoch, "").
+    objects: BTreeMap<(i64, String), (Vec<u8>, Vec<i64>)>,
 }
 
 impl Segment {
     /// An empty segment of `partition` starting at offset `first`.
-    pub fn new(partition: i32, first: i64) -> Self {
+    pub fn new(layout: Layout, partition: i32, first: i64) -> Self {
         Self {
+            layout,
             partition,
             first,
             last: None,
@@ -189,15 +213,17 @@ impl Segment {
         line: &[u8],
     ) {
         self.skip(offset, now_ms);
-        let hour = event_time_ms.div_euclid(HOUR_MS);
-        let mut key = (hour, key_segment(service));
+        let mut key = match self.layout {
+            Layout::Archive => (event_time_ms.div_euclid(HOUR_MS), key_segment(service)),
+            Layout::DailyIndex => (event_time_ms.div_euclid(DAY_MS), String::new()),
+        };
         if self.objects.len() >= MAX_OBJECTS && !self.objects.contains_key(&key) {
             key.1 = OTHER_SERVICES.to_owned();
         }
-        let (lines, count) = self.objects.entry(key).or_default();
+        let (lines, offsets) = self.objects.entry(key).or_default();
         lines.extend_from_slice(line);
         lines.push(b'\n');
-        *count += 1;
+        offsets.push(offset);
         self.bytes += line.len() + 1;
         self.events += 1;
     }
@@ -231,13 +257,21 @@ impl Segment {
         let objects = self
             .objects
             .into_iter()
-            .map(|((hour, service), (ndjson, events))| Object {
-                key: object_key(prefix, topic, span, hour, &service),
+            .map(|((time, service), (ndjson, offsets))| Object {
+                key: match self.layout {
+                    Layout::Archive => object_key(prefix, topic, span, time, &service),
+                    Layout::DailyIndex => index_name(prefix, time),
+                },
                 ndjson,
-                events,
+                events: offsets.len() as u64,
+                offsets,
             })
             .collect();
-        Some((span, objects, Segment::new(self.partition, span.last + 1)))
+        Some((
+            span,
+            objects,
+            Segment::new(self.layout, self.partition, span.last + 1),
+        ))
     }
 }
 
@@ -292,7 +326,7 @@ mod tests {
             max_bytes: 64,
             max_age_ms: 1_000,
         };
-        let mut s = Segment::new(0, 10);
+        let mut s = Segment::new(Layout::Archive, 0, 10);
         assert!(!s.is_due(1_000_000, limits), "never due while empty");
         s.push(10, 5_000, 0, "a/b", b"{\"n\":1}");
         s.skip(11, 5_100);
@@ -316,7 +350,7 @@ mod tests {
         assert!(objects[1].key.contains("hour=01/service=a_b/t-0-"));
         assert_eq!(next.next_offset(), 14);
         assert!(next.span().is_none());
-        let mut many = Segment::new(2, 0);
+        let mut many = Segment::new(Layout::Archive, 2, 0);
         for i in 0..(MAX_OBJECTS as i64 + 50) {
             many.push(i, 0, 0, &format!("service-{i}"), b"{}");
         }
@@ -331,8 +365,24 @@ mod tests {
             .find(|o| o.key.contains("service=_other/"))
             .expect("shared object");
         assert_eq!(other.events, 50);
-        let mut big = Segment::new(1, 0);
+        let mut big = Segment::new(Layout::Archive, 1, 0);
         big.push(0, 0, 0, "s", &[b'x'; 64]);
         assert!(big.is_due(0, limits), "due by size");
+        let mut daily = Segment::new(Layout::DailyIndex, 3, 0);
+        daily.push(0, 0, 1_796_410_800_000, "a", b"{}");
+        daily.push(1, 0, 1_796_410_800_000 + HOUR_MS, "b", b"{}");
+        daily.push(2, 0, 1_796_410_800_000 + DAY_MS, "a", b"{}");
+        let (_, objects, _) = daily.close("logstream", "t").expect("records");
+        let keys: Vec<_> = objects
+            .iter()
+            .map(|o| (o.key.as_str(), o.offsets.clone()))
+            .collect();
+        assert_eq!(
+            keys,
+            [
+                ("logstream-2026.12.04", vec![0, 1]),
+                ("logstream-2026.12.05", vec![2])
+            ]
+        );
     }
 }

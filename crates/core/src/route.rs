@@ -12,8 +12,10 @@
 //! Settings: `LOGSTREAM_FILTER_DROP` is a `;`-separated list of rules (an event matching any is
 //! dropped, and counted); `LOGSTREAM_ROUTES` is a `;`-separated list of `DESTINATION=RULE`, with
 //! `DESTINATION` one of `kafka:TOPIC`, `file:PATH`, `stdout`, `s3://BUCKET/PREFIX` (the prefix
-//! may be empty). Kafka, file and stdout routes are sent with each stored batch ([`Destination::
-//! is_archive`] false); an archive route reads the topic on its own, at its own pace.
+//! may be empty), `opensearch+http://HOST:PORT/INDEX_PREFIX` (or `+https`; `elasticsearch+`
+//! alike; the prefix defaults to `logstream`). Kafka, file and stdout routes are sent with each
+//! stored batch ([`Destination::reads_topic`] false); archives and search clusters read the
+//! topic on their own, at their own pace.
 
 use std::fmt;
 
@@ -221,13 +223,19 @@ pub enum Destination {
         bucket: String,
         prefix: String,
     },
+    /// An OpenSearch or Elasticsearch cluster (`url`: `http(s)://host:port`), its daily indices
+    /// named `PREFIX-YYYY.MM.DD`.
+    Search {
+        url: String,
+        index_prefix: String,
+    },
 }
 
 impl Destination {
-    /// An archive reads the topic itself (its own offsets), instead of taking each batch's
-    /// routed events.
-    pub fn is_archive(&self) -> bool {
-        matches!(self, Destination::S3 { .. })
+    /// An archive or a search cluster reads the topic itself (its own offsets), instead of
+    /// taking each batch's routed events.
+    pub fn reads_topic(&self) -> bool {
+        matches!(self, Destination::S3 { .. } | Destination::Search { .. })
     }
 
     fn parse(text: &str) -> Option<Self> {
@@ -244,6 +252,29 @@ impl Destination {
                 bucket: bucket.to_owned(),
                 prefix: prefix.trim_matches('/').to_owned(),
             });
+        }
+        for (scheme, http) in [
+            ("opensearch+http://", "http://"),
+            ("opensearch+https://", "https://"),
+            ("elasticsearch+http://", "http://"),
+            ("elasticsearch+https://", "https://"),
+        ] {
+            if let Some(rest) = text.strip_prefix(scheme) {
+                let (host, prefix) = rest.split_once('/').unwrap_or((rest, ""));
+                let prefix = prefix.trim_matches('/');
+                let prefix = if prefix.is_empty() {
+                    "logstream"
+                } else {
+                    prefix
+                };
+                let prefix_ok = prefix.bytes().all(|b| {
+                    b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'-' | b'_' | b'.')
+                }) && !prefix.starts_with(['-', '_', '.']);
+                return (!host.is_empty() && prefix_ok).then(|| Destination::Search {
+                    url: format!("{http}{host}"),
+                    index_prefix: prefix.to_owned(),
+                });
+            }
         }
         match text.split_once(':') {
             Some(("kafka", topic)) if !topic.is_empty() => {
@@ -262,6 +293,9 @@ impl fmt::Display for Destination {
             Destination::File(path) => write!(f, "file:{path}"),
             Destination::Stdout => f.write_str("stdout"),
             Destination::S3 { bucket, prefix } => write!(f, "s3://{bucket}/{prefix}"),
+            Destination::Search { url, index_prefix } => {
+                write!(f, "opensearch+{url}/{index_prefix}")
+            }
         }
     }
 }
@@ -294,7 +328,8 @@ impl Routing {
                         text,
                         format!(
                             "destination {:?} is none of kafka:TOPIC, file:PATH, stdout, \
-                             s3://BUCKET/PREFIX (a bucket name: 3 to 63 of a-z 0-9 . -)",
+                             s3://BUCKET/PREFIX (a bucket name: 3 to 63 of a-z 0-9 . -), \
+                             opensearch+http(s)://HOST:PORT/INDEX_PREFIX (a-z 0-9 - _ .)",
                             destination.trim()
                         ),
                     )
@@ -318,7 +353,7 @@ impl Routing {
         self.routes
             .iter()
             .enumerate()
-            .filter(|(_, r)| !r.destination.is_archive() && r.rule.matches(event))
+            .filter(|(_, r)| !r.destination.reads_topic() && r.rule.matches(event))
             .map(|(i, _)| i)
     }
 }
@@ -444,6 +479,25 @@ mod tests {
         assert_eq!(archive.routes[1].destination.to_string(), "s3://b12/");
         // Archives read the topic themselves: a batch routes only to the others.
         assert_eq!(archive.routes_of(&e).collect::<Vec<_>>(), [2]);
+        let search = Routing::parse(
+            "",
+            "opensearch+http://127.0.0.1:9200=level>=WARN; elasticsearch+https://es:9243/Logs=*",
+        );
+        assert!(search.is_err(), "an index prefix is lowercase");
+        let search =
+            Routing::parse("", "opensearch+http://127.0.0.1:9200=level>=WARN").expect("search");
+        assert_eq!(
+            search.routes[0].destination,
+            Destination::Search {
+                url: "http://127.0.0.1:9200".into(),
+                index_prefix: "logstream".into()
+            }
+        );
+        assert_eq!(
+            search.routes[0].destination.to_string(),
+            "opensearch+http://127.0.0.1:9200/logstream"
+        );
+        assert_eq!(search.routes_of(&e).count(), 0);
         for bad in ["s3://=*", "s3://Upper/x=*", "s3://ab=*"] {
             let e = Routing::parse("", bad).expect_err(bad);
             assert!(e.to_string().contains("s3://BUCKET/PREFIX"), "{bad}: {e}");

@@ -8,7 +8,7 @@ use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use logstream_core::archive::{self, Limits, Object, Provenance, Segment, Span};
+use logstream_core::archive::{self, Layout, Limits, Object, Provenance, Segment, Span};
 use logstream_core::enrich::Enricher;
 use logstream_core::format::lenient;
 use logstream_core::route::Routing;
@@ -19,8 +19,8 @@ use logstream_service::sync::lock;
 use tokio::sync::mpsc;
 
 use crate::archive::progress::{Position, Progress};
-use crate::archive::s3::Bucket;
 use crate::archive::source::{Feedback, Item};
+use crate::archive::store::Store;
 use crate::messages::Record;
 use crate::metrics::Sinks;
 use crate::pipeline::batch::TimeBounds;
@@ -96,9 +96,9 @@ struct Open {
 }
 
 impl Open {
-    fn at(partition: i32, position: Option<Position>, first: i64) -> Self {
+    fn at(layout: Layout, partition: i32, position: Option<Position>, first: i64) -> Self {
         Self {
-            segment: Segment::new(partition, position.map_or(first, |p| p.next_offset)),
+            segment: Segment::new(layout, partition, position.map_or(first, |p| p.next_offset)),
             until: position.and_then(|p| p.pending_last),
             first_timestamp_ms: None,
         }
@@ -109,7 +109,7 @@ pub struct Archiver {
     /// The destination as configured (`s3://bucket/prefix`): the `sink` label, the progress key.
     pub name: String,
     pub selection: Selection,
-    pub bucket: Bucket,
+    pub store: Store,
     pub progress: Arc<Progress>,
     pub limits: Limits,
     pub metrics: Sinks,
@@ -117,12 +117,20 @@ pub struct Archiver {
     pub shutdown: CancellationToken,
 }
 
-/// zstd level of the objects (3: zstd's default, ~5× smaller NDJSON at hundreds of MB/s).
-const ZSTD_LEVEL: i32 = 3;
-
 impl Archiver {
     /// The loop, until shutdown: take what the source sends, close segments when due.
     pub async fn run(self, mut rx: mpsc::UnboundedReceiver<Item>) {
+        let mut backoff = Backoff::new(Duration::from_millis(500), Duration::from_secs(10));
+        while let Err(e) = self.store.prepare().await {
+            self.metrics
+                .errors
+                .with_label_values(&[&self.name, &e.reason()])
+                .inc();
+            tracing::warn!(sink = %self.name, error = %e, "cannot prepare the destination; retrying");
+            if !backoff.wait(&self.shutdown).await {
+                return;
+            }
+        }
         let mut open: HashMap<i32, Open> = HashMap::new();
         // Partitions assigned whose first record has not come yet (None: from the beginning).
         let mut waiting: HashMap<i32, Option<Position>> = HashMap::new();
@@ -176,7 +184,7 @@ impl Archiver {
         self.feedback.in_flight.fetch_sub(bytes, Ordering::Relaxed);
         let p = record.partition;
         if let Some(position) = waiting.remove(&p) {
-            open.insert(p, Open::at(p, position, record.offset));
+            open.insert(p, Open::at(self.store.layout(), p, position, record.offset));
         }
         let Some(o) = open.get_mut(&p) else {
             return; // not ours (any more)
@@ -244,7 +252,7 @@ impl Archiver {
         {
             return self.fenced(span);
         }
-        if !self.upload(objects, lag_from).await {
+        if !self.upload(objects, partition, lag_from).await {
             return; // shutting down: the next owner closes the claimed span again
         }
         match self
@@ -281,27 +289,24 @@ impl Archiver {
     }
 
     /// Compresses and uploads every object, retrying each until stored; false on shutdown.
-    async fn upload(&self, objects: Vec<Object>, lag_from: Option<i64>) -> bool {
-        for object in objects {
-            let Object { key, ndjson, .. } = object;
-            let body = match tokio::task::spawn_blocking(move || {
-                zstd::bulk::compress(&ndjson, ZSTD_LEVEL)
-            })
-            .await
-            {
-                Ok(Ok(body)) => body,
-                Ok(Err(e)) => {
-                    tracing::error!(error = %e, "archive: cannot compress an object");
-                    return false;
-                }
-                Err(e) => {
-                    tracing::error!(error = %e, "archive: the compression task failed");
-                    return false;
-                }
-            };
+    async fn upload(&self, objects: Vec<Object>, partition: i32, lag_from: Option<i64>) -> bool {
+        for mut object in objects {
             let mut backoff = Backoff::new(Duration::from_millis(200), Duration::from_secs(10));
             loop {
-                match self.bucket.put(&key, body.clone()).await {
+                let mut refused = Vec::new();
+                let result = self
+                    .store
+                    .put(&mut object, &self.selection.topic, partition, &mut refused)
+                    .await;
+                for r in refused {
+                    self.metrics
+                        .errors
+                        .with_label_values(&[&self.name, &format!("refused_{}", r.status)])
+                        .inc();
+                    tracing::error!(sink = %self.name, id = %r.id, status = r.status, reason = %r.reason,
+                        "a document was refused for good (counted, not sent again)");
+                }
+                match result {
                     Ok(()) => break,
                     Err(e) => {
                         self.metrics
@@ -311,7 +316,7 @@ impl Archiver {
                         if let Some(from) = lag_from {
                             self.set_lag(from);
                         }
-                        tracing::warn!(sink = %self.name, %key, error = %e, "archive: upload failed; retrying");
+                        tracing::warn!(sink = %self.name, key = %object.key, error = %e, "write failed; retrying");
                         if !backoff.wait(&self.shutdown).await {
                             return false;
                         }

@@ -12,9 +12,11 @@
 //! same objects under the same keys; the progress moves only after every upload succeeded.
 
 pub mod archiver;
+pub mod cluster;
 pub mod progress;
 pub mod s3;
 pub mod source;
+pub mod store;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -25,9 +27,11 @@ use logstream_core::route::{Destination, Routing};
 use logstream_service::shutdown::CancellationToken;
 
 use crate::archive::archiver::{Archiver, Selection};
+use crate::archive::cluster::Cluster;
 use crate::archive::progress::Progress;
 use crate::archive::s3::{Bucket, Endpoint};
 use crate::archive::source::{Source, SourceSettings};
+use crate::archive::store::Store;
 use crate::config::Config;
 use crate::metrics::Sinks;
 use crate::pipeline::batch::TimeBounds;
@@ -35,7 +39,7 @@ use crate::pipeline::batch::TimeBounds;
 /// One archive, built and not started.
 pub struct Archive {
     name: String,
-    bucket: Bucket,
+    store: Store,
     selection: Selection,
     progress: Arc<Progress>,
     limits: Limits,
@@ -71,7 +75,7 @@ pub fn build(
     let topic = &config.kafka.topic_raw;
     let mut archives = Vec::new();
     for (route, r) in routing.routes.iter().enumerate() {
-        let Destination::S3 { bucket, prefix } = &r.destination else {
+        let Some((store, group, prefix)) = store_of(&r.destination, &endpoint)? else {
             continue;
         };
         let name = r.destination.to_string();
@@ -80,19 +84,14 @@ pub fn build(
         let progress = Arc::new(Progress::new(pool.clone(), name.clone(), topic.clone()));
         let settings = SourceSettings {
             brokers: config.kafka.kafka_brokers.clone(),
-            group: format!(
-                "{}-archive-{}-{}",
-                config.consumer_group,
-                bucket,
-                key_segment(prefix)
-            ),
+            group: format!("{}-{group}", config.consumer_group),
             topic: topic.clone(),
             assignment_strategy: config.assignment_strategy.clone(),
             session_timeout_ms: config.session_timeout_ms,
             buffer_bytes: (config.archive_buffer_mb << 20) as usize,
         };
         archives.push(Archive {
-            bucket: Bucket::new(&endpoint, bucket)?,
+            store,
             selection: Selection {
                 routing: routing.clone(),
                 enricher: (!enrichment.is_empty())
@@ -100,7 +99,7 @@ pub fn build(
                 route,
                 bounds,
                 topic: topic.clone(),
-                prefix: prefix.clone(),
+                prefix,
             },
             progress,
             limits: Limits {
@@ -112,6 +111,27 @@ pub fn build(
         });
     }
     Ok(archives)
+}
+
+/// The store of a destination that reads the topic itself, the suffix of its consumer group,
+/// and its key or index prefix; None for the other destinations.
+fn store_of(
+    destination: &Destination,
+    endpoint: &Endpoint,
+) -> anyhow::Result<Option<(Store, String, String)>> {
+    Ok(match destination {
+        Destination::S3 { bucket, prefix } => Some((
+            Store::S3(Bucket::new(endpoint, bucket)?),
+            format!("archive-{bucket}-{}", key_segment(prefix)),
+            prefix.clone(),
+        )),
+        Destination::Search { url, index_prefix } => Some((
+            Store::Search(Cluster::new(url, index_prefix, Duration::from_secs(60))?),
+            format!("search-{}-{index_prefix}", key_segment(url)),
+            index_prefix.clone(),
+        )),
+        _ => None,
+    })
 }
 
 /// An archive's reader thread and archiver task, once started.
@@ -147,7 +167,7 @@ impl Archive {
         let archiver = Archiver {
             name: self.name,
             selection: self.selection,
-            bucket: self.bucket,
+            store: self.store,
             progress: self.progress,
             limits: self.limits,
             metrics: metrics.clone(),

@@ -65,7 +65,7 @@ impl RouteSinks {
                     Sink::File(Mutex::new(BufWriter::new(file)))
                 }
                 Destination::Stdout => Sink::Stdout,
-                Destination::S3 { .. } => Sink::Archive,
+                Destination::S3 { .. } | Destination::Search { .. } => Sink::Archive,
             });
         }
         Ok(Self { producer, sinks })
