@@ -6,6 +6,8 @@ COPY Cargo.toml Cargo.lock ./
 COPY crates crates
 COPY services services
 COPY migrations migrations
+# The collector compiles in the search cluster's index template.
+COPY monitoring/opensearch monitoring/opensearch
 COPY integration-tests integration-tests
 RUN cargo build --release --bins --locked
 

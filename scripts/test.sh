@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite, on a fresh Debian machine or a developer's: installs and starts what the
-# tests need (Apache Kafka, PostgreSQL, Redis, Prometheus) through the native stack, then runs
+# tests need (Apache Kafka, PostgreSQL, Redis, Prometheus; s3s-fs and OpenSearch when their
+# test starts them) through the native stack, then runs
 #   1. formatting and clippy checks, and the structure check (no import cycle between modules,
 #      no function over 80 lines outside tests),
 #   2. cargo test --workspace (unit, property, and integration tests against the live stack),
@@ -14,8 +15,9 @@
 #      the windows against a recount: all four formats; PostgreSQL stopped for 30 s; the
 #      collector killed five times; a second collector joining and leaving twice; a second
 #      collector under the same static member id (fencing); the broker frozen for 30 s; the
-#      broker killed and restarted; Redis stopped for 20 s; an S3 archive route (s3s-fs) with
-#      the collector killed twice and S3 stopped for 30 s, archive == stored.
+#      broker killed and restarted; Redis stopped for 20 s; an S3 archive route (s3s-fs) and an
+#      OpenSearch route with the collector killed twice and S3 stopped for 30 s, archive ==
+#      index == stored.
 # Stops what it started on exit.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -105,7 +107,7 @@ integration-tests/system-test.sh --rate 5000 --duration 50 --kill-broker-at 10 -
 step "Redis outage: 2,000 events/s for 45 s under a global cap, Redis stopped from 10 s to 30 s"
 integration-tests/system-test.sh --rate 2000 --duration 45 --stop-redis-at 10 --redis-down-for 20
 
-step "S3 archive: 5,000 events/s for 60 s into s3s-fs, the collector killed twice and S3 stopped for 30 s; archive == stored per instance and seq"
+step "S3 archive and OpenSearch: 5,000 events/s for 60 s into s3s-fs and OpenSearch 2.19, the collector killed twice and S3 stopped for 30 s; archive == index == stored per instance and seq"
 integration-tests/archive-test.sh
 
 step "enrichment: Apache lines and ECS JSON with real user agents and public addresses, a real GeoLite2 country database (npm): ua and geo as expected"
