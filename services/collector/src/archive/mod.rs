@@ -81,6 +81,9 @@ pub fn build(
         let name = r.destination.to_string();
         metrics.sent.with_label_values(&[&name]);
         metrics.lag.with_label_values(&[&name]);
+        for reason in store.reasons() {
+            metrics.errors.with_label_values(&[name.as_str(), reason]);
+        }
         let progress = Arc::new(Progress::new(pool.clone(), name.clone(), topic.clone()));
         let settings = SourceSettings {
             brokers: config.kafka.kafka_brokers.clone(),

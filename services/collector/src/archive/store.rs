@@ -48,6 +48,19 @@ impl Store {
         }
     }
 
+    /// The failure reasons of this store, their series started at zero so that the first
+    /// failure shows as an increase (a counter that appears at 5 shows none).
+    pub fn reasons(&self) -> &'static [&'static str] {
+        match self {
+            Store::S3(_) => &["s3_unreachable", "progress_store"],
+            Store::Search(_) => &[
+                "search_unreachable",
+                "search_items_retried",
+                "progress_store",
+            ],
+        }
+    }
+
     /// Before the first segment: the search cluster's index template.
     pub async fn prepare(&self) -> Result<(), StoreError> {
         match self {
