@@ -7,6 +7,8 @@ use std::sync::Arc;
 
 use serde::Serialize;
 
+use crate::storable;
+
 /// The rules, compiled once per process and shared.
 pub type Rules = Arc<ua_parser::Extractor<'static>>;
 
@@ -59,7 +61,7 @@ impl AgentParser {
 
     /// What `ua` says (None when empty).
     pub fn parse(&mut self, ua: &str) -> Option<Agent> {
-        let ua = cut(ua.trim(), MAX_LEN);
+        let ua = storable::cut(ua.trim(), MAX_LEN);
         if ua.is_empty() || ua == "-" {
             return None;
         }
@@ -102,18 +104,6 @@ fn version(parts: [&Option<String>; 3]) -> Option<String> {
         .filter(|p| !p.is_empty())
         .collect();
     (!known.is_empty()).then(|| known.join("."))
-}
-
-/// `text` cut to at most `max` bytes, at a character boundary.
-fn cut(text: &str, max: usize) -> &str {
-    if text.len() <= max {
-        return text;
-    }
-    let mut end = max;
-    while !text.is_char_boundary(end) {
-        end -= 1;
-    }
-    &text[..end]
 }
 
 #[cfg(test)]
