@@ -439,27 +439,7 @@ def archived(directory, runs):
 def archive_discrepancies(directory, runs, timeout, say):
     """Waits until the archive under `directory` holds exactly the run's stored events, per
     instance and seq (or `timeout` seconds pass); returns the problems (empty: exact)."""
-    stored = {iid: sorted(int(s) for (s,) in sql(
-        f"SELECT seq FROM log_events WHERE instance_id = '{iid}' AND seq > {lo}"))
-        for iid, (lo, _hi, _s, _f) in runs.items()}
-    deadline = time.time() + timeout
-    while True:
-        seqs, unreadable = archived(directory, runs)
-        if all(sorted(seqs[iid]) == stored[iid] for iid in runs) and not unreadable:
-            say(f"archive: {sum(len(v) for v in seqs.values())} events, equal to the stored ones per instance and seq")
-            return []
-        if time.time() > deadline:
-            break
-        time.sleep(3)
-    problems = [f"archive: {unreadable} objects unreadable"] if unreadable else []
-    for iid in runs:
-        got, want = seqs[iid], stored[iid]
-        dup = len(got) - len(set(got))
-        missing = len(set(want) - set(got))
-        extra = len(set(got) - set(want))
-        if dup or missing or extra:
-            problems.append(f"archive {iid}: {dup} duplicates, {missing} stored but not archived, {extra} archived but not stored")
-    return problems
+    return copy_discrepancies("archive", "archived", lambda: archived(directory, runs), runs, timeout, say)
 
 
 def indexed(url, prefix, runs):
@@ -490,28 +470,37 @@ def indexed(url, prefix, runs):
 def search_discrepancies(url, prefix, runs, timeout, say):
     """Waits until the search cluster's `prefix-*` indices hold exactly the run's stored events,
     per instance and seq (or `timeout` seconds pass); returns the problems (empty: exact)."""
+    def read():
+        try:
+            return indexed(url, prefix, runs), 0
+        except (OSError, KeyError) as e:
+            say(f"search cluster: {e}")
+            return {iid: [] for iid in runs}, 0
+    return copy_discrepancies("search", "indexed", read, runs, timeout, say)
+
+
+def copy_discrepancies(name, verb, read, runs, timeout, say):
+    """Waits until `read()` (seq values per instance of `runs`, and how many parts could not be
+    read yet) gives exactly the run's stored events per instance and seq, or `timeout` seconds
+    pass; returns the problems (empty: exact). `name` and `verb` word the report."""
     stored = {iid: sorted(int(s) for (s,) in sql(
         f"SELECT seq FROM log_events WHERE instance_id = '{iid}' AND seq > {lo}"))
         for iid, (lo, _hi, _s, _f) in runs.items()}
     deadline = time.time() + timeout
     while True:
-        try:
-            seqs = indexed(url, prefix, runs)
-        except (OSError, KeyError) as e:
-            seqs = {iid: [] for iid in runs}
-            say(f"search cluster: {e}")
-        if all(sorted(seqs[iid]) == stored[iid] for iid in runs):
-            say(f"search cluster: {sum(len(v) for v in seqs.values())} documents, equal to the stored events per instance and seq")
+        seqs, unreadable = read()
+        if all(sorted(seqs[iid]) == stored[iid] for iid in runs) and not unreadable:
+            say(f"{name}: {sum(len(v) for v in seqs.values())} events, equal to the stored ones per instance and seq")
             return []
         if time.time() > deadline:
             break
         time.sleep(3)
-    problems = []
+    problems = [f"{name}: {unreadable} objects unreadable"] if unreadable else []
     for iid in runs:
         got, want = seqs[iid], stored[iid]
         dup = len(got) - len(set(got))
         missing = len(set(want) - set(got))
         extra = len(set(got) - set(want))
         if dup or missing or extra:
-            problems.append(f"search {iid}: {dup} duplicates, {missing} stored but not indexed, {extra} indexed but not stored")
+            problems.append(f"{name} {iid}: {dup} duplicates, {missing} stored but not {verb}, {extra} {verb} but not stored")
     return problems

@@ -149,6 +149,9 @@ pub struct Limits {
     pub max_bytes: usize,
     /// Closed once its first record is this old (ms of the collector's clock).
     pub max_age_ms: i64,
+    /// The largest open segment is closed early once all partitions' open segments together
+    /// hold this many bytes (memory stays bounded however many partitions are read).
+    pub max_open_bytes: usize,
 }
 
 /// The open segment of one partition: the span consumed so far, and its archived lines grouped
@@ -325,6 +328,7 @@ mod tests {
         let limits = Limits {
             max_bytes: 64,
             max_age_ms: 1_000,
+            max_open_bytes: 1 << 20,
         };
         let mut s = Segment::new(Layout::Archive, 0, 10);
         assert!(!s.is_due(1_000_000, limits), "never due while empty");

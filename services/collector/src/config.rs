@@ -239,11 +239,25 @@ pub struct Config {
           value_parser = clap::value_parser!(u64).range(1..=86_400))]
     pub archive_max_seconds: u64,
 
-    /// Record bytes an archive's reader may hold ahead of its uploads; past it the archive's
-    /// reading pauses (PostgreSQL storage goes on).
+    /// MiB of records an archive (or search route) may hold ahead of its uploads, past which
+    /// its reading pauses (PostgreSQL storage goes on); and MiB its open segments may hold
+    /// together, past which the largest closes early. A route's memory is about twice this.
     #[arg(long, env = "LOGSTREAM_ARCHIVE_BUFFER_MB", default_value_t = 64,
           value_parser = clap::value_parser!(u64).range(1..=16_384))]
     pub archive_buffer_mb: u64,
+
+    /// Where an archive or search route starts on a partition it has no progress for:
+    /// `earliest` (everything the topic still holds) or `latest` (the topic's end when the
+    /// collector first starts with the route; recorded at once, so a crash does not move it).
+    #[arg(long, env = "LOGSTREAM_SINK_START", default_value = "earliest",
+          value_parser = ["earliest", "latest"])]
+    pub sink_start: String,
+
+    /// Largest `_bulk` request body of a search route, in MiB (a segment's documents go in as
+    /// many requests as needed).
+    #[arg(long, env = "LOGSTREAM_SEARCH_BULK_MB", default_value_t = 5,
+          value_parser = clap::value_parser!(u64).range(1..=512))]
+    pub search_bulk_mb: u64,
 
     #[command(flatten)]
     pub kafka: KafkaSettings,

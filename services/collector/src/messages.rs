@@ -26,6 +26,16 @@ pub struct Record {
     pub timestamp_ms: Option<i64>,
 }
 
+impl Record {
+    /// About how many bytes of memory the record holds (its buffers and itself).
+    pub fn memory_bytes(&self) -> usize {
+        std::mem::size_of::<Self>()
+            + self.payload.as_ref().map_or(0, Vec::capacity)
+            + self.key.as_ref().map_or(0, Vec::capacity)
+            + self.traceparent.as_ref().map_or(0, String::capacity)
+    }
+}
+
 /// What PostgreSQL holds for one partition.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StoredPosition {

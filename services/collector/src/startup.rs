@@ -54,25 +54,7 @@ struct Parts {
 
 pub async fn run(config: Config) -> anyhow::Result<()> {
     let registry = ops::new_registry();
-    let pool = postgres::lazy_pool(&config.database)?;
-    let parts = Parts {
-        shutdown: shutdown::on_signal(),
-        metrics: Metrics::register(&registry, config.metrics_max_services as usize)?,
-        store: Arc::new(Store::new(
-            pool.clone(),
-            config.consumer_group.clone(),
-            config.kafka.topic_raw.clone(),
-        )),
-        offsets: Arc::new(StoredOffsets::new(
-            pool.clone(),
-            config.consumer_group.clone(),
-            config.kafka.topic_raw.clone(),
-        )),
-        pool,
-        broker: Arc::new(Broker::new(&config.kafka.kafka_brokers)?),
-        shared: Shared::default(),
-        config,
-    };
+    let parts = parts(config, &registry)?;
     // Everything the settings can make fail is built before anything is waited for.
     let routing = routing(&parts.config)?;
     let (tx, rx) = mpsc::channel(parts.config.queue_capacity as usize);
@@ -105,10 +87,14 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let writer = tokio::spawn(writer.run(rx, writer_ends));
     alerts(&parts, fast_rx)?;
     let consumer_thread = consume(&parts, tx, rewind_rx)?;
-    let (topic, group) = (&parts.config.kafka.topic_raw, &parts.config.consumer_group);
-    tracing::info!(%topic, %group, "collector consuming");
     upkeep(&parts, sampler);
-    let archives = archive::start_all(archives, &parts.metrics.sinks, &parts.shutdown)?;
+    let archives = archive::start_all(
+        archives,
+        &parts.broker,
+        &parts.metrics.sinks,
+        &parts.shutdown,
+    )
+    .await?;
 
     parts.shutdown.cancelled().await;
     let deadline = Duration::from_secs(parts.config.common.shutdown_timeout_seconds);
@@ -118,12 +104,13 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         let _ = committer.await;
         archive::stopped(archives).await;
     };
-    match tokio::time::timeout(deadline, drained).await {
-        Ok(()) => tracing::info!("all consumed records committed; bye"),
-        Err(_) => tracing::warn!(
+    if tokio::time::timeout(deadline, drained).await.is_ok() {
+        tracing::info!("all consumed records committed; bye");
+    } else {
+        tracing::warn!(
             ?deadline,
             "shutdown deadline passed; uncommitted records will be re-read"
-        ),
+        );
     }
     let _ = server.await;
     if let Some(error) = lock(&parts.shared.fatal).clone() {
@@ -160,6 +147,29 @@ fn enrichment(config: &Config) -> anyhow::Result<Sources> {
     Ok(Sources {
         agents,
         geo: Arc::new(geo),
+    })
+}
+
+/// The collector's shared parts: settings, metrics, stores, broker client, shutdown.
+fn parts(config: Config, registry: &prometheus::Registry) -> anyhow::Result<Parts> {
+    let pool = postgres::lazy_pool(&config.database)?;
+    Ok(Parts {
+        shutdown: shutdown::on_signal(),
+        metrics: Metrics::register(registry, config.metrics_max_services as usize)?,
+        store: Arc::new(Store::new(
+            pool.clone(),
+            config.consumer_group.clone(),
+            config.kafka.topic_raw.clone(),
+        )),
+        offsets: Arc::new(StoredOffsets::new(
+            pool.clone(),
+            config.consumer_group.clone(),
+            config.kafka.topic_raw.clone(),
+        )),
+        pool,
+        broker: Arc::new(Broker::new(&config.kafka.kafka_brokers)?),
+        shared: Shared::default(),
+        config,
     })
 }
 
@@ -401,6 +411,8 @@ fn consume(
     // A panic there must not leave a process that consumes nothing: it stops the service, like
     // a fatal consumer error (and the exit status says so).
     let (fatal, shutdown) = (thread.fatal.clone(), thread.shutdown.clone());
+    let (topic, group) = (&config.kafka.topic_raw, &config.consumer_group);
+    tracing::info!(%topic, %group, "collector consuming");
     Ok(std::thread::Builder::new()
         .name("kafka-consumer".into())
         .spawn(move || {

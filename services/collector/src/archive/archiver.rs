@@ -82,6 +82,19 @@ impl Selection {
     }
 }
 
+/// The partition of the largest open segment when the open segments together hold more than
+/// `max_open_bytes` (segments closing at a claimed span are left to close there).
+fn over_budget(open: &HashMap<i32, Open>, max_open_bytes: usize) -> Option<i32> {
+    let held: usize = open.values().map(|o| o.segment.bytes()).sum();
+    if held <= max_open_bytes {
+        return None;
+    }
+    open.iter()
+        .filter(|(_, o)| o.until.is_none())
+        .max_by_key(|(_, o)| o.segment.bytes())
+        .map(|(p, _)| *p)
+}
+
 fn wall_clock_ms() -> i64 {
     chrono::Utc::now().timestamp_millis()
 }
@@ -180,7 +193,7 @@ impl Archiver {
         open: &mut HashMap<i32, Open>,
         waiting: &mut HashMap<i32, Option<Position>>,
     ) {
-        let bytes = record.payload.as_ref().map_or(0, Vec::len);
+        let bytes = record.memory_bytes();
         self.feedback.in_flight.fetch_sub(bytes, Ordering::Relaxed);
         let p = record.partition;
         if let Some(position) = waiting.remove(&p) {
@@ -207,6 +220,8 @@ impl Archiver {
         };
         if due {
             self.close(p, open).await;
+        } else if let Some(largest) = over_budget(open, self.limits.max_open_bytes) {
+            self.close(largest, open).await;
         }
     }
 
@@ -365,5 +380,27 @@ impl Archiver {
             Some(from) => self.set_lag(from),
             None => self.metrics.lag.with_label_values(&[&self.name]).set(0.0),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn open_with(bytes: usize, until: Option<i64>) -> Open {
+        let mut o = Open::at(Layout::Archive, 0, None, 0);
+        o.segment.push(0, 0, 0, "s", &vec![b'x'; bytes - 1]);
+        o.until = until;
+        o
+    }
+
+    #[test]
+    fn the_largest_open_segment_closes_once_all_together_pass_the_budget() {
+        let mut open = HashMap::from([(0, open_with(30, None)), (1, open_with(50, None))]);
+        assert_eq!(over_budget(&open, 80), None);
+        assert_eq!(over_budget(&open, 79), Some(1));
+        // A segment that must close at its claimed span is left to close there.
+        open.insert(2, open_with(90, Some(5)));
+        assert_eq!(over_budget(&open, 79), Some(1));
     }
 }

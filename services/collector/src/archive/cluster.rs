@@ -50,6 +50,8 @@ pub struct Cluster {
     url: String,
     index_prefix: String,
     http: reqwest::Client,
+    /// Largest `_bulk` body (at least one document each).
+    max_body: usize,
 }
 
 #[derive(Deserialize)]
@@ -68,7 +70,12 @@ struct Item {
 }
 
 impl Cluster {
-    pub fn new(url: &str, index_prefix: &str, timeout: Duration) -> anyhow::Result<Self> {
+    pub fn new(
+        url: &str,
+        index_prefix: &str,
+        timeout: Duration,
+        max_body: usize,
+    ) -> anyhow::Result<Self> {
         let http = reqwest::Client::builder()
             .timeout(timeout)
             .connect_timeout(Duration::from_secs(5))
@@ -78,6 +85,7 @@ impl Cluster {
             url: url.trim_end_matches('/').to_owned(),
             index_prefix: index_prefix.to_owned(),
             http,
+            max_body,
         })
     }
 
@@ -98,30 +106,53 @@ impl Cluster {
         check(response).await.map(|_| ())
     }
 
-    /// Indexes `object`'s lines into its index, each under `id(offset)`. What is left to index
-    /// (items the cluster could not take now) stays in `object`.
+    /// Indexes `object`'s lines into its index, each under `id(offset)`, in `_bulk` requests of
+    /// at most about `max_body` bytes (at least one document each). What is left to index (items the
+    /// cluster could not take now, and every document after a request that failed) stays in
+    /// `object`.
     pub async fn bulk(
         &self,
         object: &mut Object,
         id: impl Fn(i64) -> String,
     ) -> Result<Bulk, ClusterError> {
-        let lines: Vec<&[u8]> = object
-            .ndjson
+        let ndjson = std::mem::take(&mut object.ndjson);
+        let offsets = std::mem::take(&mut object.offsets);
+        let documents: Vec<(&[u8], i64)> = ndjson
             .split(|b| *b == b'\n')
             .filter(|l| !l.is_empty())
+            .zip(offsets.iter().copied())
             .collect();
-        let mut body = Vec::with_capacity(object.ndjson.len() + lines.len() * 96);
-        for (line, offset) in lines.iter().zip(&object.offsets) {
-            let action = serde_json::json!({"index": {"_index": object.key, "_id": id(*offset)}});
-            serde_json::to_writer(&mut body, &action)
-                .map_err(|e| ClusterError::Unreachable(e.to_string()))?;
-            body.push(b'\n');
-            body.extend_from_slice(line);
-            body.push(b'\n');
+        let mut bulk = Bulk::default();
+        let mut left = Left::default();
+        let mut failure = None;
+        for chunk in chunks(&documents, &object.key, &id, self.max_body) {
+            if failure.is_some() {
+                left.extend(chunk);
+                continue;
+            }
+            match self.send(body(chunk, &object.key, &id)).await {
+                Ok(statuses) => bulk.refused.extend(sort(chunk, &statuses, &id, &mut left)),
+                Err(e) => {
+                    left.extend(chunk);
+                    failure = Some(e);
+                }
+            }
         }
+        bulk.left = left.offsets.len();
+        object.events = bulk.left as u64;
+        object.ndjson = left.ndjson;
+        object.offsets = left.offsets;
+        match failure {
+            Some(e) => Err(e),
+            None => Ok(bulk),
+        }
+    }
+
+    /// One `_bulk` request; the status (and error, if any) of each item, in order.
+    async fn send(&self, body: Vec<u8>) -> Result<Vec<Item>, ClusterError> {
         let response = self
             .http
-            .post(format!("{}/_bulk", self.url))
+            .post(format!("{}/_bulk?filter_path={FILTER}", self.url))
             .header("content-type", "application/x-ndjson")
             .body(body)
             .send()
@@ -134,37 +165,112 @@ impl Cluster {
                 body: format!("unreadable _bulk answer: {e}"),
             })?;
         if !answer.errors {
-            return Ok(Bulk::default());
+            return Ok(Vec::new());
         }
-        let mut refused = Vec::new();
-        let (mut ndjson, mut offsets) = (Vec::new(), Vec::new());
-        for ((line, offset), item) in lines.iter().zip(&object.offsets).zip(&answer.items) {
-            let Some(item) = item.values().next() else {
-                continue;
-            };
-            match item.status {
-                200..=299 => {}
-                429 | 500..=599 => {
-                    ndjson.extend_from_slice(line);
-                    ndjson.push(b'\n');
-                    offsets.push(*offset);
-                }
-                status => refused.push(Refused {
-                    id: id(*offset),
-                    status,
-                    reason: item
-                        .error
-                        .as_ref()
-                        .map_or_else(String::new, |e| e.to_string()),
-                }),
-            }
-        }
-        let left = offsets.len();
-        object.events = left as u64;
-        object.ndjson = ndjson;
-        object.offsets = offsets;
-        Ok(Bulk { refused, left })
+        Ok(answer
+            .items
+            .into_iter()
+            .map(|mut item| {
+                // An item without a status is sent again, as a 5xx would be.
+                item.drain().map(|(_, v)| v).next().unwrap_or(Item {
+                    status: 500,
+                    error: None,
+                })
+            })
+            .collect())
     }
+}
+
+/// Only what the sink reads of a `_bulk` answer: whether any item failed, and each item's status
+/// and error (a full answer is ~200 bytes per document).
+const FILTER: &str = "errors,items.*.status,items.*.error.type,items.*.error.reason";
+
+/// `documents` cut into runs whose `_bulk` body is at most about `max_body` bytes (a larger
+/// document alone).
+fn chunks<'a>(
+    documents: &'a [(&'a [u8], i64)],
+    index: &str,
+    id: &impl Fn(i64) -> String,
+    max_body: usize,
+) -> Vec<&'a [(&'a [u8], i64)]> {
+    let mut chunks = Vec::new();
+    let (mut from, mut size) = (0, 0);
+    for (i, (line, offset)) in documents.iter().enumerate() {
+        // The action line `{"index":{"_index":"…","_id":"…"}}`, the document, two newlines.
+        let bytes = 32 + index.len() + id(*offset).len() + line.len() + 2;
+        if size > 0 && size + bytes > max_body {
+            chunks.push(&documents[from..i]);
+            (from, size) = (i, 0);
+        }
+        size += bytes;
+    }
+    if from < documents.len() {
+        chunks.push(&documents[from..]);
+    }
+    chunks
+}
+
+/// The `_bulk` body indexing `documents` into `index`.
+fn body(documents: &[(&[u8], i64)], index: &str, id: &impl Fn(i64) -> String) -> Vec<u8> {
+    let size: usize = documents.iter().map(|(l, _)| l.len() + 96).sum();
+    let mut body = Vec::with_capacity(size);
+    for (line, offset) in documents {
+        let action = serde_json::json!({"index": {"_index": index, "_id": id(*offset)}});
+        // A map of strings always serialises.
+        let _ = serde_json::to_writer(&mut body, &action);
+        body.push(b'\n');
+        body.extend_from_slice(line);
+        body.push(b'\n');
+    }
+    body
+}
+
+/// Documents to send again.
+#[derive(Default)]
+struct Left {
+    ndjson: Vec<u8>,
+    offsets: Vec<i64>,
+}
+
+impl Left {
+    fn extend(&mut self, documents: &[(&[u8], i64)]) {
+        for (line, offset) in documents {
+            self.ndjson.extend_from_slice(line);
+            self.ndjson.push(b'\n');
+            self.offsets.push(*offset);
+        }
+    }
+}
+
+/// Sorts a request's documents by their item's status (none: all indexed): 429 and 5xx to send
+/// again into `left`, other failures refused for good (returned).
+fn sort(
+    documents: &[(&[u8], i64)],
+    statuses: &[Item],
+    id: &impl Fn(i64) -> String,
+    left: &mut Left,
+) -> Vec<Refused> {
+    let mut refused = Vec::new();
+    if !statuses.is_empty() && statuses.len() != documents.len() {
+        // Not one item per document: send them all again (their ids make that harmless).
+        left.extend(documents);
+        return refused;
+    }
+    for (document, item) in documents.iter().zip(statuses) {
+        match item.status {
+            200..=299 => {}
+            429 | 500..=599 => left.extend(std::slice::from_ref(document)),
+            status => refused.push(Refused {
+                id: id(document.1),
+                status,
+                reason: item
+                    .error
+                    .as_ref()
+                    .map_or_else(String::new, |e| e.to_string()),
+            }),
+        }
+    }
+    refused
 }
 
 /// The body of a successful answer; 429 and other failures as errors.
@@ -181,5 +287,128 @@ async fn check(response: reqwest::Response) -> Result<String, ClusterError> {
             status: status.as_u16(),
             body: body.chars().take(300).collect(),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::{Arc, Mutex};
+
+    use axum::extract::State;
+    use axum::routing::post;
+
+    use super::*;
+
+    /// A `_bulk` endpoint answering each request with the next of `answers` (item statuses;
+    /// empty: no error), recording the ids of each request.
+    async fn server(answers: Vec<Vec<u16>>) -> (String, Arc<Mutex<Vec<Vec<String>>>>) {
+        type Shared = (Arc<Mutex<Vec<Vec<u16>>>>, Arc<Mutex<Vec<Vec<String>>>>);
+        async fn bulk(State((answers, seen)): State<Shared>, body: String) -> String {
+            let ids: Vec<String> = body
+                .lines()
+                .step_by(2)
+                .map(|l| {
+                    serde_json::from_str::<serde_json::Value>(l).expect("action")["index"]["_id"]
+                        .to_string()
+                })
+                .collect();
+            let statuses = {
+                let mut answers = answers.lock().expect("answers");
+                if answers.is_empty() {
+                    Vec::new()
+                } else {
+                    answers.remove(0)
+                }
+            };
+            seen.lock().expect("seen").push(ids);
+            if statuses.is_empty() {
+                return r#"{"errors":false}"#.to_owned();
+            }
+            let items: Vec<serde_json::Value> = statuses
+                .iter()
+                .map(|s| match s {
+                    200..=299 => serde_json::json!({"index": {"status": s}}),
+                    s => serde_json::json!({"index": {"status": s, "error": {"type": "t", "reason": "r"}}}),
+                })
+                .collect();
+            serde_json::json!({"errors": true, "items": items}).to_string()
+        }
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let app = axum::Router::new()
+            .route("/_bulk", post(bulk))
+            .with_state((Arc::new(Mutex::new(answers)), seen.clone()));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let url = format!("http://{}", listener.local_addr().expect("addr"));
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        (url, seen)
+    }
+
+    fn documents(offsets: std::ops::Range<i64>) -> Object {
+        let mut ndjson = Vec::new();
+        for o in offsets.clone() {
+            ndjson.extend_from_slice(format!(r#"{{"message":"event {o}"}}"#).as_bytes());
+            ndjson.push(b'\n');
+        }
+        Object {
+            key: "logstream-2026.12.04".to_owned(),
+            ndjson,
+            events: offsets.clone().count() as u64,
+            offsets: offsets.collect(),
+        }
+    }
+
+    fn id(offset: i64) -> String {
+        format!("logs.raw-0-{offset}")
+    }
+
+    #[tokio::test]
+    async fn only_the_items_not_taken_now_are_sent_again_and_refusals_are_reported() {
+        let (url, seen) = server(vec![vec![201, 429, 400, 503, 200], vec![]]).await;
+        let cluster =
+            Cluster::new(&url, "logstream", Duration::from_secs(5), 1 << 20).expect("client");
+        let mut object = documents(10..15);
+        let bulk = cluster.bulk(&mut object, id).await.expect("first request");
+        assert_eq!(bulk.left, 2);
+        assert_eq!(object.offsets, vec![11, 13]);
+        assert_eq!(object.events, 2);
+        assert_eq!(bulk.refused.len(), 1);
+        assert_eq!(
+            (bulk.refused[0].id.as_str(), bulk.refused[0].status),
+            ("logs.raw-0-12", 400)
+        );
+        let bulk = cluster.bulk(&mut object, id).await.expect("second request");
+        assert_eq!((bulk.left, bulk.refused.len()), (0, 0));
+        assert!(object.offsets.is_empty());
+        let seen = seen.lock().expect("seen").clone();
+        assert_eq!(seen[1], vec!["\"logs.raw-0-11\"", "\"logs.raw-0-13\""]);
+    }
+
+    #[tokio::test]
+    async fn large_objects_go_in_several_requests_and_a_failed_request_keeps_the_rest() {
+        // Each document's request bytes are about 100: 250 bytes hold two.
+        let (url, seen) = server(vec![vec![], vec![200, 429], vec![]]).await;
+        let cluster = Cluster::new(&url, "logstream", Duration::from_secs(5), 250).expect("client");
+        let mut object = documents(0..7);
+        let bulk = cluster.bulk(&mut object, id).await.expect("requests");
+        let sizes: Vec<usize> = seen.lock().expect("seen").iter().map(Vec::len).collect();
+        assert_eq!(sizes, vec![2, 2, 2, 1]);
+        assert_eq!(bulk.left, 1);
+        assert_eq!(object.offsets, vec![3]);
+        // An unreachable cluster: every document stays to be sent again.
+        let gone = Cluster::new(
+            "http://127.0.0.1:9",
+            "logstream",
+            Duration::from_secs(2),
+            250,
+        )
+        .expect("client");
+        let mut object = documents(0..7);
+        assert!(matches!(
+            gone.bulk(&mut object, id).await,
+            Err(ClusterError::Unreachable(_))
+        ));
+        assert_eq!(object.offsets, (0..7).collect::<Vec<_>>());
     }
 }

@@ -24,6 +24,7 @@ use std::time::Duration;
 use logstream_core::archive::{key_segment, Limits};
 use logstream_core::enrich::{Enricher, Sources};
 use logstream_core::route::{Destination, Routing};
+use logstream_service::retry::Backoff;
 use logstream_service::shutdown::CancellationToken;
 
 use crate::archive::archiver::{Archiver, Selection};
@@ -32,6 +33,7 @@ use crate::archive::progress::Progress;
 use crate::archive::s3::{Bucket, Endpoint};
 use crate::archive::source::{Source, SourceSettings};
 use crate::archive::store::Store;
+use crate::broker::Broker;
 use crate::config::Config;
 use crate::metrics::Sinks;
 use crate::pipeline::batch::TimeBounds;
@@ -44,6 +46,8 @@ pub struct Archive {
     progress: Arc<Progress>,
     limits: Limits,
     settings: SourceSettings,
+    /// `LOGSTREAM_SINK_START=latest`: partitions never read start at the topic's end.
+    start_at_end: bool,
 }
 
 /// The archives of `routing`, checked against the settings (endpoint, credentials); fails
@@ -75,7 +79,7 @@ pub fn build(
     let topic = &config.kafka.topic_raw;
     let mut archives = Vec::new();
     for (route, r) in routing.routes.iter().enumerate() {
-        let Some((store, group, prefix)) = store_of(&r.destination, &endpoint)? else {
+        let Some((store, group, prefix)) = store_of(&r.destination, &endpoint, config)? else {
             continue;
         };
         let name = r.destination.to_string();
@@ -108,8 +112,10 @@ pub fn build(
             limits: Limits {
                 max_bytes: (config.archive_max_mb << 20) as usize,
                 max_age_ms: config.archive_max_seconds as i64 * 1000,
+                max_open_bytes: (config.archive_buffer_mb << 20) as usize,
             },
             settings,
+            start_at_end: config.sink_start == "latest",
             name,
         });
     }
@@ -121,6 +127,7 @@ pub fn build(
 fn store_of(
     destination: &Destination,
     endpoint: &Endpoint,
+    config: &Config,
 ) -> anyhow::Result<Option<(Store, String, String)>> {
     Ok(match destination {
         Destination::S3 { bucket, prefix } => Some((
@@ -129,7 +136,12 @@ fn store_of(
             prefix.clone(),
         )),
         Destination::Search { url, index_prefix } => Some((
-            Store::Search(Cluster::new(url, index_prefix, Duration::from_secs(60))?),
+            Store::Search(Cluster::new(
+                url,
+                index_prefix,
+                Duration::from_secs(60),
+                (config.search_bulk_mb << 20) as usize,
+            )?),
             format!("search-{}-{index_prefix}", key_segment(url)),
             index_prefix.clone(),
         )),
@@ -137,19 +149,44 @@ fn store_of(
     })
 }
 
+/// Each partition of `topic` and its high watermark.
+async fn ends(broker: &Arc<Broker>, topic: &str) -> Result<Vec<(i32, i64)>, String> {
+    let (broker, topic) = (broker.clone(), topic.to_owned());
+    tokio::task::spawn_blocking(move || {
+        broker
+            .partitions(&topic)?
+            .into_iter()
+            .map(|p| {
+                broker
+                    .watermarks(&topic, p)
+                    .map(|(_, high)| (p, high))
+                    .ok_or_else(|| format!("no watermarks of {topic} partition {p}"))
+            })
+            .collect()
+    })
+    .await
+    .map_err(|e| e.to_string())?
+}
+
 /// An archive's reader thread and archiver task, once started.
 pub type Running = (std::thread::JoinHandle<()>, tokio::task::JoinHandle<()>);
 
-/// Starts every archive (see [`Archive::start`]).
-pub fn start_all(
+/// Starts every archive (see [`Archive::start`]), each after recording where it starts when
+/// it starts at the topic's end; stops starting them on shutdown.
+pub async fn start_all(
     archives: Vec<Archive>,
+    broker: &Arc<Broker>,
     metrics: &Sinks,
     shutdown: &CancellationToken,
 ) -> anyhow::Result<Vec<Running>> {
-    archives
-        .into_iter()
-        .map(|a| a.start(metrics, shutdown))
-        .collect()
+    let mut running = Vec::new();
+    for archive in archives {
+        if archive.start_at_end && !archive.pin_start(broker, shutdown).await {
+            break;
+        }
+        running.push(archive.start(metrics, shutdown)?);
+    }
+    Ok(running)
 }
 
 /// Waits for started archives to stop (after shutdown).
@@ -161,6 +198,35 @@ pub async fn stopped(archives: Vec<Running>) {
 }
 
 impl Archive {
+    /// Records the topic's end as the start of every partition the archive never read (those
+    /// it read keep their progress), retrying while Kafka or PostgreSQL cannot answer; false
+    /// on shutdown.
+    async fn pin_start(&self, broker: &Arc<Broker>, shutdown: &CancellationToken) -> bool {
+        let mut backoff = Backoff::new(Duration::from_millis(500), Duration::from_secs(10));
+        loop {
+            let recorded = match ends(broker, &self.settings.topic).await {
+                Ok(ends) => self
+                    .progress
+                    .start_at(&ends)
+                    .await
+                    .map_err(|e| e.to_string()),
+                Err(e) => Err(e),
+            };
+            match recorded {
+                Ok(n) => {
+                    tracing::info!(sink = %self.name, partitions = n, "partitions never read start at the topic's end");
+                    return true;
+                }
+                Err(e) => {
+                    tracing::warn!(sink = %self.name, error = %e, "cannot record where the route starts; retrying")
+                }
+            }
+            if !backoff.wait(shutdown).await {
+                return false;
+            }
+        }
+    }
+
     /// Joins the archive's group and starts its reader thread and its archiver task (on the
     /// current runtime); both stop on `shutdown`.
     pub fn start(self, metrics: &Sinks, shutdown: &CancellationToken) -> anyhow::Result<Running> {

@@ -56,6 +56,24 @@ impl Progress {
             .collect())
     }
 
+    /// Records where partitions never archived start (`starts`: partition, next offset); a
+    /// partition with progress keeps it. How many partitions were recorded.
+    pub async fn start_at(&self, starts: &[(i32, i64)]) -> Result<u64, sqlx::Error> {
+        let (partitions, offsets): (Vec<i32>, Vec<i64>) = starts.iter().copied().unzip();
+        let done = sqlx::query(
+            "INSERT INTO archive_progress (destination, topic, partition, next_offset)
+             SELECT $1, $2, p, o FROM unnest($3::int[], $4::bigint[]) AS s (p, o)
+             ON CONFLICT (destination, topic, partition) DO NOTHING",
+        )
+        .bind(&self.destination)
+        .bind(&self.topic)
+        .bind(&partitions)
+        .bind(&offsets)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected())
+    }
+
     /// Records `span` as the segment being uploaded; false when the partition's stored position
     /// is elsewhere (another member moved it, or claimed another span from the same offset).
     pub async fn claim(&self, span: Span) -> Result<bool, sqlx::Error> {

@@ -32,7 +32,7 @@ pub enum Item {
     Record(Record),
 }
 
-/// Bytes of record payloads sent to the archiver and not yet taken by it.
+/// Bytes of records (their memory) sent to the archiver and not yet taken by it.
 pub type InFlight = Arc<AtomicUsize>;
 
 /// The rebalance side of the member (runs inside `poll`).
@@ -106,7 +106,7 @@ pub struct SourceSettings {
     pub topic: String,
     pub assignment_strategy: String,
     pub session_timeout_ms: u64,
-    /// Most payload bytes in flight to the archiver before the partitions pause.
+    /// Most record bytes in flight to the archiver before the partitions pause.
     pub buffer_bytes: usize,
 }
 
@@ -150,6 +150,8 @@ impl Source {
             settings.session_timeout_ms,
         )
         .set("fetch.queue.backoff.ms", "10")
+        // librdkafka's read-ahead (64 MiB by default) on top of the archive's own buffer.
+        .set("queued.max.messages.kbytes", "16384")
         .create_with_context(context)
         .map_err(|e| {
             anyhow::anyhow!("cannot create the archive's consumer (LOGSTREAM_KAFKA_BROKERS): {e}")
@@ -238,7 +240,7 @@ impl Source {
     }
 
     fn send(&self, record: Record) {
-        let bytes = record.payload.as_ref().map_or(0, Vec::len);
+        let bytes = record.memory_bytes();
         self.in_flight.fetch_add(bytes, Ordering::Relaxed);
         let _ = self.tx.send(Item::Record(record));
     }
