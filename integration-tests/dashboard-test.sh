@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Proves the dashboards and alert rules work: `promtool check config` and `promtool check rules`
+# Proves the dashboards and alert rules work: `promtool check config`, `promtool check rules` and
+# the rules' unit tests (`promtool test rules monitoring/prometheus/tests/*.yml`)
 # pass, and, against the native stack's live Prometheus (scripts/stack.sh up with
 # STACK_PROMETHEUS=1) after real traffic (steady, then the `attack` scenario, so alerts fire),
 # every PromQL expression of every panel of every dashboard under monitoring/grafana/dashboards
@@ -18,6 +19,7 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 promtool check config "$ROOT/.stack/prometheus.yml"
 promtool check rules monitoring/prometheus/rules/*.yml
+promtool test rules monitoring/prometheus/tests/*.yml
 PYTHONPATH="$ROOT/integration-tests" exec python3 - <<'PY'
 import glob, json, os, re, socket, subprocess, time, urllib.parse, urllib.request
 import stack_client as stack
