@@ -24,6 +24,8 @@ pub struct Metrics {
     pub dlq: IntCounterVec,
     pub aggregates_written: IntCounter,
     pub lag: IntGaugeVec,
+    /// Per partition: how far PostgreSQL's next offset is beyond the topic's end (0 normally).
+    pub ahead: IntGaugeVec,
     pub batch_duration: Histogram,
     /// From each stored event's time to the commit of its row.
     pub event_latency: Histogram,
@@ -138,6 +140,11 @@ impl Metrics {
             lag: r.gauge_vec(
                 "kafka_consumer_lag",
                 "Records in the partition not yet stored (high watermark - next offset)",
+                &["partition"],
+            )?,
+            ahead: r.gauge_vec(
+                "kafka_offsets_ahead_of_topic",
+                "Stored next offset minus the partition's high watermark when PostgreSQL holds offsets beyond the topic's end (the topic was deleted and recreated, or truncated: its records below the stored offset are not stored until the stored offsets are reset); 0 normally",
                 &["partition"],
             )?,
             batch_duration: r.histogram(

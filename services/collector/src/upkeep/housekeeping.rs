@@ -41,6 +41,23 @@ pub struct LagSampler {
 }
 
 impl LagSampler {
+    /// Sets `kafka_offsets_ahead_of_topic` of `partition`; above zero the topic is shorter than
+    /// what PostgreSQL stored of it (deleted and recreated, or truncated), which no lag shows:
+    /// said in the log at every sample.
+    fn show_ahead(&self, partition: i32, next_offset: i64, high_watermark: i64) {
+        let ahead = (next_offset - high_watermark).max(0);
+        self.metrics
+            .ahead
+            .with_label_values(&[&partition.to_string()])
+            .set(ahead);
+        if ahead > 0 {
+            tracing::error!(topic = %self.topic, partition, stored_next_offset = next_offset, high_watermark,
+                "PostgreSQL holds offsets beyond the topic's end (was the topic deleted and recreated?): \
+                 its records below the stored offset are not stored until the stored offsets are reset \
+                 (README: Recreating the topic)");
+        }
+    }
+
     /// Samples the lag of every partition of the topic and sets `kafka_consumer_lag`. Owned
     /// partitions count from this member's committed offsets (the newest), the others from
     /// PostgreSQL's (what their owner, if any, stored); with PostgreSQL unreachable, only the
@@ -80,6 +97,9 @@ impl LagSampler {
             .zip(marks.into_iter().chain(std::iter::repeat(None)))
             .map(|((partition, owned, next_offset), marks)| {
                 let lag = marks.map(|(low, high)| (high - next_offset.unwrap_or(low)).max(0));
+                if let (Some((_, high)), Some(next)) = (marks, next_offset) {
+                    self.show_ahead(partition, next, high);
+                }
                 if let Some(lag) = lag {
                     self.metrics
                         .lag
