@@ -30,14 +30,6 @@ impl ClusterError {
     }
 }
 
-/// What a `_bulk` request did: the documents refused for good, and how many are left to send
-/// again (429 or 5xx per item; 0: done).
-#[derive(Debug, Default)]
-pub struct Bulk {
-    pub refused: Vec<Refused>,
-    pub left: usize,
-}
-
 /// A document the cluster refused for good.
 #[derive(Debug)]
 pub struct Refused {
@@ -107,14 +99,16 @@ impl Cluster {
     }
 
     /// Indexes `object`'s lines into its index, each under `id(offset)`, in `_bulk` requests of
-    /// at most about `max_body` bytes (at least one document each). What is left to index (items the
-    /// cluster could not take now, and every document after a request that failed) stays in
-    /// `object`.
+    /// at most about `max_body` bytes (at least one document each). Documents refused for good
+    /// are appended to `refused` (also when a later request fails); what is left to index (items
+    /// the cluster could not take now, and every document of a failed request and after it)
+    /// stays in `object`, and their number is returned.
     pub async fn bulk(
         &self,
         object: &mut Object,
         id: impl Fn(i64) -> String,
-    ) -> Result<Bulk, ClusterError> {
+        refused: &mut Vec<Refused>,
+    ) -> Result<usize, ClusterError> {
         let ndjson = std::mem::take(&mut object.ndjson);
         let offsets = std::mem::take(&mut object.offsets);
         let documents: Vec<(&[u8], i64)> = ndjson
@@ -122,7 +116,6 @@ impl Cluster {
             .filter(|l| !l.is_empty())
             .zip(offsets.iter().copied())
             .collect();
-        let mut bulk = Bulk::default();
         let mut left = Left::default();
         let mut failure = None;
         for chunk in chunks(&documents, &object.key, &id, self.max_body) {
@@ -131,20 +124,20 @@ impl Cluster {
                 continue;
             }
             match self.send(body(chunk, &object.key, &id)).await {
-                Ok(statuses) => bulk.refused.extend(sort(chunk, &statuses, &id, &mut left)),
+                Ok(statuses) => refused.extend(sort(chunk, &statuses, &id, &mut left)),
                 Err(e) => {
                     left.extend(chunk);
                     failure = Some(e);
                 }
             }
         }
-        bulk.left = left.offsets.len();
-        object.events = bulk.left as u64;
+        let count = left.offsets.len();
+        object.events = count as u64;
         object.ndjson = left.ndjson;
         object.offsets = left.offsets;
         match failure {
             Some(e) => Err(e),
-            None => Ok(bulk),
+            None => Ok(count),
         }
     }
 
@@ -295,21 +288,26 @@ mod tests {
     use std::sync::{Arc, Mutex};
 
     use axum::extract::State;
+    use axum::http::StatusCode;
     use axum::routing::post;
 
     use super::*;
 
+    /// An answer of the test's `_bulk` endpoint to a whole request: 503.
+    const UNAVAILABLE: u16 = u16::MAX;
+
     /// A `_bulk` endpoint answering each request with the next of `answers` (item statuses;
-    /// empty: no error), recording the ids of each request.
+    /// empty: no error; [`UNAVAILABLE`]: the whole request refused), recording each request's
+    /// ids.
     async fn server(answers: Vec<Vec<u16>>) -> (String, Arc<Mutex<Vec<Vec<String>>>>) {
         type Shared = (Arc<Mutex<Vec<Vec<u16>>>>, Arc<Mutex<Vec<Vec<String>>>>);
-        async fn bulk(State((answers, seen)): State<Shared>, body: String) -> String {
+        async fn bulk(State((answers, seen)): State<Shared>, body: String) -> (StatusCode, String) {
             let ids: Vec<String> = body
                 .lines()
                 .step_by(2)
                 .map(|l| {
-                    serde_json::from_str::<serde_json::Value>(l).expect("action")["index"]["_id"]
-                        .to_string()
+                    let action: serde_json::Value = serde_json::from_str(l).expect("action");
+                    action["index"]["_id"].as_str().expect("id").to_owned()
                 })
                 .collect();
             let statuses = {
@@ -321,17 +319,21 @@ mod tests {
                 }
             };
             seen.lock().expect("seen").push(ids);
+            if statuses == [UNAVAILABLE] {
+                return (StatusCode::SERVICE_UNAVAILABLE, "busy".to_owned());
+            }
             if statuses.is_empty() {
-                return r#"{"errors":false}"#.to_owned();
+                return (StatusCode::OK, r#"{"errors":false}"#.to_owned());
             }
             let items: Vec<serde_json::Value> = statuses
                 .iter()
                 .map(|s| match s {
                     200..=299 => serde_json::json!({"index": {"status": s}}),
-                    s => serde_json::json!({"index": {"status": s, "error": {"type": "t", "reason": "r"}}}),
+                    s => serde_json::json!({"index": {"status": s, "error": {"type": "t"}}}),
                 })
                 .collect();
-            serde_json::json!({"errors": true, "items": items}).to_string()
+            let answer = serde_json::json!({"errors": true, "items": items});
+            (StatusCode::OK, answer.to_string())
         }
         let seen = Arc::new(Mutex::new(Vec::new()));
         let app = axum::Router::new()
@@ -363,52 +365,69 @@ mod tests {
         format!("logs.raw-0-{offset}")
     }
 
+    fn cluster(url: &str, max_body: usize) -> Cluster {
+        Cluster::new(url, "logstream", Duration::from_secs(5), max_body).expect("client")
+    }
+
     #[tokio::test]
     async fn only_the_items_not_taken_now_are_sent_again_and_refusals_are_reported() {
         let (url, seen) = server(vec![vec![201, 429, 400, 503, 200], vec![]]).await;
-        let cluster =
-            Cluster::new(&url, "logstream", Duration::from_secs(5), 1 << 20).expect("client");
+        let cluster = cluster(&url, 1 << 20);
         let mut object = documents(10..15);
-        let bulk = cluster.bulk(&mut object, id).await.expect("first request");
-        assert_eq!(bulk.left, 2);
-        assert_eq!(object.offsets, vec![11, 13]);
-        assert_eq!(object.events, 2);
-        assert_eq!(bulk.refused.len(), 1);
-        assert_eq!(
-            (bulk.refused[0].id.as_str(), bulk.refused[0].status),
-            ("logs.raw-0-12", 400)
-        );
-        let bulk = cluster.bulk(&mut object, id).await.expect("second request");
-        assert_eq!((bulk.left, bulk.refused.len()), (0, 0));
+        let mut refused = Vec::new();
+        let left = cluster.bulk(&mut object, id, &mut refused).await;
+        assert_eq!(left.expect("first request"), 2);
+        assert_eq!((object.offsets.clone(), object.events), (vec![11, 13], 2));
+        let refused: Vec<_> = refused.iter().map(|r| (r.id.as_str(), r.status)).collect();
+        assert_eq!(refused, vec![("logs.raw-0-12", 400)]);
+        let mut none = Vec::new();
+        let left = cluster.bulk(&mut object, id, &mut none).await;
+        assert_eq!((left.expect("second request"), none.len()), (0, 0));
         assert!(object.offsets.is_empty());
         let seen = seen.lock().expect("seen").clone();
-        assert_eq!(seen[1], vec!["\"logs.raw-0-11\"", "\"logs.raw-0-13\""]);
+        assert_eq!(seen[1], vec!["logs.raw-0-11", "logs.raw-0-13"]);
     }
 
     #[tokio::test]
     async fn large_objects_go_in_several_requests_and_a_failed_request_keeps_the_rest() {
         // Each document's request bytes are about 100: 250 bytes hold two.
         let (url, seen) = server(vec![vec![], vec![200, 429], vec![]]).await;
-        let cluster = Cluster::new(&url, "logstream", Duration::from_secs(5), 250).expect("client");
         let mut object = documents(0..7);
-        let bulk = cluster.bulk(&mut object, id).await.expect("requests");
+        let left = cluster(&url, 250)
+            .bulk(&mut object, id, &mut Vec::new())
+            .await;
         let sizes: Vec<usize> = seen.lock().expect("seen").iter().map(Vec::len).collect();
         assert_eq!(sizes, vec![2, 2, 2, 1]);
-        assert_eq!(bulk.left, 1);
+        assert_eq!(left.expect("requests"), 1);
         assert_eq!(object.offsets, vec![3]);
-        // An unreachable cluster: every document stays to be sent again.
-        let gone = Cluster::new(
-            "http://127.0.0.1:9",
-            "logstream",
-            Duration::from_secs(2),
-            250,
-        )
-        .expect("client");
+
+        // The second request refused whole: it and every later document stay to be sent again,
+        // and the first request's refusal is still reported.
+        let (url, seen) = server(vec![vec![200, 409], vec![UNAVAILABLE]]).await;
         let mut object = documents(0..7);
+        let mut refused = Vec::new();
+        let failed = cluster(&url, 250).bulk(&mut object, id, &mut refused).await;
         assert!(matches!(
-            gone.bulk(&mut object, id).await,
-            Err(ClusterError::Unreachable(_))
+            failed,
+            Err(ClusterError::Refused { status: 503, .. })
         ));
+        assert_eq!(
+            seen.lock().expect("seen").len(),
+            2,
+            "no request after the failed one"
+        );
+        assert_eq!(object.offsets, vec![2, 3, 4, 5, 6]);
+        assert_eq!(refused.len(), 1);
+        assert_eq!(
+            (refused[0].id.as_str(), refused[0].status),
+            ("logs.raw-0-1", 409)
+        );
+
+        // An unreachable cluster: every document stays to be sent again.
+        let mut object = documents(0..7);
+        let gone = cluster("http://127.0.0.1:9", 250);
+        let failed = gone.bulk(&mut object, id, &mut Vec::new()).await;
+        assert!(matches!(failed, Err(ClusterError::Unreachable(_))));
         assert_eq!(object.offsets, (0..7).collect::<Vec<_>>());
     }
 }

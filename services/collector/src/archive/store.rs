@@ -90,11 +90,8 @@ impl Store {
                 Ok(bucket.put(&object.key, body).await?)
             }
             Store::Search(cluster) => {
-                let bulk = cluster
-                    .bulk(object, |offset| format!("{topic}-{partition}-{offset}"))
-                    .await?;
-                refused.extend(bulk.refused);
-                match bulk.left {
+                let id = |offset| format!("{topic}-{partition}-{offset}");
+                match cluster.bulk(object, id, refused).await? {
                     0 => Ok(()),
                     left => Err(StoreError::ItemsLeft(left)),
                 }
