@@ -8,12 +8,21 @@ use std::time::{Duration, Instant};
 use logstream_integration_tests::{
     create_topic, database_url, enabled, has_metric_line, publish, stored_seqs, unique, Service,
 };
-use rdkafka::admin::{AdminClient, AdminOptions};
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::producer::FutureProducer;
 
 fn brokers() -> String {
     std::env::var("LOGSTREAM_KAFKA_BROKERS").unwrap_or_else(|_| "127.0.0.1:9092".into())
+}
+
+fn producer_of() -> FutureProducer {
+    rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", brokers())
+        .set("broker.address.family", "v4")
+        .set("enable.idempotence", "true")
+        .create()
+        .expect("producer")
 }
 
 async fn collector(topic: &str) -> Service {
@@ -81,7 +90,25 @@ async fn recreate(topic: &str) {
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    create_topic(&brokers(), topic, 1).await;
+    // Created again once the broker no longer says it exists (a deletion still under way
+    // answers TopicAlreadyExists).
+    loop {
+        let created = admin
+            .create_topics(
+                &[NewTopic::new(topic, 1, TopicReplication::Fixed(1))],
+                &AdminOptions::new(),
+            )
+            .await
+            .expect("create topic");
+        if created.iter().all(Result::is_ok) {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{topic} not created again: {created:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
 }
 
 #[tokio::test]
@@ -91,11 +118,7 @@ async fn a_recreated_topic_below_the_stored_offsets_is_reported() {
     }
     let topic = unique("it-recreated");
     create_topic(&brokers(), &topic, 1).await;
-    let producer: FutureProducer = rdkafka::ClientConfig::new()
-        .set("bootstrap.servers", brokers())
-        .set("broker.address.family", "v4")
-        .create()
-        .expect("producer");
+    let producer = producer_of();
     let pool = sqlx::PgPool::connect(&database_url())
         .await
         .expect("postgres");
@@ -116,6 +139,8 @@ async fn a_recreated_topic_below_the_stored_offsets_is_reported() {
     first.terminate().await;
 
     recreate(&topic).await;
+    // A new producer: the first one's metadata of the topic is stale.
+    let producer = producer_of();
     publish_run(&producer, &topic, &after, 10).await;
     let second = collector(&topic).await;
     // Stored next offset 50, the recreated partition ends at 10.

@@ -33,14 +33,19 @@ pub struct Provenance<'a> {
 }
 
 /// The archived line of an event: its JSON form (an object) with a `kafka` member holding
-/// `provenance` appended. None when `event_json` is not an object.
+/// `provenance` appended, on one line (attributes keep the whitespace they came with, and a
+/// raw line break can only be whitespace between JSON tokens: it becomes a space). None when
+/// `event_json` is not an object.
 pub fn line(event_json: &[u8], provenance: &Provenance<'_>) -> Option<Vec<u8>> {
     let body = event_json.strip_suffix(b"}")?;
     if !event_json.starts_with(b"{") {
         return None;
     }
     let mut out = Vec::with_capacity(event_json.len() + 96);
-    out.extend_from_slice(body);
+    out.extend(
+        body.iter()
+            .map(|&b| if b == b'\n' || b == b'\r' { b' ' } else { b }),
+    );
     out.extend_from_slice(if body.len() > 1 {
         b",\"kafka\":"
     } else {
@@ -289,6 +294,19 @@ mod tests {
         instance_id: Some("gen \"1\""),
         seq: Some(7),
     };
+
+    #[test]
+    fn a_line_stays_one_line_when_the_event_json_spans_several() {
+        let line = line(
+            b"{\"attributes\":{\r\n \"k\": 1\n},\"message\":\"a\\nb\"}",
+            &P,
+        )
+        .expect("object");
+        assert!(!line.contains(&b'\n') && !line.contains(&b'\r'));
+        let value: serde_json::Value = serde_json::from_slice(&line).expect("json");
+        assert_eq!(value["attributes"]["k"], 1);
+        assert_eq!(value["message"], "a\nb");
+    }
 
     #[test]
     fn a_line_is_the_event_with_its_provenance() {

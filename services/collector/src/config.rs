@@ -248,7 +248,8 @@ pub struct Config {
 
     /// Where an archive or search route starts on a partition it has no progress for:
     /// `earliest` (everything the topic still holds) or `latest` (the topic's end when the
-    /// collector first starts with the route; recorded at once, so a crash does not move it).
+    /// collector first starts with the route; recorded at once, so a crash does not move it;
+    /// partitions added to the topic later are read from their beginning).
     #[arg(long, env = "LOGSTREAM_SINK_START", default_value = "earliest",
           value_parser = ["earliest", "latest"])]
     pub sink_start: String,

@@ -83,14 +83,16 @@ impl Selection {
 }
 
 /// The partition of the largest open segment when the open segments together hold more than
-/// `max_open_bytes` (segments closing at a claimed span are left to close there).
+/// `max_open_bytes`. Only segments free to close count (one re-read up to a claimed span must
+/// close there), and only one holding lines is chosen.
 fn over_budget(open: &HashMap<i32, Open>, max_open_bytes: usize) -> Option<i32> {
-    let held: usize = open.values().map(|o| o.segment.bytes()).sum();
+    let free = || open.iter().filter(|(_, o)| o.until.is_none());
+    let held: usize = free().map(|(_, o)| o.segment.bytes()).sum();
     if held <= max_open_bytes {
         return None;
     }
-    open.iter()
-        .filter(|(_, o)| o.until.is_none())
+    free()
+        .filter(|(_, o)| o.segment.bytes() > 0)
         .max_by_key(|(_, o)| o.segment.bytes())
         .map(|(p, _)| *p)
 }
@@ -248,6 +250,10 @@ impl Archiver {
         let Some(o) = open.remove(&partition) else {
             return;
         };
+        if o.segment.span().is_none() && o.until.is_none() {
+            open.insert(partition, o); // nothing read yet: nothing to close
+            return;
+        }
         let mut segment = o.segment;
         if let Some(until) = o.until {
             // The span claimed before, whatever Kafka delivered of its end.
@@ -399,8 +405,13 @@ mod tests {
         let mut open = HashMap::from([(0, open_with(30, None)), (1, open_with(50, None))]);
         assert_eq!(over_budget(&open, 80), None);
         assert_eq!(over_budget(&open, 79), Some(1));
-        // A segment that must close at its claimed span is left to close there.
+        // A segment that must close at its claimed span is left to close there, and does not
+        // count: it cannot be closed early.
         open.insert(2, open_with(90, Some(5)));
         assert_eq!(over_budget(&open, 79), Some(1));
+        assert_eq!(over_budget(&open, 80), None);
+        // An empty segment is never chosen.
+        let empty = HashMap::from([(0, Open::at(Layout::Archive, 0, None, 0))]);
+        assert_eq!(over_budget(&empty, 0), None);
     }
 }

@@ -111,11 +111,22 @@ impl Cluster {
     ) -> Result<usize, ClusterError> {
         let ndjson = std::mem::take(&mut object.ndjson);
         let offsets = std::mem::take(&mut object.offsets);
-        let documents: Vec<(&[u8], i64)> = ndjson
+        let lines: Vec<&[u8]> = ndjson
             .split(|b| *b == b'\n')
             .filter(|l| !l.is_empty())
-            .zip(offsets.iter().copied())
             .collect();
+        if lines.len() != offsets.len() {
+            // Lines are single-line JSON (`archive::line`): never expected. Nothing is sent, so
+            // nothing is indexed under another document's id; the segment stays unstored.
+            let error = format!("{} lines for {} offsets", lines.len(), offsets.len());
+            object.ndjson = ndjson;
+            object.offsets = offsets;
+            return Err(ClusterError::Refused {
+                status: 0,
+                body: error,
+            });
+        }
+        let documents: Vec<(&[u8], i64)> = lines.into_iter().zip(offsets.iter().copied()).collect();
         let mut left = Left::default();
         let mut failure = None;
         for chunk in chunks(&documents, &object.key, &id, self.max_body) {
@@ -124,7 +135,8 @@ impl Cluster {
                 continue;
             }
             match self.send(body(chunk, &object.key, &id)).await {
-                Ok(statuses) => refused.extend(sort(chunk, &statuses, &id, &mut left)),
+                Ok(None) => {}
+                Ok(Some(statuses)) => refused.extend(sort(chunk, &statuses, &id, &mut left)),
                 Err(e) => {
                     left.extend(chunk);
                     failure = Some(e);
@@ -141,8 +153,9 @@ impl Cluster {
         }
     }
 
-    /// One `_bulk` request; the status (and error, if any) of each item, in order.
-    async fn send(&self, body: Vec<u8>) -> Result<Vec<Item>, ClusterError> {
+    /// One `_bulk` request; the status (and error, if any) of each item, in order (None: every
+    /// item indexed).
+    async fn send(&self, body: Vec<u8>) -> Result<Option<Vec<Item>>, ClusterError> {
         let response = self
             .http
             .post(format!("{}/_bulk?filter_path={FILTER}", self.url))
@@ -158,19 +171,21 @@ impl Cluster {
                 body: format!("unreadable _bulk answer: {e}"),
             })?;
         if !answer.errors {
-            return Ok(Vec::new());
+            return Ok(None);
         }
-        Ok(answer
-            .items
-            .into_iter()
-            .map(|mut item| {
-                // An item without a status is sent again, as a 5xx would be.
-                item.drain().map(|(_, v)| v).next().unwrap_or(Item {
-                    status: 500,
-                    error: None,
+        Ok(Some(
+            answer
+                .items
+                .into_iter()
+                .map(|mut item| {
+                    // An item without a status is sent again, as a 5xx would be.
+                    item.drain().map(|(_, v)| v).next().unwrap_or(Item {
+                        status: 500,
+                        error: None,
+                    })
                 })
-            })
-            .collect())
+                .collect(),
+        ))
     }
 }
 
@@ -244,7 +259,7 @@ fn sort(
     left: &mut Left,
 ) -> Vec<Refused> {
     let mut refused = Vec::new();
-    if !statuses.is_empty() && statuses.len() != documents.len() {
+    if statuses.len() != documents.len() {
         // Not one item per document: send them all again (their ids make that harmless).
         left.extend(documents);
         return refused;

@@ -56,13 +56,17 @@ impl Progress {
             .collect())
     }
 
-    /// Records where partitions never archived start (`starts`: partition, next offset); a
-    /// partition with progress keeps it. How many partitions were recorded.
+    /// On the route's first start only (no progress for any partition yet): records where each
+    /// partition starts (`starts`: partition, next offset). Once the route has progress,
+    /// nothing changes: a partition added to the topic later has nothing before the route
+    /// started, and is read from its beginning. How many partitions were recorded.
     pub async fn start_at(&self, starts: &[(i32, i64)]) -> Result<u64, sqlx::Error> {
         let (partitions, offsets): (Vec<i32>, Vec<i64>) = starts.iter().copied().unzip();
         let done = sqlx::query(
             "INSERT INTO archive_progress (destination, topic, partition, next_offset)
              SELECT $1, $2, p, o FROM unnest($3::int[], $4::bigint[]) AS s (p, o)
+             WHERE NOT EXISTS (SELECT 1 FROM archive_progress
+                               WHERE destination = $1 AND topic = $2)
              ON CONFLICT (destination, topic, partition) DO NOTHING",
         )
         .bind(&self.destination)
