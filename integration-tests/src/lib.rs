@@ -277,17 +277,20 @@ pub async fn has_metric_line(base: &str, line: &str) -> bool {
     metrics_text(base).await.lines().any(|l| l == line)
 }
 
-/// Creates `topic` with `partitions` partitions (fine when it exists).
-pub async fn create_topic(brokers: &str, topic: &str, partitions: i32) {
-    use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
-    use rdkafka::client::DefaultClientContext;
-    use rdkafka::types::RDKafkaErrorCode;
-    let admin: AdminClient<DefaultClientContext> = rdkafka::ClientConfig::new()
+/// An admin client of `brokers` (topics created and deleted by tests).
+pub fn admin(brokers: &str) -> rdkafka::admin::AdminClient<rdkafka::client::DefaultClientContext> {
+    rdkafka::ClientConfig::new()
         .set("bootstrap.servers", brokers)
         .set("broker.address.family", "v4")
         .create()
-        .expect("admin client");
-    let results = admin
+        .expect("admin client")
+}
+
+/// Creates `topic` with `partitions` partitions (fine when it exists).
+pub async fn create_topic(brokers: &str, topic: &str, partitions: i32) {
+    use rdkafka::admin::{AdminOptions, NewTopic, TopicReplication};
+    use rdkafka::types::RDKafkaErrorCode;
+    let results = admin(brokers)
         .create_topics(
             &[NewTopic::new(topic, partitions, TopicReplication::Fixed(1))],
             &AdminOptions::new(),

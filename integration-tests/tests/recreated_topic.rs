@@ -6,10 +6,10 @@
 use std::time::{Duration, Instant};
 
 use logstream_integration_tests::{
-    create_topic, database_url, enabled, has_metric_line, publish, stored_seqs, unique, Service,
+    admin, create_topic, database_url, enabled, has_metric_line, publish, stored_seqs, unique,
+    Service,
 };
-use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
-use rdkafka::client::DefaultClientContext;
+use rdkafka::admin::{AdminOptions, NewTopic, TopicReplication};
 use rdkafka::producer::FutureProducer;
 
 fn brokers() -> String {
@@ -58,11 +58,7 @@ async fn publish_run(producer: &FutureProducer, topic: &str, instance: &str, n: 
 
 /// Deletes `topic` and creates it again once the broker has forgotten it.
 async fn recreate(topic: &str) {
-    let admin: AdminClient<DefaultClientContext> = rdkafka::ClientConfig::new()
-        .set("bootstrap.servers", brokers())
-        .set("broker.address.family", "v4")
-        .create()
-        .expect("admin client");
+    let admin = admin(&brokers());
     let deleted = admin
         .delete_topics(&[topic], &AdminOptions::new())
         .await

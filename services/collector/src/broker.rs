@@ -39,6 +39,18 @@ impl Broker {
             .ok()
     }
 
+    /// Each partition of `topic` and its high watermark (the offset its next record gets).
+    pub fn high_watermarks(&self, topic: &str) -> Result<Vec<(i32, i64)>, String> {
+        self.partitions(topic)?
+            .into_iter()
+            .map(|p| {
+                self.watermarks(topic, p)
+                    .map(|(_, high)| (p, high))
+                    .ok_or_else(|| format!("no watermarks of {topic} partition {p}"))
+            })
+            .collect()
+    }
+
     /// The partition ids of `topic`, as the brokers report them.
     pub fn partitions(&self, topic: &str) -> Result<Vec<i32>, String> {
         let metadata = self

@@ -149,23 +149,12 @@ fn store_of(
     })
 }
 
-/// Each partition of `topic` and its high watermark.
+/// Each partition of `topic` and its high watermark (a blocking broker call, off the runtime).
 async fn ends(broker: &Arc<Broker>, topic: &str) -> Result<Vec<(i32, i64)>, String> {
     let (broker, topic) = (broker.clone(), topic.to_owned());
-    tokio::task::spawn_blocking(move || {
-        broker
-            .partitions(&topic)?
-            .into_iter()
-            .map(|p| {
-                broker
-                    .watermarks(&topic, p)
-                    .map(|(_, high)| (p, high))
-                    .ok_or_else(|| format!("no watermarks of {topic} partition {p}"))
-            })
-            .collect()
-    })
-    .await
-    .map_err(|e| e.to_string())?
+    tokio::task::spawn_blocking(move || broker.high_watermarks(&topic))
+        .await
+        .map_err(|e| e.to_string())?
 }
 
 /// An archive's reader thread and archiver task, once started.
