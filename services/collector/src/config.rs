@@ -50,8 +50,11 @@ pub struct Config {
           value_parser = clap::value_parser!(u64).range(3_000..=300_000))]
     pub session_timeout_ms: u64,
 
-    /// Largest number of records in one database transaction.
-    #[arg(long, env = "LOGSTREAM_BATCH_MAX_EVENTS", default_value_t = 10_000,
+    /// Largest number of records in one database transaction. Each transaction has a fixed cost
+    /// (window upserts, offsets, commit): under a backlog, batches of 30,000 stored 5-10% more
+    /// events/s than batches of 10,000; below about 150,000 events/s batches close on
+    /// LOGSTREAM_BATCH_MAX_WAIT_MS first.
+    #[arg(long, env = "LOGSTREAM_BATCH_MAX_EVENTS", default_value_t = 30_000,
           value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
     pub batch_max_events: u64,
 

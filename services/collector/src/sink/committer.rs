@@ -1,7 +1,7 @@
 //! The committer: writes the batches the writer hands it, in order, while the writer builds the
-//! next one (decoding and aggregating overlap with PostgreSQL's work). Up to three batches are
-//! written at once, each on its own connection: the later ones copy their events while the
-//! earliest finishes, and each takes its `turn` for the rest, so they end in order. Each batch's
+//! next one (decoding and aggregating overlap with PostgreSQL's work). Up to two batches are
+//! written at once, each on its own connection: the later one copies its events while the
+//! earlier finishes, and each takes its `turn` for the rest, so they end in order. Each batch's
 //! dead letters and routed copies go out first, then one transaction; a failed write is retried
 //! with the same batch, and the writer waits meanwhile (the hand-off channel holds one more).
 
@@ -27,11 +27,15 @@ use crate::sink::routed::RouteSinks;
 use crate::sink::store::{Store, StoreError, Written as Stored};
 use crate::sink::turn::Turn;
 
-/// Batches written at once: one finishing, the next ones copying their events meanwhile (each on
-/// its own PostgreSQL backend). Two `COPY` streams load this project's 2-core machine 1.5 times
-/// as fast as one; with three batches in flight instead of two the collector stored 7-10% more
-/// events/s (e2e-bench, runs paired in turn: 150,229 -> 160,238 and 155,118 -> 171,310).
-const IN_FLIGHT: usize = 3;
+/// Batches written at once: one finishing, the next copying its events meanwhile (each on its
+/// own PostgreSQL backend). Two `COPY` streams load this project's 2-core machine 1.5 times as
+/// fast as one. Three in flight stored 7-10% more than two while each batch's serial tail was
+/// long (one statement per partition's offset, the sketch merge on every window); since it is
+/// short, the third stream mostly adds contention in PostgreSQL (relation extension, WAL and
+/// buffer locks), and two with batches of 30,000 stored more (e2e-bench, 2026-12-05, stored /
+/// binary `\copy` per round: three of 10,000: 0.95, 0.99; two of 10,000: 0.97, 0.93, 0.94;
+/// two of 30,000: 1.03, 1.04, 0.99).
+const IN_FLIGHT: usize = 2;
 
 pub struct Committer {
     pub store: Arc<Store>,
