@@ -30,13 +30,15 @@ async fn streams_filtered_events_at_the_interval() {
         return;
     }
     let generator = generator().await;
+    // Timed from before the upgrade: the server's first tick fires as soon as it
+    // accepts, which can be before the client sees the handshake complete.
+    let began = Instant::now();
     let (mut socket, _) = tokio_tungstenite::connect_async(ws_url(
         &generator.base,
         "interval_ms=20&service=checkout&level=ERROR,FATAL&debug=true",
     ))
     .await
     .expect("upgrade");
-    let began = Instant::now();
     let mut frames = 0;
     while frames < 10 {
         let message = tokio::time::timeout(Duration::from_secs(5), socket.next())
