@@ -17,7 +17,7 @@
 //!
 //! A warm-up round (`--warmup 1`, the default) runs first and is printed but not counted: the
 //! `\copy` phases load into space the phase before freed (deleted, vacuumed), while the first
-//! collector phase on a table without that space has to grow its files and indexes, three
+//! collector phase on a table without that space has to grow its files and indexes, its
 //! `COPY`s at once contending for the extension lock (PostgreSQL CPU per row 8.55 µs in the
 //! first round on a fresh table against 5.21 µs for the binary `\copy` after it, 6.34 vs 4.99 in
 //! the third). Every counted round's collector phase starts after the deletes of the round
@@ -61,17 +61,21 @@ fn psql_command() -> Command {
     command
 }
 
-fn psql(database: &str, command: &str) -> String {
+/// psql's answer to `command`, or what went wrong.
+fn try_psql(database: &str, command: &str) -> Result<String, String> {
     let out = psql_command()
         .args([database, "-X", "-v", "ON_ERROR_STOP=1", "-tAc", command])
         .output()
-        .expect("psql runs");
-    assert!(
-        out.status.success(),
-        "psql {command}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+        .map_err(|e| format!("cannot run psql: {e}"))?;
+    if !out.status.success() {
+        return Err(String::from_utf8_lossy(&out.stderr).trim().to_owned());
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).trim().to_owned())
+}
+
+/// psql's answer to `command`; the bench stops when PostgreSQL cannot answer.
+fn psql(database: &str, command: &str) -> String {
+    try_psql(database, command).unwrap_or_else(|e| panic!("psql {command}: {e}"))
 }
 
 /// Brings the table to the same state before each timed phase: vacuumed (the rows the phase
@@ -134,11 +138,12 @@ impl AutovacuumPaused {
 
 impl Drop for AutovacuumPaused {
     fn drop(&mut self) {
+        // Also on the way out of a failed run: a failure here is told, never a second panic.
         for partition in &self.partitions {
-            psql(
-                &self.database,
-                &format!("ALTER TABLE {partition} RESET (autovacuum_enabled)"),
-            );
+            let reset = format!("ALTER TABLE {partition} RESET (autovacuum_enabled)");
+            if let Err(e) = try_psql(&self.database, &reset) {
+                eprintln!("autovacuum of {partition} is still off ({e}); run: {reset}");
+            }
         }
     }
 }
