@@ -22,7 +22,7 @@ use crate::messages::{AlertChange, Input, Record, Rewind, StoredPosition};
 use crate::metrics::Metrics;
 use crate::pipeline::batch::{Batch, SharedEnricher, TimeBounds};
 use crate::pipeline::detection::Detection;
-use crate::pipeline::handoff::{Job, Outcome, WriterEnds};
+use crate::pipeline::handoff::{Job, Outcome, WriterEnds, IN_FLIGHT};
 use crate::shared::Committed;
 use crate::stored_offsets::StoredOffsets;
 
@@ -56,6 +56,8 @@ pub struct Writer {
     pub enricher: Option<SharedEnricher>,
     pub metrics: Metrics,
     pub max_events: u64,
+    /// A batch this large is handed off when a transaction is free to take it at once.
+    pub early_events: u64,
     pub max_wait: Duration,
     /// Window shapes; the first (the smallest tumbling one) decides which events are late.
     pub window_specs: Vec<WindowSpec>,
@@ -128,6 +130,9 @@ impl Writer {
                 Some(outcome) = s.outcomes.recv(), if s.in_flight > 0 => {
                     if let Some(conflicting) = self.take_outcome(&mut s, outcome) {
                         self.settle(&mut s, conflicting).await;
+                    }
+                    if self.ready(&s) {
+                        self.hand_off(&mut s).await;
                     }
                     continue;
                 }
@@ -248,9 +253,21 @@ impl Writer {
                 }
             }
         }
-        if s.batch.records >= self.max_events {
+        if self.ready(s) {
             self.hand_off(s).await;
         }
+    }
+
+    /// Whether the open batch is to be handed off now: it is full, or large enough and a
+    /// transaction is free to take it (under a backlog every transaction is busy and batches
+    /// grow to the largest, whose fixed cost is spread over more rows; otherwise smaller ones
+    /// are stored sooner).
+    fn ready(&self, s: &State) -> bool {
+        batch_ready(
+            s.batch.records,
+            s.in_flight,
+            (self.early_events, self.max_events),
+        )
     }
 
     /// Decides the sampling of the batch `record` opens, from how far behind it is read.
@@ -495,7 +512,34 @@ fn seeked(s: &mut State, partition: i32, offset: Option<i64>) {
     }
 }
 
+/// Whether a batch of `records` is handed off, with `in_flight` batches before it not stored
+/// yet and sizes `(early, max)`.
+fn batch_ready(records: u64, in_flight: usize, (early, max): (u64, u64)) -> bool {
+    records >= max || (records >= early && in_flight < IN_FLIGHT)
+}
+
 /// Epoch milliseconds now.
 fn wall_clock_ms() -> i64 {
     chrono::Utc::now().timestamp_millis()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn batches_go_early_while_a_transaction_is_free_and_full_otherwise() {
+        let sizes = (10, 30);
+        assert!(!batch_ready(9, 0, sizes), "below the early size");
+        assert!(
+            batch_ready(10, IN_FLIGHT - 1, sizes),
+            "a transaction is free"
+        );
+        assert!(
+            !batch_ready(10, IN_FLIGHT, sizes),
+            "both busy: it keeps filling"
+        );
+        assert!(!batch_ready(29, IN_FLIGHT + 1, sizes));
+        assert!(batch_ready(30, IN_FLIGHT + 1, sizes), "full");
+    }
 }

@@ -20,22 +20,12 @@ use tracing::Instrument;
 use crate::messages::STORAGE_REJECTED;
 use crate::metrics::Metrics;
 use crate::pipeline::batch::Batch;
-use crate::pipeline::handoff::{CommitterEnds, Job, Outcome};
+use crate::pipeline::handoff::{CommitterEnds, Job, Outcome, IN_FLIGHT};
 use crate::shared::{Committed, Problem};
 use crate::sink::dlq::DlqSink;
 use crate::sink::routed::RouteSinks;
 use crate::sink::store::{Store, StoreError, Written as Stored};
 use crate::sink::turn::Turn;
-
-/// Batches written at once: one finishing, the next copying its events meanwhile (each on its
-/// own PostgreSQL backend). Two `COPY` streams load this project's 2-core machine 1.5 times as
-/// fast as one. Three in flight stored 7-10% more than two while each batch's serial tail was
-/// long (one statement per partition's offset, the sketch merge on every window); since it is
-/// short, the third stream mostly adds contention in PostgreSQL (relation extension, WAL and
-/// buffer locks), and two with batches of 30,000 stored more (e2e-bench, 2026-12-05, stored /
-/// binary `\copy` per round: three of 10,000: 0.95, 0.99; two of 10,000: 0.97, 0.93, 0.94;
-/// two of 30,000: 1.03, 1.04, 0.99).
-const IN_FLIGHT: usize = 2;
 
 pub struct Committer {
     pub store: Arc<Store>,

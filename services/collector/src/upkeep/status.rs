@@ -16,6 +16,7 @@ pub struct StatusState {
     pub group: String,
     pub metrics: Metrics,
     pub batch_max_events: u64,
+    pub batch_early_events: u64,
     pub batch_max_wait_ms: u64,
 }
 
@@ -42,6 +43,7 @@ async fn status(State(s): State<StatusState>) -> Json<Value> {
         "pauses_total": s.metrics.pauses.get(),
         "batch": {
             "max_events": s.batch_max_events,
+            "early_events": s.batch_early_events,
             "max_wait_ms": s.batch_max_wait_ms,
             "records_p50": quantile(&s.metrics.batch_size, 0.5),
         },
