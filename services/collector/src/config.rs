@@ -283,6 +283,11 @@ pub struct Config {
 }
 
 impl Config {
+    /// The early hand-off size, never above the largest batch.
+    pub fn batch_early_events(&self) -> u64 {
+        self.batch_early_events.min(self.batch_max_events)
+    }
+
     /// The sampling rule (None: sampling off).
     pub fn sample_rule(&self) -> Option<SampleRule> {
         self.sample_lag_seconds.map(|seconds| SampleRule {

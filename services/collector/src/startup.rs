@@ -271,7 +271,7 @@ fn serve(
             group: config.consumer_group.clone(),
             metrics: parts.metrics.clone(),
             batch_max_events: config.batch_max_events,
-            batch_early_events: config.batch_early_events.min(config.batch_max_events),
+            batch_early_events: config.batch_early_events(),
             batch_max_wait_ms: config.batch_max_wait_ms,
         })
         .merge(ops::router(registry, readiness(parts))),
@@ -355,7 +355,7 @@ fn writer(
             .then(|| Arc::new(std::sync::Mutex::new(Enricher::new(enrichment)))),
         metrics: parts.metrics.clone(),
         max_events: config.batch_max_events,
-        early_events: config.batch_early_events.min(config.batch_max_events),
+        early_events: config.batch_early_events(),
         max_wait: Duration::from_millis(config.batch_max_wait_ms),
         window_specs: config.window_specs().map_err(anyhow::Error::msg)?,
         time_bounds: time_bounds(config),

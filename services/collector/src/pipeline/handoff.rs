@@ -19,7 +19,7 @@ use crate::pipeline::batch::Batch;
 /// free.
 pub const IN_FLIGHT: usize = 2;
 
-/// A full batch on its way to PostgreSQL.
+/// A batch on its way to PostgreSQL.
 pub struct Job {
     pub batch: Batch,
     /// Per partition of the batch, the offset PostgreSQL must hold for the batch to apply

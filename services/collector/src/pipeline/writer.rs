@@ -1,6 +1,7 @@
 //! The writer: receives the consumer thread's records in order and batches them. A batch is
-//! handed to the committer (which writes it while the next one fills) when it is full, when its
-//! oldest record has waited long enough, or when partitions are revoked. The writer tracks each
+//! handed to the committer (which writes it while the next one fills) when it is full, when it
+//! is large enough and a transaction is free to take it, when its oldest record has waited long
+//! enough, or when partitions are revoked. The writer tracks each
 //! partition's offset as if every handed-off batch were stored; when one turns out to belong to
 //! another member, it waits for the batches in flight, drops the open one, and rewinds those
 //! partitions to what PostgreSQL holds.
@@ -100,7 +101,7 @@ struct State {
 }
 
 impl Writer {
-    /// Runs until the consumer thread closes `rx`; hands full batches on through `handoff`.
+    /// Runs until the consumer thread closes `rx`; hands batches on through `handoff`.
     pub async fn run(self, mut rx: mpsc::Receiver<Input>, handoff: WriterEnds) {
         let WriterEnds { jobs, outcomes } = handoff;
         let mut s = State {
