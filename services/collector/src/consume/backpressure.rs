@@ -26,7 +26,8 @@ pub struct Valve {
     paused: bool,
     capacity: usize,
     pause_after: Duration,
-    memory_limit_bytes: u64,
+    /// Resident memory from which partitions are paused (a share of the limit).
+    pause_at_bytes: u64,
     memory_checked: Instant,
     /// Calls since the clock was last read for the memory check.
     unchecked_calls: u32,
@@ -37,6 +38,12 @@ pub struct Valve {
 /// Calls of [`Valve::regulate`] (one per record when busy) between two reads of the clock for
 /// the memory check, while not paused.
 const CLOCK_EVERY: u32 = 64;
+
+/// Tenths of the memory limit at which partitions are paused. Resident memory is sampled every
+/// 100 ms, and what is already fetched and batched keeps arriving after a pause: pausing at the
+/// limit itself, a backlog of 10 million records read under 20,000 events/s of live traffic
+/// peaked at 520 MiB against a limit of 512.
+const PAUSE_AT_TENTHS: u64 = 9;
 
 impl Valve {
     pub fn new(
@@ -49,7 +56,7 @@ impl Valve {
             paused: false,
             capacity,
             pause_after,
-            memory_limit_bytes,
+            pause_at_bytes: memory_limit_bytes / 10 * PAUSE_AT_TENTHS,
             memory_checked: Instant::now(),
             unchecked_calls: 0,
             over_memory: false,
@@ -136,7 +143,7 @@ impl Valve {
         }
     }
 
-    /// Whether resident memory is over the limit (sampled at most every 100 ms, and, while
+    /// Whether resident memory is over the pausing point (sampled at most every 100 ms, and, while
     /// records flow, at least every [`CLOCK_EVERY`] records).
     fn over_memory(&mut self) -> bool {
         self.unchecked_calls += 1;
@@ -146,7 +153,7 @@ impl Valve {
         self.unchecked_calls = 0;
         if self.memory_checked.elapsed() >= Duration::from_millis(100) {
             self.memory_checked = Instant::now();
-            self.over_memory = resident_bytes().is_some_and(|rss| rss > self.memory_limit_bytes);
+            self.over_memory = resident_bytes().is_some_and(|rss| rss > self.pause_at_bytes);
         }
         self.over_memory
     }
