@@ -99,8 +99,9 @@ pub struct Config {
           value_parser = clap::value_parser!(u64).range(1..=60_000))]
     pub pause_after_ms: u64,
 
-    /// Resident memory limit in MiB: above it, with records still queued, the consumer pauses
-    /// its partitions; Kafka's prefetch buffer is sized from it too (a quarter).
+    /// Resident memory limit in MiB: above 90% of it, with records still queued, the consumer
+    /// pauses its partitions (what is already fetched and batched still arrives after a pause);
+    /// Kafka's prefetch buffer is sized from it too (a quarter).
     #[arg(long, env = "LOGSTREAM_MEMORY_LIMIT_MB", default_value_t = 512,
           value_parser = clap::value_parser!(u64).range(64..=1_048_576))]
     pub memory_limit_mb: u64,

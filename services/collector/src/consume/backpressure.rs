@@ -1,6 +1,6 @@
 //! Backpressure between Kafka and storage. The queue to the writer is bounded; when it stays
-//! full for longer than `pause_after` (storage slow or down), or resident memory is over the
-//! limit while records are still queued, the consumer pauses every owned partition (Kafka
+//! full for longer than `pause_after` (storage slow or down), or resident memory is over 90% of
+//! the limit while records are still queued, the consumer pauses every owned partition (Kafka
 //! pause/resume) instead of buffering, and resumes once the queue has drained to half.
 //! While paused it keeps polling, so rebalances and group heartbeats go on.
 

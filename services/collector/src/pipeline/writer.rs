@@ -1,10 +1,10 @@
 //! The writer: receives the consumer thread's records in order and batches them. A batch is
 //! handed to the committer (which writes it while the next one fills) when it is full, when it
 //! is large enough and a transaction is free to take it, when its oldest record has waited long
-//! enough, or when partitions are revoked. The writer tracks each
-//! partition's offset as if every handed-off batch were stored; when one turns out to belong to
-//! another member, it waits for the batches in flight, drops the open one, and rewinds those
-//! partitions to what PostgreSQL holds.
+//! enough, or when partitions are revoked. The writer tracks each partition's offset as if every
+//! handed-off batch were stored; when one turns out to belong to another member, it waits for
+//! the batches in flight, drops the open one, and rewinds those partitions to what PostgreSQL
+//! holds.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
